@@ -1,0 +1,21 @@
+"""ONNX -> TensorFlow importer: differentiable ``tf.Module``s from ONNX files.
+
+>>> from converters.onnx_to_tf import load
+>>> model = load("model.onnx")              # doctest: +SKIP
+>>> logits = model(x_nchw)                  # doctest: +SKIP
+"""
+
+from .errors import ModelInputError, OnnxImportError, UnknownTapError, UnsupportedOpError
+from .model import BNLayer, TFModel, load
+from .registry import supported_ops
+
+__all__ = [
+    "load",
+    "TFModel",
+    "BNLayer",
+    "supported_ops",
+    "OnnxImportError",
+    "UnsupportedOpError",
+    "ModelInputError",
+    "UnknownTapError",
+]

@@ -1,0 +1,398 @@
+"""TFModel: an ONNX graph imported as a differentiable ``tf.Module``.
+
+>>> model = load("resnet20.onnx")                   # doctest: +SKIP
+>>> logits = model(x)                               # x: NCHW float32, as in ONNX
+>>> feats = model(x, taps=["layer2", "conv1"])      # dict of NCHW tensors
+>>> with tf.GradientTape() as tape:                 # gradients w.r.t. weights
+...     loss = tf.reduce_sum(model(x))
+>>> grads = tape.gradient(loss, model.trainable_variables)
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import tensorflow as tf
+from onnx import numpy_helper
+
+from . import ops  # noqa: F401  (registers the handlers)
+from .errors import ModelInputError, UnknownTapError, UnsupportedOpError
+from .graph import Context, Node, execute, parse_attributes
+from .layout import Value, channels_last, inverse
+from .ops.conv import kernel_storage_perm
+from .reader import check_structure, default_opset, read_model
+from .registry import lookup, supported_ops
+
+__all__ = ["TFModel", "BNLayer", "load"]
+
+ALIAS_KEY = "model_zoo.layer_aliases"
+_LAYOUTS = ("NCHW", "NHWC")
+_BN_MODES = ("eval", "train")
+_RELU_MODES = ("standard", "guided", "deconvnet")
+
+
+@dataclass(frozen=True)
+class BNLayer:
+    """One BatchNormalization node: its input tensor and its statistics/affine variables."""
+
+    name: str
+    input: str
+    output: str
+    running_mean: tf.Variable
+    running_var: tf.Variable
+    scale: tf.Variable
+    bias: tf.Variable
+    epsilon: float
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: tf.DType
+
+
+def _storage_perm(name: str, rank: int, consumers: list[tuple[str, int]]) -> tuple[int, ...] | None:
+    """Store conv kernels the way TF wants them (HWIO) when only convolutions read them."""
+    if rank >= 3 and consumers and all(
+        op in ("Conv", "ConvTranspose") and idx == 1 for op, idx in consumers
+    ):
+        return kernel_storage_perm(rank)
+    return None
+
+
+def _variable_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.\-/]", "_", name).lstrip("/_.-") or "w"
+
+
+class TFModel(tf.Module):
+    """An imported ONNX model. See the module docstring for an example.
+
+    Attributes:
+        inputs: the graph inputs (name, logical NCHW shape, dtype).
+        output_names: the graph outputs.
+        layer_names: every tensor that can be tapped, in graph order.
+        aliases: friendly names (``conv3_1``, ``layer2``...) -> tensor names.
+        bn_layers: the BatchNormalization nodes with their variables.
+        onnx_variables: ONNX initializer name -> ``tf.Variable`` (float initializers).
+    """
+
+    def __init__(
+        self,
+        proto: onnx.ModelProto,
+        *,
+        aliases: Mapping[str, str] | None = None,
+        release: bool = False,
+        jit_compile: bool = False,
+        name: str | None = None,
+    ):
+        meta = {p.key: p.value for p in proto.metadata_props}
+        super().__init__(name=_variable_name(name or meta.get("model_zoo.name") or proto.graph.name or "onnx_model"))
+        self.opset = default_opset(proto)
+        check_structure(proto)
+        graph = proto.graph
+        self.metadata = meta
+        self.jit_compile = jit_compile
+        self._nodes = self._parse_nodes(graph)
+        self._consts: dict[str, Value] = {}
+        self.onnx_variables: dict[str, tf.Variable] = {}
+        self._perms: dict[str, tuple[int, ...] | None] = {}
+        self._load_initializers(graph, release)
+        init_names = {t.name for t in graph.initializer}
+        self.inputs = tuple(self._input_spec(i) for i in graph.input if i.name not in init_names)
+        self.output_names = tuple(o.name for o in graph.output)
+        self.layer_names = [i.name for i in self.inputs] + [
+            o for n in self._nodes for o in n.outputs if o
+        ]
+        self.aliases = {"output": self.output_names[0]}
+        if ALIAS_KEY in meta:
+            self.aliases.update(json.loads(meta[ALIAS_KEY]))
+        self.aliases.update(aliases or {})
+        self.bn_layers = [
+            BNLayer(
+                name=n.name, input=n.inputs[0], output=n.outputs[0],
+                scale=self.onnx_variables[n.inputs[1]], bias=self.onnx_variables[n.inputs[2]],
+                running_mean=self.onnx_variables[n.inputs[3]],
+                running_var=self.onnx_variables[n.inputs[4]],
+                epsilon=float(n.attr("epsilon", 1e-5)),
+            )
+            for n in self._nodes
+            if n.op_type == "BatchNormalization" and all(i in self.onnx_variables for i in n.inputs[1:5])
+        ]
+        self._producer = {o: k for k, n in enumerate(self._nodes) for o in n.outputs if o}
+        self._plans: dict[tuple[str, ...], list[Node]] = {}
+        self._functions: dict[tuple, tf.types.experimental.GenericFunction] = {}
+
+    # -- import ---------------------------------------------------------------------------
+    def _parse_nodes(self, graph: onnx.GraphProto) -> list[Node]:
+        nodes, missing = [], []
+        for k, p in enumerate(graph.node):
+            found = lookup(p.op_type, p.domain, self.opset)
+            name = p.name or f"{p.op_type}_{k}"
+            if found is None:
+                missing.append(f"{p.op_type} (node {name!r}, domain {p.domain or 'ai.onnx'!r})")
+                continue
+            h, since = found
+            nodes.append(Node(p.op_type, name, list(p.input), list(p.output),
+                              parse_attributes(p), since, self.opset, h.fn))
+        if missing:
+            raise UnsupportedOpError(
+                f"cannot import this model (opset {self.opset}): no handler for "
+                + "; ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+                + f". Supported ops: {', '.join(supported_ops())}."
+            )
+        return nodes
+
+    def _load_initializers(self, graph: onnx.GraphProto, release: bool) -> None:
+        consumers: dict[str, list[tuple[str, int]]] = {}
+        for n in self._nodes:
+            for idx, name in enumerate(n.inputs):
+                consumers.setdefault(name, []).append((n.op_type, idx))
+        for init in graph.initializer:
+            arr = numpy_helper.to_array(init)
+            if np.issubdtype(arr.dtype, np.floating):
+                perm = _storage_perm(init.name, arr.ndim, consumers.get(init.name, []))
+                if perm is not None:
+                    arr = np.ascontiguousarray(arr.transpose(perm))
+                var = tf.Variable(arr, name=_variable_name(init.name), trainable=True)
+                self.onnx_variables[init.name] = var
+                self._perms[init.name] = perm
+                self._consts[init.name] = Value(var, perm)
+            else:
+                self._consts[init.name] = Value(arr)
+            del arr
+            if release:  # free the proto's copy as we go: at most ~one copy of the weights
+                init.ClearField("raw_data")
+                for f in ("float_data", "double_data", "int32_data", "int64_data"):
+                    init.ClearField(f)
+
+    @staticmethod
+    def _input_spec(vi: onnx.ValueInfoProto) -> InputSpec:
+        t = vi.type.tensor_type
+        dims = tuple(d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim)
+        np_type = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type) if t.elem_type else np.float32
+        return InputSpec(vi.name, dims, tf.as_dtype(np_type))
+
+    # -- names ----------------------------------------------------------------------------
+    def resolve(self, name: str) -> str:
+        """ONNX tensor name for an alias or raw name, or an error listing the valid names."""
+        if name in self.aliases:
+            return self.aliases[name]
+        if name in self._producer or name in {i.name for i in self.inputs}:
+            return name
+        close = difflib.get_close_matches(name, list(self.aliases) + self.layer_names, n=5)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise UnknownTapError(
+            f"no tensor or alias named {name!r} in this model.{hint} Aliases: "
+            f"{', '.join(sorted(self.aliases))}. All {len(self.layer_names)} tensor names are in "
+            "model.layer_names."
+        )
+
+    # -- weights in ONNX layout -----------------------------------------------------------
+    def to_onnx_layout(self, name: str, value) -> tf.Tensor:
+        """Turn a variable (or its gradient) named ``name`` back into the ONNX layout."""
+        perm = self._perms.get(name)
+        return tf.convert_to_tensor(value) if perm is None else tf.transpose(value, inverse(perm))
+
+    def onnx_weights(self) -> dict[str, np.ndarray]:
+        """All float initializers as numpy arrays in ONNX layout."""
+        return {k: self.to_onnx_layout(k, v).numpy() for k, v in self.onnx_variables.items()}
+
+    # -- running --------------------------------------------------------------------------
+    def _plan(self, wanted: tuple[str, ...]) -> list[Node]:
+        plan = self._plans.get(wanted)
+        if plan is None:
+            needed: set[int] = set()
+            stack = [self._producer[w] for w in wanted if w in self._producer]
+            while stack:
+                k = stack.pop()
+                if k in needed:
+                    continue
+                needed.add(k)
+                stack.extend(self._producer[i] for i in self._nodes[k].inputs if i in self._producer)
+            plan = [self._nodes[k] for k in sorted(needed)]
+            self._plans[wanted] = plan
+        return plan
+
+    def _feeds(self, x, named: Mapping) -> dict[str, tf.Tensor]:
+        if x is not None and named:
+            raise ModelInputError("pass the input either positionally or by name, not both")
+        if x is None:
+            given = dict(named)
+        elif isinstance(x, Mapping):
+            given = dict(x)
+        elif isinstance(x, (list, tuple)) and len(self.inputs) > 1:
+            given = {spec.name: v for spec, v in zip(self.inputs, x, strict=False)}
+        else:
+            given = {self.inputs[0].name: x}
+        feeds = {}
+        for spec in self.inputs:
+            if spec.name not in given:
+                raise ModelInputError(
+                    f"missing input {spec.name!r}; the model takes {[s.name for s in self.inputs]}"
+                )
+            feeds[spec.name] = self._check_input(spec, given.pop(spec.name))
+        if given:
+            raise ModelInputError(f"unknown inputs {sorted(given)}; the model takes "
+                                  f"{[s.name for s in self.inputs]}")
+        return feeds
+
+    @staticmethod
+    def _check_input(spec: InputSpec, value) -> tf.Tensor:
+        t = value if tf.is_tensor(value) else tf.convert_to_tensor(np.asarray(value))
+        want = _fmt_shape(spec.shape)
+        if spec.dtype.is_floating:
+            if not t.dtype.is_floating:
+                raise ModelInputError(
+                    f"input {spec.name!r} must be floating point {want} (normalised as the model "
+                    f"expects, see model_zoo.info(...).preprocessing); got {t.dtype.name}. Convert "
+                    "uint8 images with model_zoo.data.image(...) or x.astype('float32') / 255 and "
+                    "normalise"
+                )
+            if t.dtype != spec.dtype:
+                t = tf.cast(t, spec.dtype)
+        shape = t.shape
+        if shape.rank is not None and spec.shape:
+            if shape.rank != len(spec.shape):
+                hint = ""
+                if shape.rank == len(spec.shape) - 1:
+                    hint = " Add a batch axis: x[None]."
+                raise ModelInputError(
+                    f"input {spec.name!r} must be {len(spec.shape)}-D {want}; got shape "
+                    f"{_fmt_shape(tuple(shape))}.{hint}"
+                )
+            for axis, (got, exp) in enumerate(zip(shape, spec.shape, strict=True)):
+                if got is not None and exp is not None and got != exp:
+                    hint = ""
+                    if (len(spec.shape) == 4 and axis == 1 and shape[-1] == spec.shape[1]):
+                        hint = (" It looks channels-last (NHWC): transpose to NCHW with "
+                                "np.transpose(x, (0, 3, 1, 2)).")
+                    raise ModelInputError(
+                        f"input {spec.name!r} must have shape {want} (NCHW); got "
+                        f"{_fmt_shape(tuple(shape))}: axis {axis} is {got}, expected {exp}.{hint}"
+                    )
+        return t
+
+    def _run(self, feeds, wanted: tuple[str, ...], layout: str, bn_mode: str, relu_mode: str):
+        ctx = Context(bn_mode=bn_mode, relu_mode=relu_mode)
+        env = dict(self._consts)
+        env.update({k: Value(v) for k, v in feeds.items()})
+        values = execute(self._plan(wanted), env, wanted, ctx)
+        out = {}
+        for name, v in values.items():
+            if v.is_const:
+                out[name] = tf.constant(v.data)
+            elif layout == "NHWC" and v.rank >= 3:
+                out[name] = tf.convert_to_tensor(v.as_perm(channels_last(v.rank)))
+            else:
+                out[name] = tf.convert_to_tensor(v.logical())
+        return out
+
+    def __call__(
+        self,
+        x=None,
+        *,
+        taps: Sequence[str] | None = None,
+        layout: str = "NCHW",
+        bn_mode: str = "eval",
+        relu_mode: str = "standard",
+        compiled: bool = True,
+        **named_inputs,
+    ):
+        """Run the model.
+
+        Args:
+            x: the input, NCHW float32 (numpy or tensor); a dict for multi-input models.
+            taps: tensor names or aliases to return instead of the output, as a dict.
+            layout: ``"NCHW"`` (ONNX order) or ``"NHWC"`` for 3-D+ taps/outputs.
+            bn_mode: ``"eval"`` (running statistics) or ``"train"`` (batch statistics).
+            relu_mode: backward rule of every Relu: ``"standard"``, ``"guided"``
+                (guided backprop) or ``"deconvnet"``.
+            compiled: run the graph inside a cached ``tf.function`` (default) or eagerly.
+
+        Returns:
+            the output tensor (a tuple for several outputs), or ``{tap: tensor}``.
+        """
+        _choice("layout", layout, _LAYOUTS)
+        _choice("bn_mode", bn_mode, _BN_MODES)
+        _choice("relu_mode", relu_mode, _RELU_MODES)
+        if isinstance(taps, str):
+            taps = [taps]
+        feeds = self._feeds(x, named_inputs)
+        wanted = tuple(self.resolve(t) for t in taps) if taps else tuple(self.output_names)
+        wanted = tuple(dict.fromkeys(wanted))
+        key = (wanted, layout, bn_mode, relu_mode)
+        if compiled:
+            fn = self._functions.get(key)
+            if fn is None:
+                def fn(feeds, _key=key):
+                    return self._run(feeds, *_key)
+
+                fn = tf.function(fn, jit_compile=self.jit_compile, reduce_retracing=False)
+                self._functions[key] = fn
+            values = fn(feeds)
+        else:
+            values = self._run(feeds, *key)
+        if taps:
+            return {t: values[self.resolve(t)] for t in taps}
+        outs = tuple(values[n] for n in self.output_names)
+        return outs[0] if len(outs) == 1 else outs
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        return self.inputs[0].shape
+
+    def summary(self) -> str:
+        """A short text description: inputs, outputs, op counts, parameter count."""
+        counts: dict[str, int] = {}
+        for n in self._nodes:
+            counts[n.op_type] = counts.get(n.op_type, 0) + 1
+        params = sum(int(np.prod(v.shape)) for v in self.onnx_variables.values())
+        return (
+            f"TFModel {self.name}: opset {self.opset}, inputs "
+            f"{[(i.name, _fmt_shape(i.shape)) for i in self.inputs]}, outputs {self.output_names}, "
+            f"{len(self._nodes)} nodes ({', '.join(f'{k} x{v}' for k, v in sorted(counts.items()))}), "
+            f"{params:,} parameters, {len(self.bn_layers)} BatchNorm layers"
+        )
+
+
+def _fmt_shape(shape) -> str:
+    return "(" + ", ".join("N" if (i == 0 and d is None) else ("?" if d is None else str(d))
+                           for i, d in enumerate(shape)) + ")"
+
+
+def _choice(what: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{what} must be one of {allowed}; got {value!r}")
+
+
+def load(
+    source: str | os.PathLike | onnx.ModelProto | bytes,
+    *,
+    aliases: Mapping[str, str] | None = None,
+    jit_compile: bool = False,
+    name: str | None = None,
+) -> TFModel:
+    """Import an ONNX model (path, bytes or ``ModelProto``) as a :class:`TFModel`.
+
+    Float initializers become ``tf.Variable``s named after them (``model.onnx_variables``);
+    layer aliases stored by ``model_zoo`` in the file's metadata are picked up, and
+    ``aliases`` adds more.
+
+    >>> model = load(model_zoo.load("resnet20_cifar"))          # doctest: +SKIP
+    >>> model(x, taps=["layer2"])["layer2"].shape               # doctest: +SKIP
+    TensorShape([1, 32, 16, 16])
+    """
+    proto, owned = read_model(source)
+    model = TFModel(proto, aliases=aliases, release=owned, jit_compile=jit_compile, name=name)
+    del proto
+    return model
+
+

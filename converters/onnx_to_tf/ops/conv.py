@@ -1,0 +1,129 @@
+"""Conv and ConvTranspose (1-D and 2-D), channels-last inside, explicit padding."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from ..errors import OnnxImportError
+from ..layout import Value, channels_last
+from ..registry import handler
+from ._common import conv_params, spatial_pads
+
+
+def kernel_storage_perm(rank: int) -> tuple[int, ...]:
+    """How conv kernels are stored as variables: ONNX (O, I, k...) -> TF (k..., I, O)."""
+    return (*range(2, rank), 1, 0)
+
+
+def _check_rank(node, x: Value) -> int:
+    if x.rank not in (3, 4):
+        raise OnnxImportError(
+            f"{node.describe()}: {x.rank - 2}-D convolution is not supported (1-D and 2-D are)"
+        )
+    return x.rank - 2
+
+
+def _to_2d(xs, wk, n, pads, strides, dilations):
+    """Express a 1-D convolution as a 2-D one with a unit height."""
+    if n == 2:
+        return xs, wk, pads, strides, dilations
+    return (
+        tf.expand_dims(xs, 1),
+        tf.expand_dims(wk, 0),
+        [(0, 0), *pads],
+        [1, *strides],
+        [1, *dilations],
+    )
+
+
+@handler("Conv")
+def conv(ctx, node, x, w, b=None):
+    n = _check_rank(node, x)
+    cl = channels_last(x.rank)
+    xs = tf.convert_to_tensor(x.as_perm(cl))
+    in_per_group = w.logical_shape[1]
+    kernel = [int(k) for k in (node.attr("kernel_shape") or w.logical_shape[2:])]
+    strides, dilations = conv_params(node, n)
+    group = int(node.attr("group", 1))
+    channels = x.logical_shape[1]
+    if channels is not None and channels != in_per_group * group:
+        raise OnnxImportError(
+            f"{node.describe()}: input has {channels} channels but the kernel expects "
+            f"{in_per_group} x group {group}"
+        )
+    pads = spatial_pads(node, x.logical_shape[2:], kernel, strides, dilations)
+    wk = w.as_perm(kernel_storage_perm(w.rank))
+    xs, wk, pads, strides, dilations = _to_2d(xs, wk, n, pads, strides, dilations)
+    # tf.nn.conv2d takes explicit paddings and grouped kernels (in = C / group) directly.
+    padding = [[0, 0], list(pads[0]), list(pads[1]), [0, 0]]
+    y = tf.nn.conv2d(xs, wk, [1, *strides, 1], padding, dilations=[1, *dilations, 1])
+    if b is not None:
+        y = tf.nn.bias_add(y, b.tensor())
+    if n == 1:
+        y = tf.squeeze(y, 1)
+    return Value(y, cl)
+
+
+def _dilate_kernel(wk, dilations):
+    """Insert (d - 1) zeros between kernel taps: (kh, kw, o, i) -> dilated kernel."""
+    (dh, dw) = dilations
+    if dh == 1 and dw == 1:
+        return wk
+    kh, kw, o, i = wk.shape
+    w6 = tf.reshape(wk, [kh, 1, kw, 1, o, i])
+    w6 = tf.pad(w6, [[0, 0], [0, dh - 1], [0, 0], [0, dw - 1], [0, 0], [0, 0]])
+    w4 = tf.reshape(w6, [kh * dh, kw * dw, o, i])
+    return w4[: (kh - 1) * dh + 1, : (kw - 1) * dw + 1]
+
+
+@handler("ConvTranspose")
+def conv_transpose(ctx, node, x, w, b=None):
+    n = _check_rank(node, x)
+    cl = channels_last(x.rank)
+    xs = x.as_perm(cl)
+    kernel = [int(k) for k in (node.attr("kernel_shape") or w.logical_shape[2:])]
+    strides, dilations = conv_params(node, n)
+    group = int(node.attr("group", 1))
+    out_pad = [int(p) for p in (node.attr("output_padding") or [0] * n)]
+    in_sizes = x.logical_shape[2:]
+    if any(s is None for s in in_sizes):
+        raise OnnxImportError(f"{node.describe()}: needs static spatial input sizes")
+    full = [(i - 1) * s + (k - 1) * d + 1 for i, s, k, d in zip(in_sizes, strides, kernel, dilations)]
+    auto_pad = node.attr("auto_pad", "NOTSET")
+    output_shape = node.attr("output_shape")
+    if output_shape or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        target = list(output_shape)[-n:] if output_shape else [i * s for i, s in zip(in_sizes, strides)]
+        pads = []
+        for f, op, t in zip(full, out_pad, target, strict=True):
+            total = f + op - t
+            half = total // 2
+            pads.append((half, total - half) if auto_pad == "SAME_UPPER" else (total - half, half))
+    elif auto_pad == "VALID":
+        pads = [(0, 0)] * n
+    else:
+        p = [int(v) for v in (node.attr("pads") or [0] * (2 * n))]
+        pads = [(p[i], p[i + n]) for i in range(n)]
+    wk = w.as_perm(kernel_storage_perm(w.rank))  # (k..., Cout/g, Cin)
+    xs, wk, pads, strides, dilations = _to_2d(xs, wk, n, pads, strides, dilations)
+    full2 = [1, *full] if n == 1 else full
+    out_pad2 = [0, *out_pad] if n == 1 else out_pad
+    wk = _dilate_kernel(wk, dilations)
+    batch = tf.shape(xs)[0]
+    xg = tf.split(xs, group, axis=-1) if group > 1 else [xs]
+    wg = tf.split(wk, group, axis=-1) if group > 1 else [wk]
+    ys = [
+        tf.nn.conv2d_transpose(
+            a, k, [batch, full2[0], full2[1], k.shape[2]], [1, *strides, 1], "VALID"
+        )
+        for a, k in zip(xg, wg, strict=True)
+    ]
+    y = tf.concat(ys, axis=-1) if group > 1 else ys[0]
+    if any(out_pad2):
+        y = tf.pad(y, [[0, 0], [0, out_pad2[0]], [0, out_pad2[1]], [0, 0]])
+    sizes = [f + op for f, op in zip(full2, out_pad2)]
+    y = y[:, pads[0][0] : sizes[0] - pads[0][1], pads[1][0] : sizes[1] - pads[1][1], :]
+    if b is not None:
+        y = tf.nn.bias_add(y, b.tensor())
+    if n == 1:
+        y = tf.squeeze(y, 1)
+    return Value(y, cl)

@@ -1,0 +1,63 @@
+"""BatchNormalization, InstanceNormalization, LRN (channels-last inside)."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from ..errors import OnnxImportError
+from ..layout import Value, channels_last
+from ..registry import handler
+
+
+def _channels_last(x: Value):
+    cl = channels_last(x.rank)
+    return tf.convert_to_tensor(x.as_perm(cl)), cl
+
+
+@handler("BatchNormalization")
+def batch_normalization(ctx, node, x, scale, bias, mean, var):
+    """y = scale * (x - mean) / sqrt(var + eps) + bias, per channel.
+
+    ``ctx.bn_mode == "train"`` normalises with the batch mean and *biased* variance (as
+    PyTorch does in training mode) instead of the running statistics; running statistics
+    are never updated (the import is functional).
+    """
+    if node.since < 9 and node.attr("spatial", 1) != 1:
+        raise OnnxImportError(f"{node.describe()}: spatial=0 BatchNormalization is not supported")
+    if node.attr("training_mode", 0) and any(node.outputs[1:]):
+        raise OnnxImportError(f"{node.describe()}: training-mode outputs are not supported")
+    xs, cl = _channels_last(x)
+    eps = float(node.attr("epsilon", 1e-5))
+    if ctx.bn_mode == "train":
+        m, v = tf.nn.moments(xs, axes=list(range(x.rank - 1)))
+    else:
+        m, v = mean.tensor(xs.dtype), var.tensor(xs.dtype)
+    y = tf.nn.batch_normalization(xs, m, v, bias.tensor(xs.dtype), scale.tensor(xs.dtype), eps)
+    return Value(y, cl)
+
+
+@handler("InstanceNormalization")
+def instance_normalization(ctx, node, x, scale, bias):
+    xs, cl = _channels_last(x)
+    eps = float(node.attr("epsilon", 1e-5))
+    m, v = tf.nn.moments(xs, axes=list(range(1, x.rank - 1)), keepdims=True)
+    y = (xs - m) * tf.math.rsqrt(v + eps) * scale.tensor(xs.dtype) + bias.tensor(xs.dtype)
+    return Value(y, cl)
+
+
+@handler("LRN")
+def lrn(ctx, node, x):
+    size = int(node.attr("size"))
+    if size % 2 == 0:
+        raise OnnxImportError(f"{node.describe()}: LRN with an even size is not supported")
+    if x.rank != 4:
+        raise OnnxImportError(f"{node.describe()}: LRN needs a 4-D input")
+    xs, cl = _channels_last(x)
+    y = tf.nn.local_response_normalization(
+        xs,
+        depth_radius=(size - 1) // 2,
+        bias=float(node.attr("bias", 1.0)),
+        alpha=float(node.attr("alpha", 1e-4)) / size,
+        beta=float(node.attr("beta", 0.75)),
+    )
+    return Value(y, cl)

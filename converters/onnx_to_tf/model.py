@@ -59,6 +59,22 @@ class InputSpec:
     dtype: tf.DType
 
 
+# (op, input index) pairs that are static parameters (shapes, scales, pads), not weights: a
+# float initializer read only there stays a numpy constant so it folds at trace time.
+_PARAMETER_INPUTS = {
+    "Resize": {1, 2, 3}, "Upsample": {1}, "Pad": {1, 2, 3}, "Reshape": {1}, "Expand": {1},
+    "Slice": {1, 2, 3, 4}, "Tile": {1}, "Unsqueeze": {1}, "Squeeze": {1}, "Split": {1},
+    "ConstantOfShape": {0},
+}
+
+
+def _is_parameter(consumers: list[tuple[str, int]]) -> bool:
+    return bool(consumers) and all(
+        idx in _PARAMETER_INPUTS.get(op, ()) or (op.startswith("Reduce") and idx == 1)
+        for op, idx in consumers
+    )
+
+
 def _storage_perm(name: str, rank: int, consumers: list[tuple[str, int]]) -> tuple[int, ...] | None:
     """Store conv kernels the way TF wants them (HWIO) when only convolutions read them."""
     if rank >= 3 and consumers and all(
@@ -157,7 +173,7 @@ class TFModel(tf.Module):
                 consumers.setdefault(name, []).append((n.op_type, idx))
         for init in graph.initializer:
             arr = numpy_helper.to_array(init)
-            if np.issubdtype(arr.dtype, np.floating):
+            if np.issubdtype(arr.dtype, np.floating) and not _is_parameter(consumers.get(init.name, [])):
                 perm = _storage_perm(init.name, arr.ndim, consumers.get(init.name, []))
                 if perm is not None:
                     arr = np.ascontiguousarray(arr.transpose(perm))

@@ -3,7 +3,6 @@ so every Relu node of an imported graph is covered, whatever layer type produced
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
 from ..layout import Value
@@ -95,9 +94,9 @@ def hard_swish(ctx, node, x):
 def clip(ctx, node, x, lo=None, hi=None):
     if node.since < 11:
         lo_v, hi_v = node.attr("min", None), node.attr("max", None)
-    else:
-        lo_v = None if lo is None else float(np.asarray(ctx.static(lo, node, "min")))
-        hi_v = None if hi is None else float(np.asarray(ctx.static(hi, node, "max")))
+    else:  # bounds may be constants or runtime scalars
+        lo_v = None if lo is None else lo.tensor()
+        hi_v = None if hi is None else hi.tensor()
 
     def fn(t):
         if lo_v is not None:

@@ -120,6 +120,10 @@ def conv_transpose(ctx, node, x, w, b=None):
     y = tf.concat(ys, axis=-1) if group > 1 else ys[0]
     if any(out_pad2):
         y = tf.pad(y, [[0, 0], [0, out_pad2[0]], [0, out_pad2[1]], [0, 0]])
+    if any(p < 0 for pair in pads for p in pair):  # output_shape larger than the full output
+        y = tf.pad(y, [[0, 0], *[[max(0, -b), max(0, -e)] for b, e in pads], [0, 0]])
+        out_pad2 = [op + max(0, -b) + max(0, -e) for op, (b, e) in zip(out_pad2, pads)]
+        pads = [(max(0, b), max(0, e)) for b, e in pads]
     sizes = [f + op for f, op in zip(full2, out_pad2)]
     y = y[:, pads[0][0] : sizes[0] - pads[0][1], pads[1][0] : sizes[1] - pads[1][1], :]
     if b is not None:

@@ -20,6 +20,8 @@ def gemm(ctx, node, a, b, c=None):
         y = y * alpha
     if c is not None:
         ct = c.tensor(y.dtype)
+        if ct.shape.rank == 2 and ct.shape[0] == 1:  # (1, N) bias: keep it 1-D for TF's fusions
+            ct = tf.reshape(ct, [-1])
         y = y + (ct if beta == 1.0 else beta * ct)
     return Value(y)
 

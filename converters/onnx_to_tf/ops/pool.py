@@ -65,7 +65,8 @@ def max_pool(ctx, node, x):
     extras = _lift(extras, n, 0)
     paddings = [[0, 0], *[[pb, pe + e] for (pb, pe), e in zip(pads, extras)], [0, 0]]
     if any(any(p) for p in paddings):
-        xs = tf.pad(xs, paddings, constant_values=float("-inf"))
+        lowest = float("-inf") if xs.dtype.is_floating else xs.dtype.min
+        xs = tf.pad(xs, paddings, constant_values=tf.cast(lowest, xs.dtype))
     if dilations == [1, 1]:
         y = tf.nn.max_pool2d(xs, kernel, strides, "VALID")
     else:

@@ -188,6 +188,8 @@ def _edge_pad(t, paddings):
 @handler("Pad")
 def pad(ctx, node, x, pads=None, value=None, axes=None):
     mode = node.attr("mode", "constant")
+    if mode not in ("constant", "reflect", "edge"):
+        raise OnnxImportError(f"{node.describe()}: Pad mode {mode!r} is not supported")
     if node.since < 11:
         p = [int(v) for v in node.attr("pads")]
         fill = float(node.attr("value", 0.0))
@@ -202,9 +204,8 @@ def pad(ctx, node, x, pads=None, value=None, axes=None):
     per_axis = {a: (p[i], p[i + k]) for i, a in enumerate(ax)}
     logical = [per_axis.get(a, (0, 0)) for a in range(r)]
     if x.is_const:
-        np_mode = {"constant": "constant", "reflect": "reflect", "edge": "edge"}[mode]
         kwargs = {"constant_values": fill} if mode == "constant" else {}
-        return Value(np.pad(x.logical(), logical, mode=np_mode, **kwargs))
+        return Value(np.pad(x.logical(), logical, mode=mode, **kwargs))
     perm = x.perm_or_identity
     paddings = [logical[q] for q in perm]
     t = tf.convert_to_tensor(x.data)
@@ -216,10 +217,8 @@ def pad(ctx, node, x, pads=None, value=None, axes=None):
         t = tf.pad(t, paddings, constant_values=tf.cast(fill, t.dtype))
     elif mode == "reflect":
         t = tf.pad(t, paddings, mode="REFLECT")
-    elif mode == "edge":
-        t = _edge_pad(t, paddings)
     else:
-        raise OnnxImportError(f"{node.describe()}: Pad mode {mode!r} is not supported")
+        t = _edge_pad(t, paddings)
     return Value(t, x.perm)
 
 

@@ -25,7 +25,6 @@ def _reduce(op: str):
     np_fn, tf_fn, axes_input_since = _REDUCE[op]
 
     def fn(ctx, node, x, axes_in=None):
-        nonlocal tf_fn
         keepdims = bool(node.attr("keepdims", 1))
         if node.since >= axes_input_since:
             axes = ctx.ints(axes_in, node, "axes")
@@ -41,9 +40,10 @@ def _reduce(op: str):
         perm = x.perm_or_identity
         actual_axes = [perm.index(a) for a in axes]
         data = tf.convert_to_tensor(x.data)
+        reduce_fn = tf_fn
         if data.dtype == tf.bool and op in ("ReduceMax", "ReduceMin"):
-            tf_fn = tf.reduce_any if op == "ReduceMax" else tf.reduce_all
-        y = tf_fn(data, axis=actual_axes, keepdims=keepdims)
+            reduce_fn = tf.reduce_any if op == "ReduceMax" else tf.reduce_all
+        y = reduce_fn(data, axis=actual_axes, keepdims=keepdims)
         if keepdims:
             return Value(y, x.perm)
         kept = [p for i, p in enumerate(perm) if i not in actual_axes]

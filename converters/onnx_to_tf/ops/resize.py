@@ -19,13 +19,16 @@ from ..registry import handler
 
 
 def _source_coords(mode: str, out_size: int, in_size: int, scale: float) -> np.ndarray:
+    """Source coordinate of each output pixel. As in the spec, the resized length in the
+    formulas is ``in_size * scale`` (not the rounded output size) when scales are given."""
     xr = np.arange(out_size, dtype=np.float64)
+    length = in_size * scale
     if mode == "half_pixel":
         return (xr + 0.5) / scale - 0.5
     if mode == "pytorch_half_pixel":
-        return (xr + 0.5) / scale - 0.5 if out_size > 1 else np.zeros_like(xr)
+        return (xr + 0.5) / scale - 0.5 if length > 1 else np.zeros_like(xr)
     if mode == "align_corners":
-        return xr * (in_size - 1) / (out_size - 1) if out_size > 1 else np.zeros_like(xr)
+        return xr * (in_size - 1) / (length - 1) if length > 1 else np.zeros_like(xr)
     if mode == "asymmetric":
         return xr / scale
     if mode == "tf_half_pixel_for_nn":

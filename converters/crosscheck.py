@@ -1,0 +1,209 @@
+"""Cross-check an ONNX model in three runtimes: our TF importer, onnxruntime, PyTorch (onnx2torch).
+
+For one input it compares the forward outputs (TF vs onnxruntime, PyTorch vs onnxruntime,
+TF vs PyTorch) and the gradient of a fixed random projection of the output with respect to
+the input (TF vs PyTorch). Errors are reported as the max absolute difference and the max
+absolute difference relative to the reference's max magnitude.
+
+Command line::
+
+    python -m converters.crosscheck resnet20_cifar          # a zoo name
+    python -m converters.crosscheck path/to/model.onnx --batch 2 --json report.json
+
+prints the table and exits with status 1 on a mismatch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# Targets (issue: foundation): forward <= 1e-5, input gradient <= 1e-4, relative to max |ref|
+FORWARD_TOL = 1e-5
+GRADIENT_TOL = 1e-4
+DEFAULT_SPATIAL = 64  # for models with dynamic H, W
+
+
+@dataclass
+class Comparison:
+    what: str
+    max_abs: float
+    max_rel: float
+    tolerance: float
+
+    @property
+    def ok(self) -> bool:
+        return bool(np.isfinite(self.max_rel) and self.max_rel <= self.tolerance)
+
+
+@dataclass
+class Report:
+    model: str
+    input_shape: tuple[int, ...]
+    rows: list[Comparison] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.rows)
+
+    def table(self) -> str:
+        lines = [
+            f"{self.model}  input {self.input_shape}",
+            f"  {'comparison':<34}{'max abs':>12}{'max rel':>12}{'tol':>10}  ok",
+        ]
+        for r in self.rows:
+            lines.append(
+                f"  {r.what:<34}{r.max_abs:>12.3e}{r.max_rel:>12.3e}{r.tolerance:>10.0e}  "
+                f"{'yes' if r.ok else 'NO'}"
+            )
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "input_shape": list(self.input_shape),
+            "ok": self.ok,
+            "rows": [asdict(r) | {"ok": r.ok} for r in self.rows],
+            "seconds": self.seconds,
+        }
+
+
+def compare(what: str, got: np.ndarray, ref: np.ndarray, tolerance: float) -> Comparison:
+    got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
+    if got.shape != ref.shape:
+        raise ValueError(f"{what}: shape {got.shape} differs from the reference's {ref.shape}")
+    diff = float(np.max(np.abs(got - ref))) if got.size else 0.0
+    scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+    return Comparison(what, diff, diff / scale if scale > 0 else diff, tolerance)
+
+
+def resolve_model(model: str | os.PathLike) -> Path:
+    """A path to an ONNX file, or a model_zoo name (exported on first use)."""
+    path = Path(model)
+    if path.suffix == ".onnx" or path.exists():
+        if not path.is_file():
+            raise FileNotFoundError(f"no ONNX file at {path}")
+        return path
+    import model_zoo
+
+    return model_zoo.load(str(model))
+
+
+def input_shape_for(path: Path, batch: int = 1, spatial: int = DEFAULT_SPATIAL) -> tuple[int, ...]:
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    inits = {t.name for t in proto.graph.initializer}
+    inp = next(i for i in proto.graph.input if i.name not in inits)
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
+    return tuple(batch if k == 0 else (spatial if d is None else d) for k, d in enumerate(dims))
+
+
+def ort_session(path: Path):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def crosscheck(
+    model: str | os.PathLike,
+    x: np.ndarray | None = None,
+    *,
+    batch: int = 1,
+    seed: int = 0,
+    forward_tol: float = FORWARD_TOL,
+    gradient_tol: float = GRADIENT_TOL,
+) -> Report:
+    """Compare TF (our importer), onnxruntime and PyTorch (onnx2torch) on one input."""
+    from . import onnx_to_torch  # torch side first (see converters._compat)
+    import torch
+    import tensorflow as tf
+
+    from . import onnx_to_tf
+
+    path = resolve_model(model)
+    rng = np.random.default_rng(seed)
+    if x is None:
+        x = rng.standard_normal(input_shape_for(path, batch)).astype(np.float32)
+    x = np.asarray(x, np.float32)
+    report = Report(str(model), tuple(x.shape))
+
+    t0 = time.perf_counter()
+    sess = ort_session(path)
+    ref = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    report.seconds["onnxruntime"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    tf_model = onnx_to_tf.load(path)
+    xt = tf.constant(x)
+    y_tf = tf_model(xt)
+    y_tf = y_tf[0] if isinstance(y_tf, tuple) else y_tf
+    report.seconds["tensorflow"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    torch_model = onnx_to_torch.load(path)
+    x_torch = torch.from_numpy(x.copy()).requires_grad_(True)
+    y_torch = torch_model(x_torch)
+    y_torch = y_torch[0] if isinstance(y_torch, (tuple, list)) else y_torch
+    report.seconds["pytorch"] = time.perf_counter() - t0
+
+    report.rows.append(compare("forward TF vs onnxruntime", y_tf.numpy(), ref, forward_tol))
+    report.rows.append(
+        compare("forward PyTorch vs onnxruntime", y_torch.detach().numpy(), ref, forward_tol)
+    )
+    report.rows.append(
+        compare("forward TF vs PyTorch", y_tf.numpy(), y_torch.detach().numpy(), forward_tol)
+    )
+
+    # d/dx of <w, f(x)> for a fixed random w: a full vector-Jacobian product, not just a sum
+    w = rng.standard_normal(ref.shape).astype(np.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        out = tf_model(xt)
+        out = out[0] if isinstance(out, tuple) else out
+        scalar = tf.reduce_sum(out * w)
+    g_tf = tape.gradient(scalar, xt).numpy()
+    (y_torch * torch.from_numpy(w)).sum().backward()
+    g_torch = x_torch.grad.numpy()
+    report.rows.append(compare("input gradient TF vs PyTorch", g_tf, g_torch, gradient_tol))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m converters.crosscheck",
+        description="Compare an ONNX model's forward output and input gradient across our TF "
+        "importer, onnxruntime and PyTorch (onnx2torch). Exits 1 on a mismatch.",
+    )
+    parser.add_argument("model", help="path to a .onnx file or a model_zoo name")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--forward-tol", type=float, default=FORWARD_TOL)
+    parser.add_argument("--gradient-tol", type=float, default=GRADIENT_TOL)
+    parser.add_argument("--json", type=Path, help="also write the report as JSON here")
+    args = parser.parse_args(argv)
+    try:
+        report = crosscheck(args.model, batch=args.batch, seed=args.seed,
+                            forward_tol=args.forward_tol, gradient_tol=args.gradient_tol)
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(report.table())
+    if args.json:
+        args.json.write_text(json.dumps(report.to_dict(), indent=2))
+    print("OK" if report.ok else "MISMATCH")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

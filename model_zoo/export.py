@@ -25,6 +25,7 @@ from typing import Any
 import onnx
 from onnx import numpy_helper
 
+from ._compat import guard_triton
 from .aliases import build_aliases, keras_aliases, torch_friendly
 from .registry import ModelSpec, get_spec
 
@@ -47,6 +48,7 @@ def export_model(name: str, pretrained: bool, cache_dir: str | os.PathLike[str] 
     if spec.backend == "keras":
         proto, source, aliases = _export_keras(spec)
     else:
+        guard_triton()  # torchvision after TensorFlow would segfault on triton
         from .weights import build_torch_model
 
         model, source = build_torch_model(name, pretrained, cache_dir)
@@ -80,6 +82,7 @@ def structural_aliases(name: str) -> dict[str, str]:
     spec = get_spec(name)
     if spec.backend == "keras":
         return _export_keras(spec)[2]
+    guard_triton()
     from .weights import build_torch_model
 
     model, _ = build_torch_model(name, False)
@@ -91,6 +94,7 @@ def structural_aliases(name: str) -> dict[str, str]:
 def torch_to_onnx(model: Any, spec: ModelSpec, *, export_params: bool = True
                   ) -> onnx.ModelProto:
     """Run the TorchScript-based exporter (opset 17, BN preserved) into memory."""
+    guard_triton()
     import torch
 
     shape = [1] + [d if d is not None else _SAMPLE_HW for d in spec.input_shape[1:]]

@@ -336,3 +336,17 @@ def test_cli(zoo_cache, capsys):
     assert main(["export", "nope"]) == 2
     assert "resnet20_cifar" in capsys.readouterr().err
     assert main(["fetch"]) == 0
+
+
+def test_torch_export_after_tensorflow_import(tmp_path):
+    """TensorFlow first, then a torchvision-based export: must not segfault (triton clash)."""
+    import subprocess
+    import sys
+
+    code = ("import tensorflow, model_zoo; "
+            "print(model_zoo.info('alexnet_features').layer_aliases['conv1'])")
+    env = {**os.environ, "MODEL_ZOO_CACHE": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=300, cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "/features/features.0/Conv_output_0" in proc.stdout

@@ -1,10 +1,11 @@
-"""Process-level guard for using PyTorch after TensorFlow in one interpreter.
+"""Process-level guard for running PyTorch beside TensorFlow in one interpreter.
 
-The CUDA build of torch ships ``triton``, whose compiler library clashes with TensorFlow's:
-importing torchvision (which imports triton) after TensorFlow crashes the interpreter with a
-segmentation fault. CPU work never needs triton and torch treats a missing triton as "no
-triton", so when TensorFlow is already loaded we make ``import triton`` fail cleanly. (The
-same guard as ``converters/_compat.py``; kept here so model_zoo does not depend on it.)
+The CUDA build of torch ships ``triton``, whose native library clashes with libraries that
+TensorFlow (and some scientific packages) load first: importing triton afterwards, as
+torchvision does indirectly, crashes the interpreter with a segmentation fault. Our PyTorch
+side (exports, references) never needs triton, and torch treats a missing triton as "no
+triton", so the import is made to fail cleanly instead. ``converters`` uses this same guard.
+Set ``TFMI_ALLOW_TRITON=1`` to opt out (e.g. for ``torch.compile`` on a GPU).
 
 Example:
     >>> guard_triton()   # call before importing torch / torchvision
@@ -12,10 +13,11 @@ Example:
 
 from __future__ import annotations
 
+import os
 import sys
 
 
 def guard_triton() -> None:
-    """Block ``import triton`` if TensorFlow is already imported and triton is not."""
-    if "tensorflow" in sys.modules and "triton" not in sys.modules:
+    """Block ``import triton`` unless it is already loaded or TFMI_ALLOW_TRITON=1."""
+    if os.environ.get("TFMI_ALLOW_TRITON") != "1" and "triton" not in sys.modules:
         sys.modules["triton"] = None  # type: ignore[assignment]

@@ -19,6 +19,7 @@ def zoo_cache():
         mp.setenv("MODEL_ZOO_CACHE", str(path))
         yield path
 
-# PyTorch (and torchvision, which pulls in triton) before TensorFlow: see converters/_compat.py
-import torch  # noqa: E402,F401
-import torchvision  # noqa: E402,F401
+# torchvision pulls in triton, which crashes beside TensorFlow: see converters/_compat.py
+from converters._compat import guard_triton  # noqa: E402
+
+guard_triton()

@@ -107,8 +107,12 @@ class TFModel(tf.Module):
         aliases: Mapping[str, str] | None = None,
         release: bool = False,
         jit_compile: bool = False,
+        dtype: str | tf.DType = "float32",
         name: str | None = None,
     ):
+        self.dtype = tf.as_dtype(dtype)
+        if not self.dtype.is_floating:
+            raise ValueError(f"dtype must be a floating type such as 'float32'; got {dtype!r}")
         meta = {p.key: p.value for p in proto.metadata_props}
         super().__init__(name=_variable_name(name or meta.get("model_zoo.name") or proto.graph.name or "onnx_model"))
         self.opset = default_opset(proto)
@@ -122,7 +126,9 @@ class TFModel(tf.Module):
         self._perms: dict[str, tuple[int, ...] | None] = {}
         self._load_initializers(graph, release)
         init_names = {t.name for t in graph.initializer}
-        self.inputs = tuple(self._input_spec(i) for i in graph.input if i.name not in init_names)
+        self.inputs = tuple(
+            self._input_spec(i, self.dtype) for i in graph.input if i.name not in init_names
+        )
         self.output_names = tuple(o.name for o in graph.output)
         self.layer_names = [i.name for i in self.inputs] + [
             o for n in self._nodes for o in n.outputs if o
@@ -177,6 +183,8 @@ class TFModel(tf.Module):
                 perm = _storage_perm(init.name, arr.ndim, consumers.get(init.name, []))
                 if perm is not None:
                     arr = np.ascontiguousarray(arr.transpose(perm))
+                if arr.dtype != self.dtype.as_numpy_dtype:
+                    arr = arr.astype(self.dtype.as_numpy_dtype)
                 var = tf.Variable(arr, name=_variable_name(init.name), trainable=True)
                 self.onnx_variables[init.name] = var
                 self._perms[init.name] = perm
@@ -190,11 +198,12 @@ class TFModel(tf.Module):
                     init.ClearField(f)
 
     @staticmethod
-    def _input_spec(vi: onnx.ValueInfoProto) -> InputSpec:
+    def _input_spec(vi: onnx.ValueInfoProto, float_dtype: tf.DType) -> InputSpec:
         t = vi.type.tensor_type
         dims = tuple(d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim)
         np_type = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type) if t.elem_type else np.float32
-        return InputSpec(vi.name, dims, tf.as_dtype(np_type))
+        dtype = tf.as_dtype(np_type)
+        return InputSpec(vi.name, dims, float_dtype if dtype.is_floating else dtype)
 
     # -- names ----------------------------------------------------------------------------
     def resolve(self, name: str) -> str:
@@ -362,6 +371,11 @@ class TFModel(tf.Module):
         return outs[0] if len(outs) == 1 else outs
 
     @property
+    def nodes(self) -> tuple[Node, ...]:
+        """The graph's nodes in execution order (op type, name, inputs, outputs, attributes)."""
+        return tuple(self._nodes)
+
+    @property
     def input_shape(self) -> tuple[int | None, ...]:
         return self.inputs[0].shape
 
@@ -394,20 +408,23 @@ def load(
     *,
     aliases: Mapping[str, str] | None = None,
     jit_compile: bool = False,
+    dtype: str | tf.DType = "float32",
     name: str | None = None,
 ) -> TFModel:
     """Import an ONNX model (path, bytes or ``ModelProto``) as a :class:`TFModel`.
 
     Float initializers become ``tf.Variable``s named after them (``model.onnx_variables``);
     layer aliases stored by ``model_zoo`` in the file's metadata are picked up, and
-    ``aliases`` adds more.
+    ``aliases`` adds more. ``dtype="float64"`` runs the whole graph in double precision
+    (useful to compare gradients exactly across frameworks, away from float32 ReLU kinks).
 
     >>> model = load(model_zoo.load("resnet20_cifar"))          # doctest: +SKIP
     >>> model(x, taps=["layer2"])["layer2"].shape               # doctest: +SKIP
     TensorShape([1, 32, 16, 16])
     """
     proto, owned = read_model(source)
-    model = TFModel(proto, aliases=aliases, release=owned, jit_compile=jit_compile, name=name)
+    model = TFModel(proto, aliases=aliases, release=owned, jit_compile=jit_compile, dtype=dtype,
+                    name=name)
     del proto
     return model
 

@@ -57,6 +57,15 @@ class Value:
     data: tf.Tensor | tf.Variable | np.ndarray
     perm: tuple[int, ...] | None = None
 
+    def __post_init__(self):
+        # numpy folds to scalars, not 0-d arrays, in places (np.take with a scalar index in
+        # Gather, np.matmul of two vectors, ...). A numpy scalar is still a static value: hold
+        # it as a 0-d array, or it would be taken for a tensor and the static shape
+        # arithmetic downstream (Shape -> Gather -> Unsqueeze -> Concat -> Reshape) would stop
+        # folding inside tf.function.
+        if isinstance(self.data, np.generic):
+            object.__setattr__(self, "data", np.asarray(self.data))
+
     @property
     def is_const(self) -> bool:
         return isinstance(self.data, np.ndarray)

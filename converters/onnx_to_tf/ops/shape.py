@@ -100,8 +100,29 @@ def flatten(ctx, node, x):
     return Value(tf.reshape(data, [tf.reduce_prod(shape[:axis]), tf.reduce_prod(shape[axis:])]))
 
 
+def _reshape_runtime(node, x: Value, shape: Value, allowzero: bool) -> Value:
+    """Reshape to a shape known only at run time.
+
+    Exporters compute the target from a dynamic dimension (torch's ``x.view(x.size(0), -1)``
+    becomes Shape -> Gather -> Unsqueeze -> Concat -> Reshape); traced with an unknown batch
+    it is a tensor, and a 0 in it ("copy this dim") is resolved at run time too.
+    """
+    data = x.logical()
+    target = tf.cast(shape.tensor(), tf.int64)
+    if not allowzero:
+        n = target.shape[0]
+        if n is None:
+            raise OnnxImportError(f"{node.describe()}: the rank of the target shape must be static")
+        src = tf.shape(data, out_type=tf.int64)
+        src = src[:n] if n <= x.rank else tf.concat([src, tf.zeros([n - x.rank], tf.int64)], 0)
+        target = tf.where(tf.equal(target, 0), src, target)
+    return Value(tf.reshape(data, target))
+
+
 @handler("Reshape")
 def reshape(ctx, node, x, shape=None):
+    if node.since >= 5 and not shape.is_const and tf.get_static_value(shape.tensor()) is None:
+        return _reshape_runtime(node, x, shape, bool(node.attr("allowzero", 0)))
     target = [int(s) for s in node.attr("shape")] if node.since < 5 else ctx.ints(shape, node, "shape")
     allowzero = bool(node.attr("allowzero", 0))
     if x.is_const:

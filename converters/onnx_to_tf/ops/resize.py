@@ -110,8 +110,13 @@ def resize(ctx, node, x, roi_or_scales=None, scales=None, sizes=None):
         sz = ctx.static(sizes, node, "sizes")
         coord_mode = node.attr("coordinate_transformation_mode", "half_pixel")
         rule = node.attr("nearest_mode", "round_prefer_floor")
-        if node.attr("axes") is not None or node.attr("antialias", 0):
-            raise OnnxImportError(f"{node.describe()}: axes/antialias are not supported")
+        # keep_aspect_ratio_policy (opset 18) changes the output size computed from ``sizes``;
+        # ignoring it would silently give a differently sized result.
+        if (node.attr("axes") is not None or node.attr("antialias", 0)
+                or node.attr("keep_aspect_ratio_policy", "stretch") != "stretch"):
+            raise OnnxImportError(
+                f"{node.describe()}: axes/antialias/keep_aspect_ratio_policy are not supported"
+            )
     if coord_mode == "tf_crop_and_resize":
         raise OnnxImportError(f"{node.describe()}: tf_crop_and_resize is not supported")
     if mode == "cubic":

@@ -40,3 +40,35 @@ def load(path: str | os.PathLike[str] | onnx.ModelProto) -> Any:
             "matches converters by exact op version: re-export at opset <= 17 (torch: "
             "dynamo=False, opset_version=17)") from err
     return module.float().eval()
+
+
+def initializer_parameters(module: Any, model: str | os.PathLike[str] | onnx.ModelProto) -> dict:
+    """Map ONNX initializer names to the onnx2torch module's parameters that hold them.
+
+    onnx2torch names submodules after the ONNX nodes (``/layer1/layer1.0/conv1/Conv`` becomes
+    ``layer1/layer1/0/conv1/Conv``); within a node's submodule each parameter is matched to
+    the node's initializer input with the same values. Used to compare weight gradients by
+    ONNX name across frameworks.
+    """
+    import numpy as np
+    from onnx import numpy_helper
+
+    proto = model if isinstance(model, onnx.ModelProto) else onnx.load(os.fspath(model))
+    inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    out: dict = {}
+    for node in proto.graph.node:
+        names = [i for i in node.input if i in inits and inits[i].dtype.kind == "f"]
+        if not names:
+            continue
+        try:
+            sub = module.get_submodule(node.name.lstrip("/").replace(".", "/"))
+        except AttributeError:
+            continue
+        for _, param in sub.named_parameters(recurse=False):
+            value = param.detach().cpu().numpy()
+            for name in names:
+                arr = inits[name]
+                if name not in out and arr.shape == value.shape and np.array_equal(arr, value):
+                    out[name] = param
+                    break
+    return out

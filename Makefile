@@ -3,6 +3,8 @@
 #   make test   -> set up .venv, fetch the offline weights, run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
+# REQS=requirements-gpu.txt installs tensorflow[and-cuda] and onnxruntime-gpu instead
+REQS   ?= requirements.txt
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
@@ -10,9 +12,9 @@ export PYTHONUNBUFFERED := 1
 
 .PHONY: demo test weights bench venv clean
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): $(REQS) pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -r $(REQS)
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

@@ -260,3 +260,14 @@ def test_wrong_input_rank_channels_and_dtype_get_clear_messages(resnet20):
         resnet20(np.zeros((2, 3, 32, 32), np.uint8))
     with pytest.raises(ValueError, match="layout"):
         resnet20(np.zeros((2, 3, 32, 32), np.float32), layout="CHWN")
+
+
+def test_large_weights_are_written_in_slices_exactly():
+    from converters.onnx_to_tf.model import _variable
+
+    arr = np.random.default_rng(0).standard_normal((37, 5, 3), dtype=np.float32)
+    var = _variable(arr, tf.float32, "w", chunk_bytes=4 * 5 * 3 * 4)  # 4 rows per slice
+    np.testing.assert_array_equal(var.numpy(), arr)
+    var64 = _variable(arr, tf.float64, "w64", chunk_bytes=100)
+    assert var64.dtype == tf.float64
+    np.testing.assert_array_equal(var64.numpy(), arr.astype(np.float64))

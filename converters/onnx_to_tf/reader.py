@@ -10,17 +10,20 @@ from google.protobuf.message import DecodeError
 from onnx import external_data_helper
 
 from .errors import OnnxImportError
+from .lean_reader import RawWeights, WireFormatError, read_lean
 
 MIN_OPSET, MAX_OPSET = 7, 18
 
 
-def read_model(source: str | os.PathLike | onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
-    """Return (model proto, whether we own it and may release its weight buffers)."""
+def read_model(
+    source: str | os.PathLike | onnx.ModelProto | bytes,
+) -> tuple[onnx.ModelProto, RawWeights | None]:
+    """Return the model proto and, for files, the memory-mapped raw weights (see lean_reader)."""
     if isinstance(source, onnx.ModelProto):
-        return source, False
+        return source, None
     if isinstance(source, bytes):
         try:
-            return onnx.load_from_string(source), True
+            return onnx.load_from_string(source), None
         except (DecodeError, ValueError) as err:
             raise OnnxImportError(f"the bytes given are not an ONNX model: {err}") from err
     path = Path(source)
@@ -28,14 +31,14 @@ def read_model(source: str | os.PathLike | onnx.ModelProto) -> tuple[onnx.ModelP
         raise OnnxImportError(f"no ONNX file at {path}; pass a path to a .onnx file or a zoo name "
                               "through model_zoo.load(name)")
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except (DecodeError, ValueError, RuntimeError) as err:
+        model, raw = read_lean(path)
+    except (WireFormatError, DecodeError, ValueError, RuntimeError, OSError) as err:
         raise OnnxImportError(
             f"{path} could not be parsed as ONNX ({type(err).__name__}: {err}); the file is "
             "truncated or not an ONNX model: export it again"
         ) from err
     _load_external_data(model, path)
-    return model, True
+    return model, raw
 
 
 def _load_external_data(model: onnx.ModelProto, path: Path) -> None:

@@ -271,3 +271,19 @@ def test_large_weights_are_written_in_slices_exactly():
     var64 = _variable(arr, tf.float64, "w64", chunk_bytes=100)
     assert var64.dtype == tf.float64
     np.testing.assert_array_equal(var64.numpy(), arr.astype(np.float64))
+
+
+def test_lean_reader_sees_the_same_model_as_onnx_load(resnet20_path):
+    from converters.onnx_to_tf.lean_reader import read_lean
+
+    full = onnx.load(str(resnet20_path))
+    skeleton, raw = read_lean(resnet20_path)
+    try:
+        assert [n.SerializeToString() for n in skeleton.graph.node] == [
+            n.SerializeToString() for n in full.graph.node]
+        assert len(raw.spans) == len(full.graph.initializer)
+        for k, (a, b) in enumerate(zip(skeleton.graph.initializer, full.graph.initializer)):
+            assert a.name == b.name and not a.raw_data
+            np.testing.assert_array_equal(raw.array(k, a), numpy_helper.to_array(b))
+    finally:
+        raw.close()

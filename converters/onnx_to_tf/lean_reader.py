@@ -145,7 +145,10 @@ class RawWeights:
         self.buffer.madvise(mmap.MADV_DONTNEED, start, offset + length - start)
 
     def close(self) -> None:
-        self.buffer.close()
+        try:
+            self.buffer.close()
+        except BufferError:  # a view is still alive somewhere: the map closes when it dies
+            pass
 
 
 def read_lean(path: Path) -> tuple[onnx.ModelProto, RawWeights]:

@@ -26,8 +26,9 @@ import sys
 import time
 from pathlib import Path
 
-import converters  # noqa: F401  (blocks triton before torch: see converters/_compat.py)
 import numpy as np
+
+import converters  # noqa: F401  (blocks triton before torch: see converters/_compat.py)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -131,8 +132,9 @@ def bench_import(name: str = "vgg16") -> dict:
     import model_zoo
 
     path = model_zoo.load(name)
-    out = subprocess.run([sys.executable, "-c", _PROBE, str(path)], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(path)], capture_output=True, text=True, check=True
+    )
     res = json.loads(out.stdout.strip().splitlines()[-1])
     res["model"] = name
     res["file_bytes"] = path.stat().st_size
@@ -161,55 +163,78 @@ def bench_parity(models: list[str]) -> list[dict]:
 
 
 def markdown(results: dict) -> str:
-    lines = ["# Foundation benchmark", "", f"Machine: {results['machine']}", "",
-             "## Parity (batch 1; max |diff| / max |reference|)", "",
-             "| model | input | fwd TF vs ORT | fwd PyTorch vs ORT | grad TF vs PyTorch (f32) "
-             "| grad (f64) | ReLU kinks | ok |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Foundation benchmark",
+        "",
+        f"Machine: {results['machine']}",
+        "",
+        "## Parity (batch 1; max |diff| / max |reference|)",
+        "",
+        "| model | input | fwd TF vs ORT | fwd PyTorch vs ORT | grad TF vs PyTorch (f32) "
+        "| grad (f64) | ReLU kinks | ok |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in results["parity"]:
         rel = {row["what"]: row["max_rel"] for row in r["rows"]}
         lines.append(
-            f"| {r['model']} | {tuple(r['input_shape'])} | {rel['forward TF vs onnxruntime']:.1e} | "
+            f"| {r['model']} | {tuple(r['input_shape'])} | "
+            f"{rel['forward TF vs onnxruntime']:.1e} | "
             f"{rel['forward PyTorch vs onnxruntime']:.1e} | "
             f"{rel['input gradient TF vs PyTorch']:.1e} | "
             f"{rel['input gradient TF vs PyTorch (float64)']:.1e} | {r['relu_near_kink']} | "
-            f"{'yes' if r['ok'] else 'NO'} |")
-    lines += ["", "## Speed (batch 1, median ms, interleaved rounds)", "",
-              "| model | ORT fwd | TF fwd | TF fwd XLA | PyTorch fwd | TF fwd+grad | "
-              "PyTorch fwd+grad | TF/ORT fwd (target <= 1.3) | TF/PyTorch fwd+grad "
-              "(target <= 1.0) |", "|---|---|---|---|---|---|---|---|---|"]
+            f"{'yes' if r['ok'] else 'NO'} |"
+        )
+    lines += [
+        "",
+        "## Speed (batch 1, median ms, interleaved rounds)",
+        "",
+        "| model | ORT fwd | TF fwd | TF fwd XLA | PyTorch fwd | TF fwd+grad | "
+        "PyTorch fwd+grad | TF/ORT fwd (target <= 1.3) | TF/PyTorch fwd+grad "
+        "(target <= 1.0) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for s in results["speed"]:
         m = s["median_ms"]
         lines.append(
             f"| {s['model']} | {m['onnxruntime forward']:.1f} | {m['TF forward']:.1f} | "
             f"{m['TF forward (XLA)']:.1f} | {m['PyTorch forward']:.1f} | "
             f"{m['TF forward+grad']:.1f} | {m['PyTorch forward+grad']:.1f} | "
-            f"{s['ratio_tf_vs_ort_forward']:.2f} | {s['ratio_tf_vs_torch_forward_grad']:.2f} |")
+            f"{s['ratio_tf_vs_ort_forward']:.2f} | {s['ratio_tf_vs_torch_forward_grad']:.2f} |"
+        )
     imp = results.get("import")
     if imp:
-        lines += ["", "## Import", "",
-                  f"{imp['model']}: {imp['weights_bytes'] / 2**20:.0f} MiB of weights imported in "
-                  f"{imp['seconds']:.2f} s (target < 10 s); peak extra memory "
-                  f"{imp['peak_copies_of_weights']:.2f} x the weights (target <= 2), "
-                  f"{imp['held_copies_after']:.2f} x held afterwards."]
+        lines += [
+            "",
+            "## Import",
+            "",
+            f"{imp['model']}: {imp['weights_bytes'] / 2**20:.0f} MiB of weights imported in "
+            f"{imp['seconds']:.2f} s (target < 10 s); peak extra memory "
+            f"{imp['peak_copies_of_weights']:.2f} x the weights (target <= 2), "
+            f"{imp['held_copies_after']:.2f} x held afterwards.",
+        ]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     import model_zoo
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.foundation", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.foundation",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--quick", action="store_true", help="small models, few rounds")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 20)
-    parity_models = (["resnet20_cifar", "lenet_dlg", "keras_cnn"] if args.quick
-                     else model_zoo.available())
+    parity_models = (
+        ["resnet20_cifar", "lenet_dlg", "keras_cnn"] if args.quick else model_zoo.available()
+    )
     speed_models = ["resnet18"] if args.quick else ["resnet18", "vgg16"]
     results = {
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, "
-                   f"{platform.python_version()}",
+        f"{platform.python_version()}",
         "parity": bench_parity(parity_models),
         "speed": [],
     }

@@ -125,7 +125,9 @@ def input_shape_for(path: Path, batch: int = 1, spatial: int = DEFAULT_SPATIAL) 
     proto = onnx.load(str(path), load_external_data=False)
     inits = {t.name for t in proto.graph.initializer}
     inp = next(i for i in proto.graph.input if i.name not in inits)
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
+    dims = [
+        d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim
+    ]
     return tuple(batch if k == 0 else (spatial if d is None else d) for k, d in enumerate(dims))
 
 
@@ -147,11 +149,13 @@ def crosscheck(
     gradient_tol: float = GRADIENT_TOL,
 ) -> Report:
     """Compare TF (our importer), onnxruntime and PyTorch (onnx2torch) on one input."""
-    from . import onnx_to_torch  # torch side first (see converters._compat)
-    import torch
     import tensorflow as tf
+    import torch
 
-    from . import onnx_to_tf
+    from . import (
+        onnx_to_tf,
+        onnx_to_torch,  # torch side first (see converters._compat)
+    )
 
     path = resolve_model(model)
     rng = np.random.default_rng(seed)
@@ -245,8 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the report as JSON here")
     args = parser.parse_args(argv)
     try:
-        report = crosscheck(args.model, batch=args.batch, seed=args.seed,
-                            forward_tol=args.forward_tol, gradient_tol=args.gradient_tol)
+        report = crosscheck(
+            args.model,
+            batch=args.batch,
+            seed=args.seed,
+            forward_tol=args.forward_tol,
+            gradient_tol=args.gradient_tol,
+        )
     except (FileNotFoundError, ValueError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -38,7 +38,8 @@ def load(path: str | os.PathLike[str] | onnx.ModelProto) -> Any:
         raise NotImplementedError(
             f"onnx2torch cannot convert this model ({err}); opsets {opsets}. onnx2torch "
             "matches converters by exact op version: re-export at opset <= 17 (torch: "
-            "dynamo=False, opset_version=17)") from err
+            "dynamo=False, opset_version=17)"
+        ) from err
     return module.float().eval()
 
 

@@ -19,6 +19,7 @@ def zoo_cache():
         mp.setenv("MODEL_ZOO_CACHE", str(path))
         yield path
 
+
 # torchvision pulls in triton, which crashes beside TensorFlow: see converters/_compat.py
 from converters._compat import guard_triton  # noqa: E402
 

@@ -12,20 +12,32 @@ from onnx import TensorProto, helper, numpy_helper
 OP_RTOL, OP_ATOL = 1e-3, 1e-5
 
 
-def make_model(nodes, inputs: dict, outputs: list[str], initializers: dict | None = None,
-               opset: int = 17, output_types: dict | None = None) -> onnx.ModelProto:
+def make_model(
+    nodes,
+    inputs: dict,
+    outputs: list[str],
+    initializers: dict | None = None,
+    opset: int = 17,
+    output_types: dict | None = None,
+) -> onnx.ModelProto:
     """inputs: name -> numpy array (shape/dtype taken from it); initializers: name -> array."""
+
     def vi(name, arr):
         return helper.make_tensor_value_info(
-            name, helper.np_dtype_to_tensor_dtype(np.asarray(arr).dtype), list(np.shape(arr)))
+            name, helper.np_dtype_to_tensor_dtype(np.asarray(arr).dtype), list(np.shape(arr))
+        )
 
     graph = helper.make_graph(
         nodes,
         "test",
         [vi(k, v) for k, v in inputs.items()],
-        [helper.make_tensor_value_info(o, (output_types or {}).get(o, TensorProto.FLOAT), None)
-         for o in outputs],
-        initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in (initializers or {}).items()],
+        [
+            helper.make_tensor_value_info(o, (output_types or {}).get(o, TensorProto.FLOAT), None)
+            for o in outputs
+        ],
+        initializer=[
+            numpy_helper.from_array(np.asarray(v), k) for k, v in (initializers or {}).items()
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8

@@ -9,13 +9,18 @@ import pytest
 import tensorflow as tf
 import torch
 from onnx import helper, numpy_helper
+from onnx_builders import make_model
 
 import model_zoo
 from converters import onnx_to_tf, onnx_to_torch
 from converters.crosscheck import ort_session
-from converters.onnx_to_tf import ModelInputError, OnnxImportError, UnknownTapError
-from converters.onnx_to_tf import UnsupportedOpError, supported_ops
-from onnx_builders import make_model
+from converters.onnx_to_tf import (
+    ModelInputError,
+    OnnxImportError,
+    UnknownTapError,
+    UnsupportedOpError,
+    supported_ops,
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +48,9 @@ def test_float_initializers_become_variables_named_after_them(resnet20, resnet20
     assert len(resnet20.trainable_variables) == len(floats)
     for name, arr in inits.items():
         if name in floats:
-            np.testing.assert_array_equal(resnet20.to_onnx_layout(name, resnet20.onnx_variables[name]), arr)
+            np.testing.assert_array_equal(
+                resnet20.to_onnx_layout(name, resnet20.onnx_variables[name]), arr
+            )
     # conv kernels are stored the way TF convolves (HWIO), still named after the initializer
     assert tuple(resnet20.onnx_variables["conv1.weight"].shape) == (3, 3, 3, 16)
 
@@ -60,7 +67,9 @@ def test_bn_layers_expose_inputs_and_statistics(resnet20, resnet20_path):
         assert layer.epsilon == pytest.approx(1e-5)
 
 
-def test_taps_by_alias_and_raw_name_match_onnxruntime(resnet20, resnet20_path, cifar_batch, tmp_path):
+def test_taps_by_alias_and_raw_name_match_onnxruntime(
+    resnet20, resnet20_path, cifar_batch, tmp_path
+):
     x, _ = cifar_batch
     raw = resnet20.aliases["layer2"]
     taps = resnet20(x, taps=["layer2", "conv1", raw])
@@ -130,8 +139,9 @@ def test_weight_gradients_match_pytorch(resnet20_path, cifar_batch, dtype, tol):
             continue
         ref = params[name].grad.numpy()
         got = model.to_onnx_layout(name, g).numpy()
-        np.testing.assert_allclose(got, ref, rtol=0, atol=tol * max(np.abs(ref).max(), 1e-12),
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            got, ref, rtol=0, atol=tol * max(np.abs(ref).max(), 1e-12), err_msg=name
+        )
         compared += 1
     assert compared == 59  # 19 conv kernels + 19 BN (scale, bias) + linear weight and bias
 
@@ -148,10 +158,12 @@ def _gradient_matching_tf(model, x, y, target, compiled_outer):
                     tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
                 )
             grads = inner.gradient(loss, weights)
-            match = tf.add_n([
-                tf.reduce_sum((model.to_onnx_layout(n, g) - t) ** 2)
-                for n, g, t in zip(target, grads, target.values())
-            ])
+            match = tf.add_n(
+                [
+                    tf.reduce_sum((model.to_onnx_layout(n, g) - t) ** 2)
+                    for n, g, t in zip(target, grads, target.values())
+                ]
+            )
         return match, outer.gradient(match, x)
 
     fn = tf.function(loss_fn) if compiled_outer else loss_fn
@@ -191,8 +203,9 @@ def test_second_order_gradient_matches_pytorch(name, compiled_outer, cifar_batch
 # -- error paths -------------------------------------------------------------------------
 def _tiny(opset=17, op="Relu", **attrs):
     x = np.zeros((1, 3, 4, 4), np.float32)
-    return make_model([helper.make_node(op, ["x"], ["y"], name="the_node", **attrs)],
-                      {"x": x}, ["y"], opset=opset)
+    return make_model(
+        [helper.make_node(op, ["x"], ["y"], name="the_node", **attrs)], {"x": x}, ["y"], opset=opset
+    )
 
 
 def test_unsupported_op_names_op_node_opset_and_supported_list():
@@ -236,8 +249,14 @@ def test_external_data_outside_the_model_folder_is_refused(tmp_path):
     model = make_model([helper.make_node("Conv", ["x", "w"], ["y"])], {"x": x}, ["y"], {"w": w})
     inside = tmp_path / "model"
     inside.mkdir()
-    onnx.save(model, str(inside / "ok.onnx"), save_as_external_data=True,
-              all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)
+    onnx.save(
+        model,
+        str(inside / "ok.onnx"),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="weights.bin",
+        size_threshold=0,
+    )
     np.testing.assert_allclose(onnx_to_tf.load(inside / "ok.onnx")(x), np.zeros((1, 4, 4, 4)))
     proto = onnx.load(str(inside / "ok.onnx"), load_external_data=False)
     for entry in proto.graph.initializer[0].external_data:
@@ -280,7 +299,8 @@ def test_lean_reader_sees_the_same_model_as_onnx_load(resnet20_path):
     skeleton, raw = read_lean(resnet20_path)
     try:
         assert [n.SerializeToString() for n in skeleton.graph.node] == [
-            n.SerializeToString() for n in full.graph.node]
+            n.SerializeToString() for n in full.graph.node
+        ]
         assert len(raw.spans) == len(full.graph.initializer)
         for k, (a, b) in enumerate(zip(skeleton.graph.initializer, full.graph.initializer)):
             assert a.name == b.name and not a.raw_data

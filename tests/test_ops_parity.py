@@ -18,9 +18,9 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
+from onnx_builders import OP_ATOL, OP_RTOL, assert_parity, make_model, run_ort
 
 from converters.onnx_to_tf import OnnxImportError, load
-from onnx_builders import OP_ATOL, OP_RTOL, assert_parity, make_model, run_ort
 
 CHAIN_RTOL, CHAIN_ATOL = 1e-3, 1e-4
 
@@ -63,9 +63,11 @@ class G:
         return self.const(self.rand(*shape, scale=scale))
 
     def op(self, op_type: str, inputs, n_out: int = 1, name: str | None = None, **attrs):
-        outs = [name or self._name(op_type.lower())] if n_out == 1 else [
-            self._name(op_type.lower()) for _ in range(n_out)
-        ]
+        outs = (
+            [name or self._name(op_type.lower())]
+            if n_out == 1
+            else [self._name(op_type.lower()) for _ in range(n_out)]
+        )
         self.nodes.append(helper.make_node(op_type, list(inputs), outs, **attrs))
         return outs[0] if n_out == 1 else outs
 
@@ -82,11 +84,19 @@ class G:
 
     def model(self, outputs, opset: int = 17, output_types=None) -> onnx.ModelProto:
         outputs = [outputs] if isinstance(outputs, str) else list(outputs)
-        return make_model(self.nodes, self.inputs, outputs, self.inits, opset=opset,
-                          output_types=output_types)
+        return make_model(
+            self.nodes, self.inputs, outputs, self.inits, opset=opset, output_types=output_types
+        )
 
-    def check(self, outputs, opset: int = 17, compiled: bool = False, rtol=OP_RTOL, atol=OP_ATOL,
-              output_types=None):
+    def check(
+        self,
+        outputs,
+        opset: int = 17,
+        compiled: bool = False,
+        rtol=OP_RTOL,
+        atol=OP_ATOL,
+        output_types=None,
+    ):
         model = self.model(outputs, opset, output_types)
         return assert_parity(model, self.inputs, rtol=rtol, atol=atol, compiled=compiled)
 
@@ -122,16 +132,25 @@ CONV_CASES = {
     "stride_mixed": ((1, 3, 7, 8), (4, 3, 3, 3), dict(strides=[1, 2], pads=[1, 1, 1, 1])),
     "dilation2": ((1, 3, 9, 9), (4, 3, 3, 3), dict(dilations=[2, 2], pads=[2, 2, 2, 2])),
     "dilation_mixed": ((1, 3, 8, 9), (4, 3, 3, 3), dict(dilations=[2, 1], pads=[2, 1, 2, 1])),
-    "stride2_dilation2_even": ((1, 3, 10, 10), (4, 3, 3, 3),
-                               dict(strides=[2, 2], dilations=[2, 2], pads=[2, 2, 2, 2])),
-    "stride2_dilation2_odd": ((1, 3, 11, 9), (4, 3, 3, 3),
-                              dict(strides=[2, 2], dilations=[2, 2], pads=[1, 2, 2, 1])),
+    "stride2_dilation2_even": (
+        (1, 3, 10, 10),
+        (4, 3, 3, 3),
+        dict(strides=[2, 2], dilations=[2, 2], pads=[2, 2, 2, 2]),
+    ),
+    "stride2_dilation2_odd": (
+        (1, 3, 11, 9),
+        (4, 3, 3, 3),
+        dict(strides=[2, 2], dilations=[2, 2], pads=[1, 2, 2, 1]),
+    ),
     "group2": ((1, 4, 6, 6), (6, 2, 3, 3), dict(group=2, pads=[1, 1, 1, 1])),
     "group2_stride2": ((2, 4, 7, 7), (4, 2, 3, 3), dict(group=2, strides=[2, 2], pads=[1] * 4)),
     "depthwise": ((1, 4, 7, 7), (4, 1, 3, 3), dict(group=4, pads=[1, 1, 1, 1])),
     "depthwise_stride2": ((1, 4, 8, 8), (4, 1, 3, 3), dict(group=4, strides=[2, 2], pads=[1] * 4)),
-    "depthwise_dilation2": ((1, 4, 9, 9), (4, 1, 3, 3),
-                            dict(group=4, dilations=[2, 2], pads=[2] * 4)),
+    "depthwise_dilation2": (
+        (1, 4, 9, 9),
+        (4, 1, 3, 3),
+        dict(group=4, dilations=[2, 2], pads=[2] * 4),
+    ),
     "depthwise_multiplier2": ((1, 3, 7, 7), (6, 1, 3, 3), dict(group=3, pads=[1, 1, 1, 1])),
     "no_pads_batch3": ((3, 2, 5, 6), (3, 2, 3, 3), dict()),
 }
@@ -151,8 +170,14 @@ def test_conv_kernel_shape_attribute(rank, kernel_attr):
     k = [3, 2][:rank] if rank == 2 else [3]
     attrs = dict(kernel_shape=k) if kernel_attr else {}
     x_shape = (1, 3, 7, 6)[: 2 + rank]
-    single("Conv", x_shape, inits=[(4, 3, *k), (4,)], strides=[2] * rank, pads=[1] * (2 * rank),
-           **attrs)
+    single(
+        "Conv",
+        x_shape,
+        inits=[(4, 3, *k), (4,)],
+        strides=[2] * rank,
+        pads=[1] * (2 * rank),
+        **attrs,
+    )
 
 
 @pytest.mark.parametrize("size", [7, 8])
@@ -160,8 +185,13 @@ def test_conv_kernel_shape_attribute(rank, kernel_attr):
 @pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
 def test_conv_auto_pad(auto_pad, kernel, stride, size):
     # (onnxruntime refuses auto_pad SAME together with dilations > 1, so no dilation here)
-    single("Conv", (1, 3, size, size + 1), inits=[(4, 3, kernel, kernel), (4,)],
-           auto_pad=auto_pad, strides=[stride, stride])
+    single(
+        "Conv",
+        (1, 3, size, size + 1),
+        inits=[(4, 3, kernel, kernel), (4,)],
+        auto_pad=auto_pad,
+        strides=[stride, stride],
+    )
 
 
 CONV1D_CASES = {
@@ -211,10 +241,16 @@ CONVT_CASES = {
     "stride2": ((1, 4, 5, 5), (4, 3, 3, 3), dict(strides=[2, 2])),
     "stride2_pads": ((1, 4, 5, 6), (4, 3, 3, 3), dict(strides=[2, 2], pads=[1, 1, 1, 1])),
     "stride2_pads_asym": ((1, 4, 5, 5), (4, 3, 3, 3), dict(strides=[2, 2], pads=[0, 1, 2, 0])),
-    "stride2_output_padding": ((1, 4, 5, 5), (4, 3, 3, 3),
-                               dict(strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1])),
-    "output_padding_mixed": ((1, 4, 4, 5), (4, 3, 3, 3),
-                             dict(strides=[2, 3], pads=[1, 0, 1, 0], output_padding=[1, 2])),
+    "stride2_output_padding": (
+        (1, 4, 5, 5),
+        (4, 3, 3, 3),
+        dict(strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1]),
+    ),
+    "output_padding_mixed": (
+        (1, 4, 4, 5),
+        (4, 3, 3, 3),
+        dict(strides=[2, 3], pads=[1, 0, 1, 0], output_padding=[1, 2]),
+    ),
     "k4_stride2_pad1_dcgan": ((2, 4, 4, 4), (4, 3, 4, 4), dict(strides=[2, 2], pads=[1] * 4)),
     "dilation2": ((1, 4, 5, 5), (4, 3, 3, 3), dict(dilations=[2, 2], pads=[1, 1, 1, 1])),
     "stride2_dilation2": ((1, 4, 4, 5), (4, 3, 3, 3), dict(strides=[2, 2], dilations=[2, 2])),
@@ -222,14 +258,26 @@ CONVT_CASES = {
     "depthwise": ((1, 4, 5, 5), (4, 1, 3, 3), dict(group=4, strides=[2, 2])),
     "output_shape_even": ((1, 4, 5, 5), (4, 3, 3, 3), dict(strides=[2, 2], output_shape=[10, 10])),
     "output_shape_full": ((1, 4, 5, 5), (4, 3, 3, 3), dict(strides=[2, 2], output_shape=[11, 11])),
-    "output_shape_odd_total": ((1, 4, 5, 5), (4, 3, 3, 3),
-                               dict(strides=[2, 2], output_shape=[9, 10])),
-    "auto_pad_same_upper": ((1, 4, 5, 5), (4, 3, 3, 3),
-                            dict(strides=[2, 2], auto_pad="SAME_UPPER")),
-    "auto_pad_same_upper_k4": ((1, 4, 5, 4), (4, 3, 4, 4),
-                               dict(strides=[2, 2], auto_pad="SAME_UPPER")),
-    "auto_pad_same_lower_k4": ((1, 4, 5, 4), (4, 3, 4, 4),
-                               dict(strides=[2, 2], auto_pad="SAME_LOWER")),
+    "output_shape_odd_total": (
+        (1, 4, 5, 5),
+        (4, 3, 3, 3),
+        dict(strides=[2, 2], output_shape=[9, 10]),
+    ),
+    "auto_pad_same_upper": (
+        (1, 4, 5, 5),
+        (4, 3, 3, 3),
+        dict(strides=[2, 2], auto_pad="SAME_UPPER"),
+    ),
+    "auto_pad_same_upper_k4": (
+        (1, 4, 5, 4),
+        (4, 3, 4, 4),
+        dict(strides=[2, 2], auto_pad="SAME_UPPER"),
+    ),
+    "auto_pad_same_lower_k4": (
+        (1, 4, 5, 4),
+        (4, 3, 4, 4),
+        dict(strides=[2, 2], auto_pad="SAME_LOWER"),
+    ),
 }
 
 
@@ -243,8 +291,11 @@ def test_conv_transpose(case, bias):
 
 
 CONVT1D_CASES = {
-    "stride2_pads_output_padding": ((1, 4, 6), (4, 2, 3),
-                                    dict(strides=[2], pads=[1, 1], output_padding=[1])),
+    "stride2_pads_output_padding": (
+        (1, 4, 6),
+        (4, 2, 3),
+        dict(strides=[2], pads=[1, 1], output_padding=[1]),
+    ),
     "dilation2": ((1, 4, 6), (4, 2, 3), dict(dilations=[2], pads=[1, 0])),
     "group2": ((2, 4, 5), (4, 3, 3), dict(group=2, strides=[2])),
     "output_shape": ((1, 4, 5), (4, 2, 3), dict(strides=[2], output_shape=[10])),
@@ -264,8 +315,13 @@ def test_conv_transpose_after_conv():
     g = G(3)
     x = g.input(1, 3, 8, 8)
     h = g.op("Relu", [g.conv(x, 3, 4, strides=[2, 2])])
-    y = g.op("ConvTranspose", [h, g.weight(4, 3, 3, 3), g.weight(3)], strides=[2, 2],
-             pads=[1, 1, 1, 1], output_padding=[1, 1])
+    y = g.op(
+        "ConvTranspose",
+        [h, g.weight(4, 3, 3, 3), g.weight(3)],
+        strides=[2, 2],
+        pads=[1, 1, 1, 1],
+        output_padding=[1, 1],
+    )
     g.check(g.op("Add", [y, x]), rtol=CHAIN_RTOL, atol=CHAIN_ATOL)
 
 
@@ -299,8 +355,15 @@ POOL_KINDS = {
 def test_pool(kind, geometry, ceil_mode, size):
     op, extra = POOL_KINDS[kind]
     k, s, pads = POOL_GEOMETRIES[geometry]
-    single(op, (2, 3, size, size + 1), kernel_shape=[k, k], strides=[s, s], pads=pads,
-           ceil_mode=ceil_mode, **extra)
+    single(
+        op,
+        (2, 3, size, size + 1),
+        kernel_shape=[k, k],
+        strides=[s, s],
+        pads=pads,
+        ceil_mode=ceil_mode,
+        **extra,
+    )
 
 
 @pytest.mark.parametrize("size", [6, 7])
@@ -309,8 +372,14 @@ def test_pool(kind, geometry, ceil_mode, size):
 @pytest.mark.parametrize("kind", list(POOL_KINDS))
 def test_pool_auto_pad(kind, auto_pad, kernel, stride, size):
     op, extra = POOL_KINDS[kind]
-    single(op, (1, 3, size, size + 1), kernel_shape=[kernel, kernel], strides=[stride, stride],
-           auto_pad=auto_pad, **extra)
+    single(
+        op,
+        (1, 3, size, size + 1),
+        kernel_shape=[kernel, kernel],
+        strides=[stride, stride],
+        auto_pad=auto_pad,
+        **extra,
+    )
 
 
 @pytest.mark.parametrize("size", [7, 8])
@@ -318,8 +387,15 @@ def test_pool_auto_pad(kind, auto_pad, kernel, stride, size):
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("pads", [[0, 0, 0, 0], [2, 1, 2, 1]], ids=["p0", "p2"])
 def test_max_pool_dilated(pads, stride, ceil_mode, size):
-    single("MaxPool", (1, 3, size, size + 1), kernel_shape=[3, 2], strides=[stride, stride],
-           dilations=[2, 2], pads=pads, ceil_mode=ceil_mode)
+    single(
+        "MaxPool",
+        (1, 3, size, size + 1),
+        kernel_shape=[3, 2],
+        strides=[stride, stride],
+        dilations=[2, 2],
+        pads=pads,
+        ceil_mode=ceil_mode,
+    )
 
 
 POOL1D_CASES = {
@@ -328,8 +404,10 @@ POOL1D_CASES = {
     "max_dilated": ("MaxPool", dict(kernel_shape=[3], strides=[2], dilations=[2], pads=[1, 1])),
     "max_same_lower": ("MaxPool", dict(kernel_shape=[2], strides=[2], auto_pad="SAME_LOWER")),
     "avg_exclude_pad": ("AveragePool", dict(kernel_shape=[3], strides=[2], pads=[1, 1])),
-    "avg_include_pad": ("AveragePool", dict(kernel_shape=[3], strides=[2], pads=[1, 1],
-                                            count_include_pad=1)),
+    "avg_include_pad": (
+        "AveragePool",
+        dict(kernel_shape=[3], strides=[2], pads=[1, 1], count_include_pad=1),
+    ),
     "avg_ceil": ("AveragePool", dict(kernel_shape=[2], strides=[2], pads=[1, 1], ceil_mode=1)),
     "avg_same_upper": ("AveragePool", dict(kernel_shape=[4], strides=[2], auto_pad="SAME_UPPER")),
 }
@@ -383,12 +461,18 @@ def test_instance_norm(shape):
     if len(shape) == 4:
         x = g.conv(x, 4, 4)
     c = shape[1]
-    g.check(g.op("InstanceNormalization", [x, g.floats(1 + g.rand(c)), g.floats(g.rand(c))],
-                 epsilon=1e-4))
+    g.check(
+        g.op(
+            "InstanceNormalization", [x, g.floats(1 + g.rand(c)), g.floats(g.rand(c))], epsilon=1e-4
+        )
+    )
 
 
-@pytest.mark.parametrize("attrs", [dict(size=3), dict(size=5, alpha=1e-2, beta=0.5, bias=2.0),
-                                   dict(size=1, alpha=0.5)], ids=["size3", "size5_attrs", "size1"])
+@pytest.mark.parametrize(
+    "attrs",
+    [dict(size=3), dict(size=5, alpha=1e-2, beta=0.5, bias=2.0), dict(size=1, alpha=0.5)],
+    ids=["size3", "size5_attrs", "size1"],
+)
 def test_lrn_after_conv(attrs):
     g = G(8)
     c = g.conv(g.input(1, 3, 5, 5), 3, 6)
@@ -586,8 +670,11 @@ def test_broadcast_conv_with_constant_node():
     """A Constant node (a static numpy value inside the importer) instead of an initializer."""
     g = G(19)
     c = g.conv(g.input(2, 3, 5, 6), 3, 4)
-    k = g.op("Constant", [], value=helper.make_tensor("k", TensorProto.FLOAT, [4, 1, 1],
-                                                     g.rand(4).tolist()))
+    k = g.op(
+        "Constant",
+        [],
+        value=helper.make_tensor("k", TensorProto.FLOAT, [4, 1, 1], g.rand(4).tolist()),
+    )
     g.check(g.op("Sub", [k, c]))
 
 
@@ -656,8 +743,7 @@ def test_chain_tf2onnx_transposes_cancel(compiled):
     t = g.op("Transpose", [c], perm=[0, 2, 3, 1])
     r = g.op("Relu", [t])
     back = g.op("Transpose", [r], perm=[0, 3, 1, 2])
-    g.check(g.conv(back, 4, 5, strides=[2, 2]), compiled=compiled, rtol=CHAIN_RTOL,
-            atol=CHAIN_ATOL)
+    g.check(g.conv(back, 4, 5, strides=[2, 2]), compiled=compiled, rtol=CHAIN_RTOL, atol=CHAIN_ATOL)
 
 
 @COMPILED
@@ -679,8 +765,12 @@ def test_chain_transpose_reshape_gemm_flattens_in_nhwc_order(compiled):
     c = g.op("Relu", [g.conv(g.input(2, 3, 4, 5), 3, 3)])
     t = g.op("Transpose", [c], perm=[0, 2, 3, 1])
     f = g.op("Reshape", [t, g.ints([2, -1])])
-    g.check(g.op("Gemm", [f, g.weight(7, 4 * 5 * 3), g.weight(7)], transB=1), compiled=compiled,
-            rtol=CHAIN_RTOL, atol=CHAIN_ATOL)
+    g.check(
+        g.op("Gemm", [f, g.weight(7, 4 * 5 * 3), g.weight(7)], transB=1),
+        compiled=compiled,
+        rtol=CHAIN_RTOL,
+        atol=CHAIN_ATOL,
+    )
 
 
 @COMPILED
@@ -688,8 +778,12 @@ def test_chain_conv_flatten_gemm(compiled):
     g = G(33)
     c = g.op("Relu", [g.conv(g.input(2, 3, 4, 5), 3, 3)])
     f = g.op("Flatten", [c])
-    g.check(g.op("Gemm", [f, g.weight(60, 7), g.weight(1, 7)]), compiled=compiled,
-            rtol=CHAIN_RTOL, atol=CHAIN_ATOL)
+    g.check(
+        g.op("Gemm", [f, g.weight(60, 7), g.weight(1, 7)]),
+        compiled=compiled,
+        rtol=CHAIN_RTOL,
+        atol=CHAIN_ATOL,
+    )
 
 
 @pytest.mark.parametrize("axis", [0, 2, 3, -1])
@@ -704,12 +798,19 @@ def test_chain_conv_reshape_matmul(compiled):
     g = G(35)
     c = g.conv(g.input(2, 3, 4, 5), 3, 3)
     f = g.op("Reshape", [c, g.ints([0, -1])])
-    g.check(g.op("Add", [g.op("MatMul", [f, g.weight(60, 7)]), g.weight(7)]), compiled=compiled,
-            rtol=CHAIN_RTOL, atol=CHAIN_ATOL)
+    g.check(
+        g.op("Add", [g.op("MatMul", [f, g.weight(60, 7)]), g.weight(7)]),
+        compiled=compiled,
+        rtol=CHAIN_RTOL,
+        atol=CHAIN_ATOL,
+    )
 
 
-@pytest.mark.parametrize("shape", [[0, 3, -1], [2, 3, 4, 5], [-1, 5], [2, 12, 5]],
-                         ids=["0_3_-1", "same", "-1_5", "split_C_H"])
+@pytest.mark.parametrize(
+    "shape",
+    [[0, 3, -1], [2, 3, 4, 5], [-1, 5], [2, 12, 5]],
+    ids=["0_3_-1", "same", "-1_5", "split_C_H"],
+)
 def test_chain_conv_reshape_shapes(shape):
     g = G(36)
     c = g.conv(g.input(2, 3, 4, 5), 3, 3)
@@ -784,8 +885,9 @@ def test_chain_resnet_option_a_shortcut(compiled):
     main = g.op("Relu", [g.bn(g.conv(x, 4, 8, strides=[2, 2]), 8)])
     s = g.op("Slice", [x, g.ints([0, 0]), g.ints([2**62, 2**62]), g.ints([2, 3]), g.ints([2, 2])])
     s = g.op("Pad", [s, g.ints([0, 2, 0, 0, 0, 2, 0, 0])], mode="constant")
-    g.check(g.op("Relu", [g.op("Add", [main, s])]), compiled=compiled, rtol=CHAIN_RTOL,
-            atol=CHAIN_ATOL)
+    g.check(
+        g.op("Relu", [g.op("Add", [main, s])]), compiled=compiled, rtol=CHAIN_RTOL, atol=CHAIN_ATOL
+    )
 
 
 PAD_CASES = {
@@ -925,11 +1027,14 @@ def test_chain_torch_dynamic_flatten(dynamic_batch, compiled):
         import tensorflow as tf
 
         tf_model = load(model)
-        fn = tf.function(lambda t: tf_model(t, compiled=compiled),
-                         input_signature=[tf.TensorSpec([None, 3, 4, 5], tf.float32)])
+        fn = tf.function(
+            lambda t: tf_model(t, compiled=compiled),
+            input_signature=[tf.TensorSpec([None, 3, 4, 5], tf.float32)],
+        )
         xb = g.rand(3, 3, 4, 5)
-        np.testing.assert_allclose(fn(xb).numpy(), run_ort(model, {x: xb})[0], rtol=CHAIN_RTOL,
-                                   atol=CHAIN_ATOL)
+        np.testing.assert_allclose(
+            fn(xb).numpy(), run_ort(model, {x: xb})[0], rtol=CHAIN_RTOL, atol=CHAIN_ATOL
+        )
 
 
 def test_chain_shape_of_tagged_tensor_is_logical():
@@ -994,17 +1099,42 @@ RESIZE_CASES = {
     "nearest_asymmetric_floor_x2": ("nearest", "asymmetric", "floor", [1, 1, 2, 2], None),
     "nearest_asymmetric_floor_x1.5": ("nearest", "asymmetric", "floor", [1, 1, 1.5, 2.5], None),
     "nearest_half_pixel_round_prefer_floor_x2": (
-        "nearest", "half_pixel", "round_prefer_floor", [1, 1, 2, 2], None),
+        "nearest",
+        "half_pixel",
+        "round_prefer_floor",
+        [1, 1, 2, 2],
+        None,
+    ),
     "nearest_half_pixel_round_prefer_floor_x1.5": (
-        "nearest", "half_pixel", "round_prefer_floor", [1, 1, 1.5, 3], None),
+        "nearest",
+        "half_pixel",
+        "round_prefer_floor",
+        [1, 1, 1.5, 3],
+        None,
+    ),
     "nearest_half_pixel_round_prefer_ceil_sizes": (
-        "nearest", "half_pixel", "round_prefer_ceil", None, [2, 4, 9, 13]),
+        "nearest",
+        "half_pixel",
+        "round_prefer_ceil",
+        None,
+        [2, 4, 9, 13],
+    ),
     "nearest_asymmetric_floor_sizes": ("nearest", "asymmetric", "floor", None, [2, 4, 10, 7]),
     "nearest_asymmetric_ceil_downscale": ("nearest", "asymmetric", "ceil", [1, 1, 0.5, 0.5], None),
-    "nearest_tf_half_pixel_for_nn": ("nearest", "tf_half_pixel_for_nn", "floor", [1, 1, 2, 1.5],
-                                     None),
-    "nearest_align_corners_sizes": ("nearest", "align_corners", "round_prefer_floor", None,
-                                    [2, 4, 8, 9]),
+    "nearest_tf_half_pixel_for_nn": (
+        "nearest",
+        "tf_half_pixel_for_nn",
+        "floor",
+        [1, 1, 2, 1.5],
+        None,
+    ),
+    "nearest_align_corners_sizes": (
+        "nearest",
+        "align_corners",
+        "round_prefer_floor",
+        None,
+        [2, 4, 8, 9],
+    ),
     "linear_half_pixel_x2": ("linear", "half_pixel", None, [1, 1, 2, 2], None),
     "linear_half_pixel_downscale": ("linear", "half_pixel", None, [1, 1, 0.6, 0.5], None),
     "linear_half_pixel_sizes": ("linear", "half_pixel", None, None, [2, 4, 7, 11]),
@@ -1061,8 +1191,13 @@ def test_chain_fpn_upsample_add():
     x = g.input(1, 3, 8, 8)
     fine = g.conv(x, 3, 4, k=1)
     coarse = g.conv(x, 3, 4, strides=[2, 2])
-    up = g.op("Resize", [coarse, "", g.floats([1, 1, 2, 2])], mode="nearest",
-              coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    up = g.op(
+        "Resize",
+        [coarse, "", g.floats([1, 1, 2, 2])],
+        mode="nearest",
+        coordinate_transformation_mode="asymmetric",
+        nearest_mode="floor",
+    )
     g.check(g.op("Add", [fine, up]), rtol=CHAIN_RTOL, atol=CHAIN_ATOL)
 
 
@@ -1121,7 +1256,7 @@ def _tap_model():
     c = g.conv(x, 3, 4, name="conv1")
     r = g.op("Relu", [g.bn(c, 4)], name="relu1")
     p = g.op("MaxPool", [r], kernel_shape=[2, 2], strides=[2, 2], name="pool1")
-    t = g.op("Transpose", [p], perm=[0, 2, 3, 1], name="nhwc_view")
+    g.op("Transpose", [p], perm=[0, 2, 3, 1], name="nhwc_view")
     f = g.op("Flatten", [p], name="flat")
     logits = g.op("Gemm", [f, g.weight(3, 36), g.weight(3)], transB=1, name="logits")
     return g, logits, ["conv1", "relu1", "pool1", "nhwc_view", "flat"]
@@ -1136,18 +1271,24 @@ def test_taps_match_onnxruntime_extra_outputs(compiled):
     assert set(got) == set(taps)
     for name in taps:
         assert tuple(got[name].shape) == ref[name].shape, name
-        np.testing.assert_allclose(np.asarray(got[name]), ref[name], rtol=CHAIN_RTOL,
-                                   atol=CHAIN_ATOL, err_msg=name)
-    np.testing.assert_allclose(np.asarray(model(g.inputs["input"], compiled=compiled)),
-                               ref[logits], rtol=CHAIN_RTOL, atol=CHAIN_ATOL)
+        np.testing.assert_allclose(
+            np.asarray(got[name]), ref[name], rtol=CHAIN_RTOL, atol=CHAIN_ATOL, err_msg=name
+        )
+    np.testing.assert_allclose(
+        np.asarray(model(g.inputs["input"], compiled=compiled)),
+        ref[logits],
+        rtol=CHAIN_RTOL,
+        atol=CHAIN_ATOL,
+    )
 
     nhwc = model(g.inputs["input"], taps=taps, layout="NHWC", compiled=compiled)
     for name in taps:
         want = ref[name]
         if want.ndim >= 3:
             want = np.moveaxis(want, 1, -1)
-        np.testing.assert_allclose(np.asarray(nhwc[name]), want, rtol=CHAIN_RTOL, atol=CHAIN_ATOL,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            np.asarray(nhwc[name]), want, rtol=CHAIN_RTOL, atol=CHAIN_ATOL, err_msg=name
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -1187,8 +1328,12 @@ def test_refuses_cubic_resize():
 @pytest.mark.parametrize("policy", ["not_larger", "not_smaller"])
 def test_refuses_resize_keep_aspect_ratio_policy(policy):
     g = G(76)
-    y = g.op("Resize", [g.input(1, 2, 4, 6), "", "", g.ints([1, 2, 7, 15])], mode="nearest",
-             keep_aspect_ratio_policy=policy)
+    y = g.op(
+        "Resize",
+        [g.input(1, 2, 4, 6), "", "", g.ints([1, 2, 7, 15])],
+        mode="nearest",
+        keep_aspect_ratio_policy=policy,
+    )
     _refused(g.model(y, opset=18), g.inputs)
 
 
@@ -1213,8 +1358,12 @@ def test_refuses_unknown_op_at_load():
 def test_resize_keep_aspect_ratio_policy_stretch_opset18():
     g = G(80)
     c = g.conv(g.input(1, 3, 4, 6), 3, 2)
-    y = g.op("Resize", [c, "", "", g.ints([1, 2, 7, 15])], mode="nearest",
-             keep_aspect_ratio_policy="stretch")
+    y = g.op(
+        "Resize",
+        [c, "", "", g.ints([1, 2, 7, 15])],
+        mode="nearest",
+        keep_aspect_ratio_policy="stretch",
+    )
     g.check(y, opset=18)
 
 
@@ -1257,13 +1406,22 @@ def test_dynamic_batch_inside_user_tf_function():
     f1 = g.op("Reshape", [a, g.op("Concat", [n, g.ints([-1])], axis=0)])
     f2 = g.op("Flatten", [s])
     f3 = g.op("Reshape", [g.op("Transpose", [a], perm=[0, 2, 3, 1]), g.ints([0, -1])])
-    y = g.op("Concat", [g.op("MatMul", [f1, g.weight(48, 3)]), g.op("Gemm", [f2, g.weight(5, 3)]),
-                        g.op("MatMul", [f3, g.weight(48, 3)])], axis=1)
+    y = g.op(
+        "Concat",
+        [
+            g.op("MatMul", [f1, g.weight(48, 3)]),
+            g.op("Gemm", [f2, g.weight(5, 3)]),
+            g.op("MatMul", [f3, g.weight(48, 3)]),
+        ],
+        axis=1,
+    )
     model = g.model(y, opset=13)
     model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
     tf_model = load(model)
-    fn = tf.function(lambda t: tf_model(t, compiled=False),
-                     input_signature=[tf.TensorSpec([None, 3, 8, 8], tf.float32)])
+    fn = tf.function(
+        lambda t: tf_model(t, compiled=False),
+        input_signature=[tf.TensorSpec([None, 3, 8, 8], tf.float32)],
+    )
     for batch in (1, 3):
         xb = g.rand(batch, 3, 8, 8)
         (want,) = run_ort(model, {x: xb})
@@ -1316,10 +1474,19 @@ def test_chain_pow_and_unary_on_conv_output():
     g = G(88)
     c = g.conv(g.input(1, 3, 4, 5), 3, 4)
     a = g.op("Add", [g.op("Abs", [c]), g.floats(0.1)])
-    outs = [g.op("Pow", [c, g.floats(2.0)]), g.op("Pow", [a, g.floats(g.rand(4, 1, 1))]),
-            g.op("Sqrt", [a]), g.op("Log", [a]), g.op("Reciprocal", [a]), g.op("Exp", [c]),
-            g.op("Neg", [c]), g.op("Floor", [c]), g.op("Ceil", [c]), g.op("Sin", [c]),
-            g.op("Cos", [c])]
+    outs = [
+        g.op("Pow", [c, g.floats(2.0)]),
+        g.op("Pow", [a, g.floats(g.rand(4, 1, 1))]),
+        g.op("Sqrt", [a]),
+        g.op("Log", [a]),
+        g.op("Reciprocal", [a]),
+        g.op("Exp", [c]),
+        g.op("Neg", [c]),
+        g.op("Floor", [c]),
+        g.op("Ceil", [c]),
+        g.op("Sin", [c]),
+        g.op("Cos", [c]),
+    ]
     g.check(outs)
 
 
@@ -1339,8 +1506,9 @@ def test_chain_squeeze_without_axes_and_reduce_empty_axes(opset):
 def test_chain_gather_negative_indices_on_channels():
     g = G(90)
     c = g.conv(g.input(2, 3, 4, 5), 3, 6)
-    g.check([g.op("Gather", [c, g.ints([-1, 0])], axis=1),
-             g.op("Gather", [c, g.ints(-2)], axis=-1)])
+    g.check(
+        [g.op("Gather", [c, g.ints([-1, 0])], axis=1), g.op("Gather", [c, g.ints(-2)], axis=-1)]
+    )
 
 
 @COMPILED
@@ -1355,8 +1523,12 @@ def test_chain_conv1d_stack(compiled):
     cat = g.op("Concat", [p, g.op("Mul", [s, g.weight(2, 1)])], axis=1)
     norm = g.op("InstanceNormalization", [cat, g.floats(np.ones(6)), g.floats(np.zeros(6))])
     f = g.op("Flatten", [norm])
-    g.check(g.op("Gemm", [f, g.weight(6 * 9, 3), g.weight(3)]), compiled=compiled,
-            rtol=CHAIN_RTOL, atol=CHAIN_ATOL)
+    g.check(
+        g.op("Gemm", [f, g.weight(6 * 9, 3), g.weight(3)]),
+        compiled=compiled,
+        rtol=CHAIN_RTOL,
+        atol=CHAIN_ATOL,
+    )
 
 
 def test_small_classifier_with_xla():

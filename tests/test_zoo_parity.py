@@ -31,15 +31,19 @@ def test_zoo_model_parity(name):
 
 @pytest.mark.parametrize(
     "name,expected",
-    [("resnet20_cifar", 91.5), ("resnet32_cifar", 92.8), ("resnet44_cifar", 93.3),
-     ("resnet56_cifar", 92.6)],
+    [
+        ("resnet20_cifar", 91.5),
+        ("resnet32_cifar", 92.8),
+        ("resnet44_cifar", 93.3),
+        ("resnet56_cifar", 92.6),
+    ],
 )
 def test_cifar_resnet_accuracy_in_tensorflow(name, expected):
     x, y = model_zoo.data.cifar10("test")
     assert len(y) == 1000
     model = onnx_to_tf.load(model_zoo.load(name))
-    preds = np.concatenate([
-        np.argmax(model(x[i : i + 250]).numpy(), axis=1) for i in range(0, len(x), 250)
-    ])
+    preds = np.concatenate(
+        [np.argmax(model(x[i : i + 250]).numpy(), axis=1) for i in range(0, len(x), 250)]
+    )
     top1 = 100.0 * float(np.mean(preds == y))
     assert abs(top1 - expected) <= 0.5, f"{name}: top-1 {top1:.1f} % vs {expected} %"

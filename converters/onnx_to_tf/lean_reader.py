@@ -161,7 +161,9 @@ def read_lean(path: Path) -> tuple[onnx.ModelProto, RawWeights]:
         end = len(buffer)
         for number, wtype, fstart, vstart, vend in _fields(buffer, 0, end):
             if number == _MODEL_GRAPH and wtype == 2:
-                skeleton += _length_delimited(number, _strip_initializers(buffer, vstart, vend, spans))
+                skeleton += _length_delimited(
+                    number, _strip_initializers(buffer, vstart, vend, spans)
+                )
             else:
                 skeleton += buffer[fstart:vend]
         model = onnx.load_from_string(bytes(skeleton))

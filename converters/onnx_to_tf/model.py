@@ -26,8 +26,8 @@ from . import ops  # noqa: F401  (registers the handlers)
 from .errors import ModelInputError, UnknownTapError, UnsupportedOpError
 from .graph import Context, Node, execute, parse_attributes
 from .layout import Value, channels_last, inverse
-from .ops.conv import kernel_storage_perm
 from .lean_reader import RawWeights
+from .ops.conv import kernel_storage_perm
 from .reader import check_structure, default_opset, read_model
 from .registry import lookup, supported_ops
 
@@ -63,8 +63,16 @@ class InputSpec:
 # (op, input index) pairs that are static parameters (shapes, scales, pads), not weights: a
 # float initializer read only there stays a numpy constant so it folds at trace time.
 _PARAMETER_INPUTS = {
-    "Resize": {1, 2, 3}, "Upsample": {1}, "Pad": {1, 2, 3}, "Reshape": {1}, "Expand": {1},
-    "Slice": {1, 2, 3, 4}, "Tile": {1}, "Unsqueeze": {1}, "Squeeze": {1}, "Split": {1},
+    "Resize": {1, 2, 3},
+    "Upsample": {1},
+    "Pad": {1, 2, 3},
+    "Reshape": {1},
+    "Expand": {1},
+    "Slice": {1, 2, 3, 4},
+    "Tile": {1},
+    "Unsqueeze": {1},
+    "Squeeze": {1},
+    "Split": {1},
     "ConstantOfShape": {0},
 }
 
@@ -78,8 +86,10 @@ def _is_parameter(consumers: list[tuple[str, int]]) -> bool:
 
 def _storage_perm(name: str, rank: int, consumers: list[tuple[str, int]]) -> tuple[int, ...] | None:
     """Store conv kernels the way TF wants them (HWIO) when only convolutions read them."""
-    if rank >= 3 and consumers and all(
-        op in ("Conv", "ConvTranspose") and idx == 1 for op, idx in consumers
+    if (
+        rank >= 3
+        and consumers
+        and all(op in ("Conv", "ConvTranspose") and idx == 1 for op, idx in consumers)
     ):
         return kernel_storage_perm(rank)
     return None
@@ -106,8 +116,11 @@ def _variable(arr: np.ndarray, dtype: tf.DType, name: str, chunk_bytes: int = _C
     for i in range(0, arr.shape[0], rows):
         j = min(i + rows, arr.shape[0])
         tf.raw_ops.ResourceStridedSliceAssign(
-            ref=var.handle, begin=[i] + [0] * len(rest), end=[j, *rest],
-            strides=[1] * arr.ndim, value=np.asarray(arr[i:j], dtype=np_dtype),
+            ref=var.handle,
+            begin=[i] + [0] * len(rest),
+            end=[j, *rest],
+            strides=[1] * arr.ndim,
+            value=np.asarray(arr[i:j], dtype=np_dtype),
         )
     return var
 
@@ -142,7 +155,11 @@ class TFModel(tf.Module):
         if not self.dtype.is_floating:
             raise ValueError(f"dtype must be a floating type such as 'float32'; got {dtype!r}")
         meta = {p.key: p.value for p in proto.metadata_props}
-        super().__init__(name=_variable_name(name or meta.get("model_zoo.name") or proto.graph.name or "onnx_model"))
+        super().__init__(
+            name=_variable_name(
+                name or meta.get("model_zoo.name") or proto.graph.name or "onnx_model"
+            )
+        )
         self.opset = default_opset(proto)
         check_structure(proto)
         graph = proto.graph
@@ -167,14 +184,18 @@ class TFModel(tf.Module):
         self.aliases.update(aliases or {})
         self.bn_layers = [
             BNLayer(
-                name=n.name, input=n.inputs[0], output=n.outputs[0],
-                scale=self.onnx_variables[n.inputs[1]], bias=self.onnx_variables[n.inputs[2]],
+                name=n.name,
+                input=n.inputs[0],
+                output=n.outputs[0],
+                scale=self.onnx_variables[n.inputs[1]],
+                bias=self.onnx_variables[n.inputs[2]],
                 running_mean=self.onnx_variables[n.inputs[3]],
                 running_var=self.onnx_variables[n.inputs[4]],
                 epsilon=float(n.attr("epsilon", 1e-5)),
             )
             for n in self._nodes
-            if n.op_type == "BatchNormalization" and all(i in self.onnx_variables for i in n.inputs[1:5])
+            if n.op_type == "BatchNormalization"
+            and all(i in self.onnx_variables for i in n.inputs[1:5])
         ]
         self._producer = {o: k for k, n in enumerate(self._nodes) for o in n.outputs if o}
         self._plans: dict[tuple[str, ...], list[Node]] = {}
@@ -190,12 +211,23 @@ class TFModel(tf.Module):
                 missing.append(f"{p.op_type} (node {name!r}, domain {p.domain or 'ai.onnx'!r})")
                 continue
             h, since = found
-            nodes.append(Node(p.op_type, name, list(p.input), list(p.output),
-                              parse_attributes(p), since, self.opset, h.fn))
+            nodes.append(
+                Node(
+                    p.op_type,
+                    name,
+                    list(p.input),
+                    list(p.output),
+                    parse_attributes(p),
+                    since,
+                    self.opset,
+                    h.fn,
+                )
+            )
         if missing:
             raise UnsupportedOpError(
                 f"cannot import this model (opset {self.opset}): no handler for "
-                + "; ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+                + "; ".join(missing[:10])
+                + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
                 + f". Supported ops: {', '.join(supported_ops())}."
             )
         return nodes
@@ -268,7 +300,9 @@ class TFModel(tf.Module):
                 if k in needed:
                     continue
                 needed.add(k)
-                stack.extend(self._producer[i] for i in self._nodes[k].inputs if i in self._producer)
+                stack.extend(
+                    self._producer[i] for i in self._nodes[k].inputs if i in self._producer
+                )
             plan = [self._nodes[k] for k in sorted(needed)]
             self._plans[wanted] = plan
         return plan
@@ -292,8 +326,9 @@ class TFModel(tf.Module):
                 )
             feeds[spec.name] = self._check_input(spec, given.pop(spec.name))
         if given:
-            raise ModelInputError(f"unknown inputs {sorted(given)}; the model takes "
-                                  f"{[s.name for s in self.inputs]}")
+            raise ModelInputError(
+                f"unknown inputs {sorted(given)}; the model takes {[s.name for s in self.inputs]}"
+            )
         return feeds
 
     @staticmethod
@@ -323,9 +358,11 @@ class TFModel(tf.Module):
             for axis, (got, exp) in enumerate(zip(shape, spec.shape, strict=True)):
                 if got is not None and exp is not None and got != exp:
                     hint = ""
-                    if (len(spec.shape) == 4 and axis == 1 and shape[-1] == spec.shape[1]):
-                        hint = (" It looks channels-last (NHWC): transpose to NCHW with "
-                                "np.transpose(x, (0, 3, 1, 2)).")
+                    if len(spec.shape) == 4 and axis == 1 and shape[-1] == spec.shape[1]:
+                        hint = (
+                            " It looks channels-last (NHWC): transpose to NCHW with "
+                            "np.transpose(x, (0, 3, 1, 2))."
+                        )
                     raise ModelInputError(
                         f"input {spec.name!r} must have shape {want} (NCHW); got "
                         f"{_fmt_shape(tuple(shape))}: axis {axis} is {got}, expected {exp}.{hint}"
@@ -384,6 +421,7 @@ class TFModel(tf.Module):
         if compiled:
             fn = self._functions.get(key)
             if fn is None:
+
                 def fn(feeds, _key=key):
                     return self._run(feeds, *_key)
 
@@ -412,17 +450,24 @@ class TFModel(tf.Module):
         for n in self._nodes:
             counts[n.op_type] = counts.get(n.op_type, 0) + 1
         params = sum(int(np.prod(v.shape)) for v in self.onnx_variables.values())
+        op_counts = ", ".join(f"{k} x{v}" for k, v in sorted(counts.items()))
         return (
             f"TFModel {self.name}: opset {self.opset}, inputs "
             f"{[(i.name, _fmt_shape(i.shape)) for i in self.inputs]}, outputs {self.output_names}, "
-            f"{len(self._nodes)} nodes ({', '.join(f'{k} x{v}' for k, v in sorted(counts.items()))}), "
+            f"{len(self._nodes)} nodes ({op_counts}), "
             f"{params:,} parameters, {len(self.bn_layers)} BatchNorm layers"
         )
 
 
 def _fmt_shape(shape) -> str:
-    return "(" + ", ".join("N" if (i == 0 and d is None) else ("?" if d is None else str(d))
-                           for i, d in enumerate(shape)) + ")"
+    return (
+        "("
+        + ", ".join(
+            "N" if (i == 0 and d is None) else ("?" if d is None else str(d))
+            for i, d in enumerate(shape)
+        )
+        + ")"
+    )
 
 
 def _choice(what: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -451,10 +496,9 @@ def load(
     """
     proto, raw = read_model(source)
     try:
-        return TFModel(proto, aliases=aliases, raw=raw, jit_compile=jit_compile, dtype=dtype,
-                       name=name)
+        return TFModel(
+            proto, aliases=aliases, raw=raw, jit_compile=jit_compile, dtype=dtype, name=name
+        )
     finally:
         if raw is not None:
             raw.close()
-
-

@@ -28,8 +28,10 @@ def read_model(
             raise OnnxImportError(f"the bytes given are not an ONNX model: {err}") from err
     path = Path(source)
     if not path.is_file():
-        raise OnnxImportError(f"no ONNX file at {path}; pass a path to a .onnx file or a zoo name "
-                              "through model_zoo.load(name)")
+        raise OnnxImportError(
+            f"no ONNX file at {path}; pass a path to a .onnx file or a zoo name "
+            "through model_zoo.load(name)"
+        )
     try:
         model, raw = read_lean(path)
     except (WireFormatError, DecodeError, ValueError, RuntimeError, OSError) as err:
@@ -57,9 +59,7 @@ def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
                 "model and re-save it with a relative location"
             )
         if not target.is_file():
-            raise OnnxImportError(
-                f"initializer {t.name!r}: external data file {target} is missing"
-            )
+            raise OnnxImportError(f"initializer {t.name!r}: external data file {target} is missing")
     external_data_helper.load_external_data_for_model(model, str(base))
 
 

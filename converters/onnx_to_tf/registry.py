@@ -53,7 +53,9 @@ def handler(op_type: str, since: int = 1) -> Callable[[Callable], Callable]:
 def schema_version(op_type: str, opset: int, domain: str = "") -> int | None:
     """The ``since_version`` of ``op_type``'s schema in effect at ``opset`` (None if unknown)."""
     try:
-        return onnx.defs.get_schema(op_type, max_inclusive_version=opset, domain=domain).since_version
+        return onnx.defs.get_schema(
+            op_type, max_inclusive_version=opset, domain=domain
+        ).since_version
     except onnx.defs.SchemaError:
         return None
 

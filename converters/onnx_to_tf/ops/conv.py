@@ -88,11 +88,15 @@ def conv_transpose(ctx, node, x, w, b=None):
     in_sizes = x.logical_shape[2:]
     if any(s is None for s in in_sizes):
         raise OnnxImportError(f"{node.describe()}: needs static spatial input sizes")
-    full = [(i - 1) * s + (k - 1) * d + 1 for i, s, k, d in zip(in_sizes, strides, kernel, dilations)]
+    full = [
+        (i - 1) * s + (k - 1) * d + 1 for i, s, k, d in zip(in_sizes, strides, kernel, dilations)
+    ]
     auto_pad = node.attr("auto_pad", "NOTSET")
     output_shape = node.attr("output_shape")
     if output_shape or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        target = list(output_shape)[-n:] if output_shape else [i * s for i, s in zip(in_sizes, strides)]
+        target = (
+            list(output_shape)[-n:] if output_shape else [i * s for i, s in zip(in_sizes, strides)]
+        )
         pads = []
         for f, op, t in zip(full, out_pad, target, strict=True):
             total = f + op - t

@@ -75,7 +75,9 @@ def max_pool(ctx, node, x):
         )
         shape = tf.shape(patches)
         channels = xs.shape[-1]
-        patches = tf.reshape(patches, [shape[0], shape[1], shape[2], kernel[0] * kernel[1], channels])
+        patches = tf.reshape(
+            patches, [shape[0], shape[1], shape[2], kernel[0] * kernel[1], channels]
+        )
         y = tf.reduce_max(patches, axis=3)
     return _from_2d(y, n, x.rank)
 
@@ -104,7 +106,11 @@ def average_pool(ctx, node, x):
         divisor = np.multiply.outer(divisor, c)
     divisor = divisor.reshape(outs)
     kernel2, strides2 = _lift(kernel, n, 1), _lift(strides, n, 1)
-    paddings = [[0, 0], *[[pb, pe + e] for (pb, pe), e in zip(_lift(pads, n, (0, 0)), _lift(extras, n, 0))], [0, 0]]
+    paddings = [
+        [0, 0],
+        *[[pb, pe + e] for (pb, pe), e in zip(_lift(pads, n, (0, 0)), _lift(extras, n, 0))],
+        [0, 0],
+    ]
     if any(any(p) for p in paddings):
         xs = tf.pad(xs, paddings)
     y = tf.nn.avg_pool2d(xs, kernel2, strides2, "VALID")

@@ -112,8 +112,11 @@ def resize(ctx, node, x, roi_or_scales=None, scales=None, sizes=None):
         rule = node.attr("nearest_mode", "round_prefer_floor")
         # keep_aspect_ratio_policy (opset 18) changes the output size computed from ``sizes``;
         # ignoring it would silently give a differently sized result.
-        if (node.attr("axes") is not None or node.attr("antialias", 0)
-                or node.attr("keep_aspect_ratio_policy", "stretch") != "stretch"):
+        if (
+            node.attr("axes") is not None
+            or node.attr("antialias", 0)
+            or node.attr("keep_aspect_ratio_policy", "stretch") != "stretch"
+        ):
             raise OnnxImportError(
                 f"{node.describe()}: axes/antialias/keep_aspect_ratio_policy are not supported"
             )

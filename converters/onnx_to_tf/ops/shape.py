@@ -123,7 +123,9 @@ def _reshape_runtime(node, x: Value, shape: Value, allowzero: bool) -> Value:
 def reshape(ctx, node, x, shape=None):
     if node.since >= 5 and not shape.is_const and tf.get_static_value(shape.tensor()) is None:
         return _reshape_runtime(node, x, shape, bool(node.attr("allowzero", 0)))
-    target = [int(s) for s in node.attr("shape")] if node.since < 5 else ctx.ints(shape, node, "shape")
+    target = (
+        [int(s) for s in node.attr("shape")] if node.since < 5 else ctx.ints(shape, node, "shape")
+    )
     allowzero = bool(node.attr("allowzero", 0))
     if x.is_const:
         dims = list(x.data.shape)
@@ -131,7 +133,9 @@ def reshape(ctx, node, x, shape=None):
         return Value(x.logical().reshape(new))
     dims = _dynamic_dims(x)
     new = [dims[i] if (s == 0 and not allowzero) else s for i, s in enumerate(target)]
-    return Value(tf.reshape(x.logical(), tf.stack(new) if any(tf.is_tensor(d) for d in new) else new))
+    return Value(
+        tf.reshape(x.logical(), tf.stack(new) if any(tf.is_tensor(d) for d in new) else new)
+    )
 
 
 @handler("Transpose")
@@ -326,4 +330,3 @@ def split(ctx, node, x, split_in=None):
         return tuple(Value(a) for a in np.split(x.logical(), np.cumsum(sizes)[:-1], axis=axis))
     parts = tf.split(tf.convert_to_tensor(x.data), sizes, axis=x.actual_axis(axis))
     return tuple(Value(p, x.perm) for p in parts)
-

@@ -1,0 +1,320 @@
+"""Parity demo: every zoo model through our ONNX->TF importer, onnxruntime and PyTorch.
+
+Command line::
+
+    python -m converters.demo --out runs/demo                     # all zoo models
+    python -m converters.demo --out runs/demo --models lenet_dlg10,resnet20_cifar --quick
+
+Runs ``converters.crosscheck.crosscheck`` per model on one real input (CIFAR-10 test image
+for 32x32 models, a bundled photo otherwise; ``--quick``: 128 not 224 for dynamic H/W),
+prints the table and TF vs onnxruntime top-1, draws |d score / d input| from TF beside
+PyTorch's, and writes ``index.html`` (self-contained), ``parity.json``, ``parity.md`` and
+``images/*.png`` under ``--out``. Exit status 0 if every model passes, 1 if not, 2 on bad
+arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import gc
+import html
+import io
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from . import crosscheck as cc  # importing ``converters`` first blocks triton (see _compat)
+
+CIFAR_INDEX = 0  # bundled CIFAR-10 test image #0 (a cat)
+PHOTO = "visualization/cat_dog"
+INTRO = " ".join("""Each ONNX model of the zoo runs in three runtimes on the same input: our
+ONNX&rarr;TensorFlow importer (TF), onnxruntime (ORT, reference for the forward pass) and PyTorch
+through onnx2torch (the reference for gradients). An error is the largest absolute difference
+divided by the largest magnitude of the reference. The forward outputs must agree to <b>{fwd}</b>.
+The input gradient of a fixed random projection of the output, &lang;w, f(x)&rang;, must agree
+between TF and PyTorch to <b>{grad}</b> in float32 and to <b>{grad64}</b> in float64, where only
+rounding differs. <i>ReLU inputs at the kink</i> counts pre-activation values within {kink}
+(relative) of zero: float32 rounding decides which side of the kink such a value falls on, so the
+frameworks may legitimately take different subgradients there and the float32 gradient may differ
+while the float64 one agrees; the float32 gradient is then excused (amber). Figures show |d score /
+d input| (max over colour channels; score = top-1 logit, or the mean feature for feature
+extractors) from TF next to PyTorch and their difference, all on one colour scale. Models with
+random weights (the ImageNet classifiers: torchvision's weights are not bundled) still have a
+deterministic top-1 that TF and ORT must agree on, but the class itself is noise.""".split()
+                 ).format(**{k: f"{v:.0e}".replace("e-0", "e-") for k, v in (
+                     ("fwd", cc.FORWARD_TOL), ("grad", cc.GRADIENT_TOL),
+                     ("grad64", cc.GRADIENT64_TOL), ("kink", cc.KINK_REL))})
+TIMES = ("s ORT / s TF / s PT: seconds to build the model in that runtime and run one forward "
+         "pass, as timed by crosscheck; s total: everything for the model (crosscheck with its "
+         "float64 gradients and kink count, top-1, saliency, figure).")
+CSS = (
+    "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:80em;color:#222}"
+    "table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #bbb;"
+    "padding:.25em .4em;text-align:right;white-space:nowrap}th{background:#eee;white-space:normal}"
+    "td:first-child,th:first-child{text-align:left}.ok{background:#d4f4d4}"
+    ".bad{background:#f7c9c9}.kink{background:#fbe9b8}td.top1{white-space:normal}"
+    ".figs{display:grid;grid-template-columns:repeat(auto-fill,minmax(36em,1fr));gap:0 1.5em}"
+    "figure{margin:1em 0}figcaption{font-size:.85em}img{width:100%}.wide{overflow-x:auto}")
+
+
+def pick_input(name: str, quick: bool) -> tuple[np.ndarray, str]:
+    """A real, normalised input for ``name`` and a description of it."""
+    import model_zoo
+    from model_zoo import data
+
+    info = model_zoo.info(name)
+    h, w = info.input_shape[2:]
+    if (h, w) == (32, 32):
+        x, y = data.cifar10("test", n=CIFAR_INDEX + 1, normalize=False)
+        x = data.normalize_array(x[CIFAR_INDEX:], info.preprocessing)
+        return x, f"CIFAR-10 test #{CIFAR_INDEX} ({data.cifar10_class_names()[y[CIFAR_INDEX]]})"
+    size = h if h is not None else (128 if quick else 224)
+    return data.image(PHOTO, size, model=name), f"{PHOTO.split('/')[-1]} photo {size}x{size}"
+
+
+@contextlib.contextmanager
+def captured():
+    """Keep the ORT session and float32 TF / torch models that ``crosscheck`` builds, so the
+    demo reuses them for top-1 and saliency instead of loading the big models twice.
+    ``crosscheck`` itself is untouched; its factories are wrapped only inside this block."""
+    from . import onnx_to_tf, onnx_to_torch
+
+    got: dict = {}
+    spots = [(cc, "ort_session", "ort"), (onnx_to_tf, "load", "tf"),
+             (onnx_to_torch, "load", "torch")]
+    saved = [getattr(mod, attr) for mod, attr, _ in spots]
+
+    def wrap(fn, key):
+        def inner(*args, **kwargs):
+            obj = fn(*args, **kwargs)
+            if str(kwargs.get("dtype", "float32")) == "float32":
+                got.setdefault(key, obj)
+            return obj
+        return inner
+
+    try:
+        for (mod, attr, key), fn in zip(spots, saved, strict=True):
+            setattr(mod, attr, wrap(fn, key))
+        yield got
+    finally:
+        for (mod, attr, _), fn in zip(spots, saved, strict=True):
+            setattr(mod, attr, fn)
+
+
+def predictions(name: str, x: np.ndarray, got: dict) -> dict:
+    """Top-1 of TF and ORT, and the saliency gradients of TF and PyTorch."""
+    import tensorflow as tf
+    import torch
+
+    import model_zoo
+
+    from . import onnx_to_tf, onnx_to_torch
+
+    if not {"ort", "tf", "torch"} <= got.keys():  # crosscheck changed how it loads: load here
+        path = model_zoo.load(name)
+        got = {"ort": cc.ort_session(path), "tf": onnx_to_tf.load(path),
+               "torch": onnx_to_torch.load(path)}
+    info, sess = model_zoo.info(name), got["ort"]
+    y_ort = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    cls = int(np.argmax(y_ort[0])) if info.num_classes else None
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y_tf = got["tf"](xt)
+        y_tf = y_tf[0] if isinstance(y_tf, tuple) else y_tf
+        score = y_tf[0, cls] if cls is not None else tf.reduce_mean(y_tf)
+    g_tf = tape.gradient(score, xt).numpy()
+    net = got["torch"].float()  # crosscheck turned it to float64 for its second gradient
+    xp = torch.from_numpy(x.copy()).requires_grad_(True)
+    y_pt = net(xp)
+    y_pt = y_pt[0] if isinstance(y_pt, (tuple, list)) else y_pt
+    (y_pt[0, cls] if cls is not None else y_pt.mean()).backward()
+    g_pt = xp.grad.numpy()
+    out = {"saliency_max_rel": float(np.abs(g_tf - g_pt).max() / max(np.abs(g_pt).max(), 1e-30)),
+           "g_tf": g_tf, "g_pt": g_pt}
+    if cls is not None:
+        k_tf = int(np.argmax(y_tf.numpy()[0]))
+        tf_name, ort_name = (info.class_names[k] if info.class_names else f"class {k}"
+                             for k in (k_tf, cls))
+        out["top1"] = {"tf": tf_name, "ort": ort_name, "agree": k_tf == cls}
+    return out
+
+
+def figure(name: str, x: np.ndarray, desc: str, pred: dict) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from model_zoo import data
+
+    img = np.clip(data.denormalize(x, name)[0].transpose(1, 2, 0), 0, 1)
+    g_tf, g_pt = pred["g_tf"][0], pred["g_pt"][0]
+    maps = [np.abs(g).max(axis=0) for g in (g_tf, g_pt, g_tf - g_pt)]
+    vmax = float(np.percentile(maps[1], 99.5)) or 1.0
+    fig, axes = plt.subplots(1, 4, figsize=(10, 2.9), dpi=72)
+    nearest = "nearest" if x.shape[-1] <= 64 else "antialiased"
+    axes[0].imshow(img, interpolation=nearest)
+    axes[0].set_title(desc, fontsize=12)
+    titles = ("|input grad|, TF (importer)", "|input grad|, PyTorch", "|TF - PyTorch|")
+    for ax, m, title in zip(axes[1:], maps, titles, strict=True):
+        ax.imshow(m, cmap="inferno", vmin=0, vmax=vmax, interpolation=nearest)
+        ax.set_title(title, fontsize=12)
+    for ax in axes:
+        ax.axis("off")
+    fig.suptitle(f"{name}: TF vs PyTorch saliency, max rel diff "
+                 f"{pred['saliency_max_rel']:.1e}", fontsize=13)
+    fig.tight_layout()
+    fig.savefig(buf := io.BytesIO(), format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def short(what: str) -> str:
+    return (what.replace("forward ", "fwd ").replace("input gradient", "grad")
+            .replace("onnxruntime", "ORT").replace("PyTorch", "PT").replace("(float64)", "f64"))
+
+
+def top1_text(r: dict) -> str:
+    t = r.get("top1")
+    if not t:
+        return "n/a"
+    return f"{t['tf']} (both)" if t["agree"] else f"TF {t['tf']} ≠ ORT {t['ort']}"
+
+
+def table_rows(results: list[dict]) -> tuple[list[str], list[list[tuple[str, str]]]]:
+    """Header and rows of (text, css class) cells; amber for an excused float32 gradient."""
+    whats = next((r["rows"] for r in results if r.get("rows")), [])
+    head = (["model", "weights", "input"] + [short(w["what"]) for w in whats] + ["ReLU kinks",
+            "s ORT", "s TF", "s PT", "s total", "top-1 TF vs ORT", "status"])
+    body = []
+    for r in results:
+        cells = [(r["model"], ""), ("pretrained" if r["pretrained"] else "random", ""),
+                 ("x".join(map(str, r["input_shape"])), "")]
+        cells += [(f"{w['max_rel']:.1e}", "ok" if w["ok"] else "kink" if r["ok"] else "bad")
+                  for w in r.get("rows", [])] or [("", "")] * len(whats)
+        secs = [r.get("seconds", {}).get(k) for k in ("onnxruntime", "tensorflow", "pytorch")]
+        cells += [(str(r.get("relu_near_kink", "")), "")] + [
+            (f"{v:.1f}" if v is not None else "", "") for v in secs + [r["total_seconds"]]]
+        cells += [(top1_text(r), "top1" if (r.get("top1") or {}).get("agree", True) else "bad"),
+                  ("pass", "ok") if r["ok"] else (r.get("error", "FAIL"), "bad")]
+        body.append(cells)
+    return head, body
+
+
+def write_outputs(out: Path, results: list[dict], total: float) -> None:
+    head, body = table_rows(results)
+    failed = [r["model"] for r in results if not r["ok"]]
+    summary = (f"{len(results) - len(failed)}/{len(results)} models pass; {total:.0f} s on "
+               f"{os.cpu_count()} CPU cores" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    (out / "parity.json").write_text(json.dumps(
+        {"ok": not failed, "failed": failed, "seconds": round(total, 2),
+         "tolerances": {"forward": cc.FORWARD_TOL, "gradient": cc.GRADIENT_TOL,
+                        "gradient_float64": cc.GRADIENT64_TOL, "kink_rel": cc.KINK_REL},
+         "reports": results}, indent=2))
+    md = [f"# ONNX->TF parity\n\n{summary}\n", "| " + " | ".join(head) + " |",
+          "|" + "---|" * len(head)] + ["| " + " | ".join(t for t, _ in row) + " |" for row in body]
+    (out / "parity.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    esc = html.escape
+    trs = "".join("<tr>" + "".join(f'<td class="{c}">{esc(t)}</td>' for t, c in row) + "</tr>"
+                  for row in body)
+    figs = "".join(
+        f'<figure><img src="data:image/png;base64,'
+        f'{base64.b64encode((out / r["image"]).read_bytes()).decode()}" alt="{esc(r["model"])}">'
+        f"<figcaption><b>{esc(r['model'])}</b>: {esc(r['description'])}. Input: "
+        f"{esc(r['input'])}. Top-1 TF vs ORT: {esc(top1_text(r))}.</figcaption></figure>"
+        for r in results if r.get("image"))
+    (out / "index.html").write_text(
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>ONNX to TF parity'
+        f"</title><style>{CSS}</style></head><body><h1>ONNX &rarr; TensorFlow importer: "
+        f"parity with onnxruntime and PyTorch</h1><p>{INTRO}</p><p><b>{esc(summary)}</b>.</p>"
+        f'<h2>Parity table (max relative error)</h2><div class="wide"><table><tr>'
+        + "".join(f"<th>{esc(h)}</th>" for h in head) + f"</tr>{trs}</table></div><p>{TIMES}"
+        f'</p><h2>Input gradients, TF vs PyTorch</h2><div class="figs">{figs}</div></body>'
+        "</html>\n", encoding="utf-8")
+
+
+def run_model(name: str, quick: bool, out: Path) -> dict:
+    import model_zoo
+
+    t0, info = time.perf_counter(), model_zoo.info(name)
+    res = {"model": name, "input_shape": [], "input": "", "ok": False,
+           "description": info.description, "pretrained": info.default_pretrained}
+    try:
+        x, desc = pick_input(name, quick)
+        res.update(input_shape=list(x.shape), input=desc)
+        with captured() as got:
+            report = cc.crosscheck(name, x)
+        pred = predictions(name, x, got)
+        png = figure(name, x, desc, pred)
+    except Exception as err:  # one broken model must not hide the others' results
+        res.update(error=f"{type(err).__name__}: {err}"[:300],
+                   total_seconds=round(time.perf_counter() - t0, 2))
+        return res
+    (out / "images").mkdir(exist_ok=True)
+    (out / "images" / f"{name}.png").write_bytes(png)
+    res.update(report.to_dict(), image=f"images/{name}.png", table=report.table(),
+               saliency_max_rel=pred["saliency_max_rel"], top1=pred.get("top1"),
+               total_seconds=round(time.perf_counter() - t0, 2))
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    import model_zoo
+
+    parser = argparse.ArgumentParser(prog="python -m converters.demo",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
+    parser.add_argument("--models", help="comma-separated zoo names (default: all)")
+    parser.add_argument("--quick", action="store_true",
+                        help="128x128 photos for models with dynamic height/width")
+    args = parser.parse_args(argv)
+    names = model_zoo.available()
+    if args.models:
+        wanted = [m.strip() for m in args.models.split(",") if m.strip()]
+        unknown = [m for m in wanted if m not in names]
+        if unknown or not wanted:
+            what = f"unknown model(s) {', '.join(unknown)}" if unknown else "no model names given"
+            print(f"error: {what}; valid models: {', '.join(names)}", file=sys.stderr)
+            return 2
+        names = wanted
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=args.out).close()
+    except OSError as err:
+        print(f"error: cannot write to {args.out}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    warnings.filterwarnings("ignore", module="onnx2torch")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices per shape
+    start, results = time.perf_counter(), []
+    for i, name in enumerate(names, 1):
+        results.append(res := run_model(name, args.quick, args.out))
+        gc.collect()  # the big models of this one go before the next loads
+        status = "pass" if res["ok"] else ("ERROR" if "error" in res else "FAIL")
+        if res["ok"] and not all(w["ok"] for w in res["rows"]):
+            status += " (float32 gradient excused: ReLU inputs at the kink, float64 agrees)"
+        top1 = f"  top-1 TF vs ORT: {top1_text(res)}" if res.get("top1") else ""
+        print(f"[{i}/{len(names)}] {name}: {status} in {res['total_seconds']:.1f} s{top1}")
+        print(res.get("table", res.get("error")), flush=True)
+    total = time.perf_counter() - start
+    write_outputs(args.out, results, total)
+    failed = [r["model"] for r in results if not r["ok"]]
+    print(f"{len(names) - len(failed)}/{len(names)} models pass in {total:.0f} s; wrote "
+          f"{args.out / 'index.html'}")
+    if failed:
+        print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -57,6 +58,7 @@ class Report:
     rows: list[Comparison] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     relu_near_kink: int = 0  # ReLU inputs within KINK_REL of zero (float32, TF side)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -147,15 +149,21 @@ def crosscheck(
     seed: int = 0,
     forward_tol: float = FORWARD_TOL,
     gradient_tol: float = GRADIENT_TOL,
+    projection: np.ndarray | Callable[[np.ndarray], np.ndarray] | None = None,
+    keep_arrays: bool = False,
 ) -> Report:
-    """Compare TF (our importer), onnxruntime and PyTorch (onnx2torch) on one input."""
+    """Compare TF (our importer), onnxruntime and PyTorch (onnx2torch) on one input.
+
+    The gradients compared are d<w, f(x)>/dx. ``projection`` gives ``w``: an array of the
+    output's shape, or a function of onnxruntime's output returning one (e.g. a one-hot of
+    the top class, for a saliency map); by default a seeded random ``w``, so that the whole
+    vector-Jacobian product is tested. ``keep_arrays=True`` stores the input, the outputs and
+    the float32 gradients in ``report.arrays`` (not serialised by ``to_dict``).
+    """
     import tensorflow as tf
     import torch
 
-    from . import (
-        onnx_to_tf,
-        onnx_to_torch,  # torch side first (see converters._compat)
-    )
+    from . import onnx_to_tf, onnx_to_torch
 
     path = resolve_model(model)
     rng = np.random.default_rng(seed)
@@ -191,11 +199,24 @@ def crosscheck(
         compare("forward TF vs PyTorch", y_tf.numpy(), y_torch.detach().numpy(), forward_tol)
     )
 
-    # d/dx of <w, f(x)> for a fixed random w: a full vector-Jacobian product, not just a sum
-    w = rng.standard_normal(ref.shape).astype(np.float32)
+    # d/dx of <w, f(x)>: with a random w, a full vector-Jacobian product, not just a sum
+    if projection is None:
+        w = rng.standard_normal(ref.shape)
+    else:
+        w = projection(ref) if callable(projection) else projection
+    w = np.asarray(w, np.float32)
     g_tf = _tf_input_gradient(tf_model, x, w)
     (y_torch * torch.from_numpy(w)).sum().backward()
     report.rows.append(compare(GRAD32, g_tf, x_torch.grad.numpy(), gradient_tol))
+    if keep_arrays:
+        report.arrays = {
+            "input": x,
+            "output_tf": y_tf.numpy(),
+            "output_onnxruntime": ref,
+            "output_pytorch": y_torch.detach().numpy(),
+            "grad_tf": g_tf,
+            "grad_pytorch": x_torch.grad.numpy().copy(),
+        }
 
     # The same in float64: free of float32 ReLU-kink ambiguity, so it tests the implementation
     tf64 = onnx_to_tf.load(path, dtype="float64")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import gc
 import html
 import io
@@ -81,71 +80,34 @@ def pick_input(name: str, quick: bool) -> tuple[np.ndarray, str]:
     return data.image(PHOTO, size, model=name), f"{PHOTO.split('/')[-1]} photo {size}x{size}"
 
 
-@contextlib.contextmanager
-def captured():
-    """Keep the ORT session and float32 TF / torch models that ``crosscheck`` builds, so the
-    demo reuses them for top-1 and saliency instead of loading the big models twice.
-    ``crosscheck`` itself is untouched; its factories are wrapped only inside this block."""
-    from . import onnx_to_tf, onnx_to_torch
-
-    got: dict = {}
-    spots = [(cc, "ort_session", "ort"), (onnx_to_tf, "load", "tf"),
-             (onnx_to_torch, "load", "torch")]
-    saved = [getattr(mod, attr) for mod, attr, _ in spots]
-
-    def wrap(fn, key):
-        def inner(*args, **kwargs):
-            obj = fn(*args, **kwargs)
-            if str(kwargs.get("dtype", "float32")) == "float32":
-                got.setdefault(key, obj)
-            return obj
-        return inner
-
-    try:
-        for (mod, attr, key), fn in zip(spots, saved, strict=True):
-            setattr(mod, attr, wrap(fn, key))
-        yield got
-    finally:
-        for (mod, attr, _), fn in zip(spots, saved, strict=True):
-            setattr(mod, attr, fn)
-
-
-def predictions(name: str, x: np.ndarray, got: dict) -> dict:
-    """Top-1 of TF and ORT, and the saliency gradients of TF and PyTorch."""
-    import tensorflow as tf
-    import torch
-
+def saliency_projection(name: str):
+    """w for d<w, f(x)>/dx: the top class's one-hot for classifiers, else the output mean."""
     import model_zoo
 
-    from . import onnx_to_tf, onnx_to_torch
+    def w(ref: np.ndarray) -> np.ndarray:
+        if model_zoo.info(name).num_classes:
+            out = np.zeros_like(ref)
+            out[0, int(np.argmax(ref[0]))] = 1.0
+            return out
+        return np.full_like(ref, 1.0 / ref.size)
 
-    if not {"ort", "tf", "torch"} <= got.keys():  # crosscheck changed how it loads: load here
-        path = model_zoo.load(name)
-        got = {"ort": cc.ort_session(path), "tf": onnx_to_tf.load(path),
-               "torch": onnx_to_torch.load(path)}
-    info, sess = model_zoo.info(name), got["ort"]
-    y_ort = sess.run(None, {sess.get_inputs()[0].name: x})[0]
-    cls = int(np.argmax(y_ort[0])) if info.num_classes else None
-    xt = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(xt)
-        y_tf = got["tf"](xt)
-        y_tf = y_tf[0] if isinstance(y_tf, tuple) else y_tf
-        score = y_tf[0, cls] if cls is not None else tf.reduce_mean(y_tf)
-    g_tf = tape.gradient(score, xt).numpy()
-    net = got["torch"].float()  # crosscheck turned it to float64 for its second gradient
-    xp = torch.from_numpy(x.copy()).requires_grad_(True)
-    y_pt = net(xp)
-    y_pt = y_pt[0] if isinstance(y_pt, (tuple, list)) else y_pt
-    (y_pt[0, cls] if cls is not None else y_pt.mean()).backward()
-    g_pt = xp.grad.numpy()
+    return w
+
+
+def predictions(name: str, report) -> dict:
+    """Top-1 of TF and ORT, and the saliency gradients of TF and PyTorch, from the report."""
+    import model_zoo
+
+    a = report.arrays
+    g_tf, g_pt = a["grad_tf"], a["grad_pytorch"]
     out = {"saliency_max_rel": float(np.abs(g_tf - g_pt).max() / max(np.abs(g_pt).max(), 1e-30)),
            "g_tf": g_tf, "g_pt": g_pt}
-    if cls is not None:
-        k_tf = int(np.argmax(y_tf.numpy()[0]))
+    info = model_zoo.info(name)
+    if info.num_classes:
+        k_tf, k_ort = (int(np.argmax(a[key][0])) for key in ("output_tf", "output_onnxruntime"))
         tf_name, ort_name = (info.class_names[k] if info.class_names else f"class {k}"
-                             for k in (k_tf, cls))
-        out["top1"] = {"tf": tf_name, "ort": ort_name, "agree": k_tf == cls}
+                             for k in (k_tf, k_ort))
+        out["top1"] = {"tf": tf_name, "ort": ort_name, "agree": k_tf == k_ort}
     return out
 
 
@@ -252,9 +214,8 @@ def run_model(name: str, quick: bool, out: Path) -> dict:
     try:
         x, desc = pick_input(name, quick)
         res.update(input_shape=list(x.shape), input=desc)
-        with captured() as got:
-            report = cc.crosscheck(name, x)
-        pred = predictions(name, x, got)
+        report = cc.crosscheck(name, x, projection=saliency_projection(name), keep_arrays=True)
+        pred = predictions(name, report)
         png = figure(name, x, desc, pred)
     except Exception as err:  # one broken model must not hide the others' results
         res.update(error=f"{type(err).__name__}: {err}"[:300],

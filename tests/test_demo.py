@@ -49,7 +49,7 @@ def test_failing_and_broken_models_give_exit_1_and_are_named(tmp_path, monkeypat
     def strict_or_broken(name, x, **kwargs):
         if name == "keras_cnn":
             raise RuntimeError("simulated importer crash")
-        return real(name, x, forward_tol=1e-12)  # no float32 forward pass meets this
+        return real(name, x, **kwargs, forward_tol=1e-12)  # no float32 forward pass meets this
 
     monkeypatch.setattr(demo.cc, "crosscheck", strict_or_broken)
     code = demo.main(["--out", str(tmp_path), "--models", "lenet_dlg10,keras_cnn", "--quick"])

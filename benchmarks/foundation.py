@@ -108,7 +108,7 @@ def bench_speed(name: str, rounds: int, threads: int | None = None) -> dict:
 
 
 _PROBE = r"""
-import json, resource, sys, time
+import json, sys, time
 import psutil
 import numpy as np
 import tensorflow as tf
@@ -120,7 +120,10 @@ base = proc.memory_info().rss
 t0 = time.perf_counter()
 model = onnx_to_tf.load(sys.argv[1])
 seconds = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM: this process's own peak resident memory (ru_maxrss would also count the parent's
+# peak, which a child inherits across fork/exec)
+status = open("/proc/self/status").read()
+peak = int(next(l for l in status.splitlines() if l.startswith("VmHWM")).split()[1]) * 1024
 weights = sum(int(np.prod(v.shape)) * 4 for v in model.onnx_variables.values())
 print(json.dumps({"seconds": seconds, "weights_bytes": weights, "rss_before": base,
                   "rss_after": proc.memory_info().rss, "peak_rss": peak}))

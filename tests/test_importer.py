@@ -83,7 +83,9 @@ def test_taps_by_alias_and_raw_name_match_onnxruntime(
     ref = ort_session(path).run([raw], {"input": x})[0]
     np.testing.assert_allclose(taps["layer2"], ref, rtol=1e-4, atol=1e-5)
     nhwc = resnet20(x, taps=["layer2"], layout="NHWC")["layer2"]
-    np.testing.assert_array_equal(nhwc, np.transpose(taps["layer2"], (0, 2, 3, 1)))
+    # another graph (other outputs), so TF may fuse differently: equal up to float rounding
+    np.testing.assert_allclose(nhwc, np.transpose(taps["layer2"], (0, 2, 3, 1)), rtol=1e-5,
+                               atol=1e-6)
 
 
 def test_unknown_tap_lists_valid_names(resnet20, cifar_batch):

@@ -28,11 +28,20 @@ def batch_normalization(ctx, node, x, scale, bias, mean, var):
         raise OnnxImportError(f"{node.describe()}: training-mode outputs are not supported")
     xs, cl = _channels_last(x)
     eps = float(node.attr("epsilon", 1e-5))
+    gamma, beta = scale.tensor(xs.dtype), bias.tensor(xs.dtype)
     if ctx.bn_mode == "train":
         m, v = tf.nn.moments(xs, axes=list(range(x.rank - 1)))
     else:
         m, v = mean.tensor(xs.dtype), var.tensor(xs.dtype)
-    y = tf.nn.batch_normalization(xs, m, v, bias.tensor(xs.dtype), scale.tensor(xs.dtype), eps)
+        if x.rank == 4 and xs.dtype in (tf.float32, tf.float16, tf.bfloat16):
+            # One fused kernel (FusedBatchNormV3, inference form), which TF's graph optimiser
+            # can also fuse into the preceding convolution; it has first- and second-order
+            # gradients. float64 has no fused kernel and takes the composite path below.
+            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                xs, gamma, beta, mean=m, variance=v, epsilon=eps, is_training=False
+            )
+            return Value(y, cl)
+    y = tf.nn.batch_normalization(xs, m, v, beta, gamma, eps)
     return Value(y, cl)
 
 

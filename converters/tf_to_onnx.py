@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -67,13 +68,30 @@ def function_to_onnx(fn: Callable[..., Any], input_signature: Sequence[Any],
     model_proto, _ = tf2onnx.convert.from_function(
         func, input_signature=list(input_signature), opset=opset,
         inputs_as_nchw=list(inputs_as_nchw) if inputs_as_nchw else None)
-    renames = {i.name: i.name.split(":")[0] for i in model_proto.graph.input}
+    renames = _stable_internal_names(model_proto)
+    renames.update({i.name: i.name.split(":")[0] for i in model_proto.graph.input})
     if len(model_proto.graph.output) == 1:
         renames[model_proto.graph.output[0].name] = "output"
     rename_tensors(model_proto, renames)
     onnx.checker.check_model(model_proto)
     onnx.save(model_proto, os.fspath(path))
     return model_proto
+
+
+_INSERTED = re.compile(r"^(.*)__(\d+)(:\d+)?$")
+
+
+def _stable_internal_names(model: onnx.ModelProto) -> dict[str, str]:
+    """tf2onnx numbers the tensors it inserts from a process-wide counter (``Squeeze__32``),
+    so a second export in one process names them differently. Renumber them in graph order
+    so the same model always gets the same names (and the same layer aliases)."""
+    renames: dict[str, str] = {}
+    for node in model.graph.node:
+        for out in node.output:
+            m = _INSERTED.match(out)
+            if m and out not in renames:
+                renames[out] = f"{m.group(1)}__n{len(renames)}{m.group(3) or ''}"
+    return renames
 
 
 def rename_tensors(model: onnx.ModelProto, renames: dict[str, str]) -> None:

@@ -32,7 +32,7 @@ from .registry import ModelSpec, get_spec
 OPSET = 17
 # Bump when the exported graph or its metadata changes: cached files of an older format are
 # re-exported on the next load().
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2  # 2: tf2onnx-inserted tensor names renumbered stably
 _SAMPLE_HW = 224
 
 

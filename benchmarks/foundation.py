@@ -5,8 +5,9 @@ and the cost of importing VGG16.
     python -m benchmarks.foundation --quick    # fewer repetitions, small models only
 
 Writes ``benchmarks/results/foundation.json`` and ``foundation.md`` and prints the tables.
-Timings are interleaved (one call of each contender per round) and summarised by the median,
-so machine noise hits every contender alike; ratios are what to read.
+Timings are interleaved within a group (one call of each contender per round: onnxruntime
+and TF forward; then TF and PyTorch forward+gradient) and summarised by the median, so
+machine noise hits the contenders of a group alike; ratios are what to read.
 
 Targets (issue "Foundation"):
 - forward TF vs onnxruntime <= 1e-5 relative to max |output|; input gradient TF vs PyTorch
@@ -77,23 +78,33 @@ def bench_speed(name: str, rounds: int, threads: int | None = None) -> dict:
         with torch.no_grad():
             return net(torch.from_numpy(x)).numpy()
 
-    contenders = {
-        "onnxruntime forward": lambda: sess.run(None, feed),
-        "TF forward": lambda: model(xt).numpy(),
-        "TF forward (XLA)": lambda: model_xla(xt).numpy(),
-        "PyTorch forward": torch_forward,
-        "TF forward+grad": lambda: tf_grad(xt).numpy(),
-        "PyTorch forward+grad": torch_grad,
-    }
-    for fn in contenders.values():  # warm-up: tracing, XLA compilation, allocator
-        fn()
-        fn()
-    samples: dict[str, list[float]] = {k: [] for k in contenders}
-    for _ in range(rounds):
-        for key, fn in contenders.items():
-            t0 = time.perf_counter()
+    # Two groups, each timed in interleaved rounds: the forward contenders together, then the
+    # forward+gradient ones. Interleaving all six at once lets one runtime's idle threads
+    # (still spinning after its call) slow the next one down, which flatters the ratios.
+    groups = [
+        {
+            "onnxruntime forward": lambda: sess.run(None, feed),
+            "TF forward": lambda: model(xt).numpy(),
+            "TF forward (XLA)": lambda: model_xla(xt).numpy(),
+        },
+        {
+            "PyTorch forward": torch_forward,
+            "TF forward+grad": lambda: tf_grad(xt).numpy(),
+            "PyTorch forward+grad": torch_grad,
+        },
+    ]
+    samples: dict[str, list[float]] = {}
+    for group in groups:
+        for fn in group.values():  # warm-up: tracing, XLA compilation, allocator
             fn()
-            samples[key].append(time.perf_counter() - t0)
+            fn()
+        for key in group:
+            samples[key] = []
+        for _ in range(rounds):
+            for key, fn in group.items():
+                t0 = time.perf_counter()
+                fn()
+                samples[key].append(time.perf_counter() - t0)
     ms = {k: _median_ms(v) for k, v in samples.items()}
     return {
         "model": name,
@@ -189,7 +200,7 @@ def markdown(results: dict) -> str:
         )
     lines += [
         "",
-        "## Speed (batch 1, median ms, interleaved rounds)",
+        "## Speed (batch 1, median ms, interleaved rounds within each group: ORT + TF forward; PyTorch + TF gradient)",
         "",
         "| model | ORT fwd | TF fwd | TF fwd XLA | PyTorch fwd | TF fwd+grad | "
         "PyTorch fwd+grad | TF/ORT fwd (target <= 1.3) | TF/PyTorch fwd+grad "

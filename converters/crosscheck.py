@@ -122,9 +122,12 @@ def resolve_model(model: str | os.PathLike) -> Path:
 
 
 def input_shape_for(path: Path, batch: int = 1, spatial: int = DEFAULT_SPATIAL) -> tuple[int, ...]:
-    import onnx
+    """The model's input shape with ``batch`` and ``spatial`` filled in for dynamic axes
+    (read from the graph skeleton: the weights are not loaded)."""
+    from .onnx_to_tf.lean_reader import read_lean
 
-    proto = onnx.load(str(path), load_external_data=False)
+    proto, raw = read_lean(path)
+    raw.close()
     inits = {t.name for t in proto.graph.initializer}
     inp = next(i for i in proto.graph.input if i.name not in inits)
     dims = [

@@ -200,7 +200,8 @@ def markdown(results: dict) -> str:
         )
     lines += [
         "",
-        "## Speed (batch 1, median ms, interleaved rounds within each group: ORT + TF forward; PyTorch + TF gradient)",
+        "## Speed (batch 1, median ms, interleaved rounds within each group: "
+        "ORT + TF forward; PyTorch + TF gradient)",
         "",
         "| model | ORT fwd | TF fwd | TF fwd XLA | PyTorch fwd | TF fwd+grad | "
         "PyTorch fwd+grad | TF/ORT fwd (target <= 1.3) | TF/PyTorch fwd+grad "

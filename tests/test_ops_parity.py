@@ -156,10 +156,26 @@ CONV_CASES = {
 }
 
 
+CONV1D_CASES = {
+    "pads_asym": ((1, 3, 10), (4, 3, 3), dict(pads=[2, 0])),
+    "stride2_odd": ((1, 3, 11), (4, 3, 3), dict(strides=[2], pads=[1, 1])),
+    "dilation2": ((2, 3, 10), (4, 3, 3), dict(dilations=[2], pads=[2, 2])),
+    "stride2_dilation2": ((1, 3, 12), (4, 3, 3), dict(strides=[2], dilations=[2], pads=[1, 2])),
+    "group2": ((1, 4, 9), (6, 2, 3), dict(group=2, pads=[1, 1])),
+    "depthwise": ((1, 4, 9), (4, 1, 5), dict(group=4, pads=[2, 2])),
+    "same_upper_stride2": ((1, 3, 9), (4, 3, 4), dict(auto_pad="SAME_UPPER", strides=[2])),
+    "same_lower_stride2": ((1, 3, 9), (4, 3, 4), dict(auto_pad="SAME_LOWER", strides=[2])),
+}
+
+
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
-@pytest.mark.parametrize("case", list(CONV_CASES))
+@pytest.mark.parametrize("case", list(CONV_CASES) + [f"1d_{k}" for k in CONV1D_CASES])
 def test_conv(case, bias):
-    x_shape, w_shape, attrs = CONV_CASES[case]
+    """2-D cases, and the 1-D ones as ``1d_<name>``."""
+    if case.startswith("1d_"):
+        x_shape, w_shape, attrs = CONV1D_CASES[case[3:]]
+    else:
+        x_shape, w_shape, attrs = CONV_CASES[case]
     inits = [w_shape, (w_shape[0],)] if bias else [w_shape]
     single("Conv", x_shape, inits=inits, **attrs)
 
@@ -192,26 +208,6 @@ def test_conv_auto_pad(auto_pad, kernel, stride, size):
         auto_pad=auto_pad,
         strides=[stride, stride],
     )
-
-
-CONV1D_CASES = {
-    "pads_asym": ((1, 3, 10), (4, 3, 3), dict(pads=[2, 0])),
-    "stride2_odd": ((1, 3, 11), (4, 3, 3), dict(strides=[2], pads=[1, 1])),
-    "dilation2": ((2, 3, 10), (4, 3, 3), dict(dilations=[2], pads=[2, 2])),
-    "stride2_dilation2": ((1, 3, 12), (4, 3, 3), dict(strides=[2], dilations=[2], pads=[1, 2])),
-    "group2": ((1, 4, 9), (6, 2, 3), dict(group=2, pads=[1, 1])),
-    "depthwise": ((1, 4, 9), (4, 1, 5), dict(group=4, pads=[2, 2])),
-    "same_upper_stride2": ((1, 3, 9), (4, 3, 4), dict(auto_pad="SAME_UPPER", strides=[2])),
-    "same_lower_stride2": ((1, 3, 9), (4, 3, 4), dict(auto_pad="SAME_LOWER", strides=[2])),
-}
-
-
-@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
-@pytest.mark.parametrize("case", list(CONV1D_CASES))
-def test_conv1d(case, bias):
-    x_shape, w_shape, attrs = CONV1D_CASES[case]
-    inits = [w_shape, (w_shape[0],)] if bias else [w_shape]
-    single("Conv", x_shape, inits=inits, **attrs)
 
 
 def test_conv_weight_shared_by_two_convs():

@@ -84,7 +84,7 @@ def _is_parameter(consumers: list[tuple[str, int]]) -> bool:
     )
 
 
-def _storage_perm(name: str, rank: int, consumers: list[tuple[str, int]]) -> tuple[int, ...] | None:
+def _storage_perm(rank: int, consumers: list[tuple[str, int]]) -> tuple[int, ...] | None:
     """Store conv kernels the way TF wants them (HWIO) when only convolutions read them."""
     if (
         rank >= 3
@@ -243,7 +243,7 @@ class TFModel(tf.Module):
                 arr = numpy_helper.to_array(init)
             uses = consumers.get(init.name, [])
             if np.issubdtype(arr.dtype, np.floating) and not _is_parameter(uses):
-                perm = _storage_perm(init.name, arr.ndim, uses)
+                perm = _storage_perm(arr.ndim, uses)
                 if perm is not None:
                     arr = np.ascontiguousarray(arr.transpose(perm))
                 var = _variable(arr, self.dtype, _variable_name(init.name))

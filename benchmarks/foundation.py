@@ -12,7 +12,8 @@ machine noise hits the contenders of a group alike; ratios are what to read.
 Targets (issue "Foundation"):
 - forward TF vs onnxruntime <= 1e-5 relative to max |output|; input gradient TF vs PyTorch
   <= 1e-4 (float32; ReLU-kink flips are reported, and the float64 gradient must agree);
-- batch 1, 224x224: TF forward (tf.function) <= 1.3 x onnxruntime on vgg16 and resnet18;
+- batch 1, 224x224: TF forward (tf.function) <= 1.3 x onnxruntime on vgg16 and resnet18
+  (measured for ``model(x)`` and for the forward-only ``model.freeze(shape)``);
   TF forward + input gradient <= 1.0 x PyTorch (onnx2torch) on the same model;
 - import of vgg16 (528 MB of weights) < 10 s, holding at most two copies of the weights.
 """
@@ -56,6 +57,9 @@ def bench_speed(name: str, rounds: int, threads: int | None = None) -> dict:
     feed = {sess.get_inputs()[0].name: x}
     model = onnx_to_tf.load(path)
     model_xla = onnx_to_tf.load(path, jit_compile=True)
+    t0 = time.perf_counter()
+    frozen = model.freeze(shape)
+    freeze_s = time.perf_counter() - t0
     net = onnx_to_torch.load(path)
     xt = tf.constant(x)
     w = np.random.default_rng(1).standard_normal(sess.run(None, feed)[0].shape).astype(np.float32)
@@ -86,6 +90,7 @@ def bench_speed(name: str, rounds: int, threads: int | None = None) -> dict:
             "onnxruntime forward": lambda: sess.run(None, feed),
             "TF forward": lambda: model(xt).numpy(),
             "TF forward (XLA)": lambda: model_xla(xt).numpy(),
+            "TF forward (frozen)": lambda: frozen(xt).numpy(),
         },
         {
             "PyTorch forward": torch_forward,
@@ -113,6 +118,8 @@ def bench_speed(name: str, rounds: int, threads: int | None = None) -> dict:
         "median_ms": ms,
         "ratio_tf_vs_ort_forward": ms["TF forward"] / ms["onnxruntime forward"],
         "ratio_tf_xla_vs_ort_forward": ms["TF forward (XLA)"] / ms["onnxruntime forward"],
+        "ratio_tf_frozen_vs_ort_forward": ms["TF forward (frozen)"] / ms["onnxruntime forward"],
+        "freeze_seconds": freeze_s,
         "ratio_tf_vs_torch_forward_grad": ms["TF forward+grad"] / ms["PyTorch forward+grad"],
         "torch_threads": torch.get_num_threads(),
     }
@@ -203,19 +210,28 @@ def markdown(results: dict) -> str:
         "## Speed (batch 1, median ms, interleaved rounds within each group: "
         "ORT + TF forward; PyTorch + TF gradient)",
         "",
-        "| model | ORT fwd | TF fwd | TF fwd XLA | PyTorch fwd | TF fwd+grad | "
-        "PyTorch fwd+grad | TF/ORT fwd (target <= 1.3) | TF/PyTorch fwd+grad "
-        "(target <= 1.0) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | ORT fwd | TF fwd | TF fwd XLA | TF fwd frozen | PyTorch fwd | TF fwd+grad | "
+        "PyTorch fwd+grad | TF/ORT fwd | TF frozen/ORT fwd (target <= 1.3) | "
+        "TF/PyTorch fwd+grad (target <= 1.0) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in results["speed"]:
         m = s["median_ms"]
         lines.append(
             f"| {s['model']} | {m['onnxruntime forward']:.1f} | {m['TF forward']:.1f} | "
-            f"{m['TF forward (XLA)']:.1f} | {m['PyTorch forward']:.1f} | "
+            f"{m['TF forward (XLA)']:.1f} | {m['TF forward (frozen)']:.1f} | "
+            f"{m['PyTorch forward']:.1f} | "
             f"{m['TF forward+grad']:.1f} | {m['PyTorch forward+grad']:.1f} | "
-            f"{s['ratio_tf_vs_ort_forward']:.2f} | {s['ratio_tf_vs_torch_forward_grad']:.2f} |"
+            f"{s['ratio_tf_vs_ort_forward']:.2f} | {s['ratio_tf_frozen_vs_ort_forward']:.2f} | "
+            f"{s['ratio_tf_vs_torch_forward_grad']:.2f} |"
         )
+    lines += [
+        "",
+        "TF fwd is `model(x)` (variables, differentiable); TF fwd frozen is `model.freeze(shape)`",
+        "(weights baked in as constants, forward only; freezing took "
+        + ", ".join(f"{s['model']} {s['freeze_seconds']:.1f} s" for s in results["speed"])
+        + ").",
+    ]
     imp = results.get("import")
     if imp:
         lines += [

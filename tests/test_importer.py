@@ -84,8 +84,9 @@ def test_taps_by_alias_and_raw_name_match_onnxruntime(
     np.testing.assert_allclose(taps["layer2"], ref, rtol=1e-4, atol=1e-5)
     nhwc = resnet20(x, taps=["layer2"], layout="NHWC")["layer2"]
     # another graph (other outputs), so TF may fuse differently: equal up to float rounding
-    np.testing.assert_allclose(nhwc, np.transpose(taps["layer2"], (0, 2, 3, 1)), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        nhwc, np.transpose(taps["layer2"], (0, 2, 3, 1)), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_unknown_tap_lists_valid_names(resnet20, cifar_batch):
@@ -98,6 +99,25 @@ def test_unknown_tap_lists_valid_names(resnet20, cifar_batch):
 def test_eager_and_compiled_agree(resnet20, cifar_batch):
     x, _ = cifar_batch
     np.testing.assert_allclose(resnet20(x), resnet20(x, compiled=False), rtol=1e-5, atol=1e-5)
+
+
+def test_frozen_forward_matches_onnxruntime_and_is_a_snapshot(resnet20_path, cifar_batch):
+    x, _ = cifar_batch
+    model = onnx_to_tf.load(resnet20_path)
+    frozen = model.freeze(x.shape, taps=["output", "layer2"])
+    ref = ort_session(resnet20_path).run(None, {"input": x})[0]
+    got = frozen(x)
+    np.testing.assert_allclose(got["output"], ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+    np.testing.assert_allclose(got["layer2"], model(x, taps=["layer2"])["layer2"], atol=1e-5)
+    # a snapshot: changing a variable afterwards changes model(x) but not the frozen forward
+    fc = model.onnx_variables["linear.bias"]
+    fc.assign_add(tf.ones_like(fc))
+    np.testing.assert_allclose(frozen(x)["output"], got["output"], atol=1e-6)
+    assert np.abs(model(x).numpy() - got["output"].numpy()).min() > 0.5
+    with pytest.raises(ModelInputError, match="built for input shape"):
+        frozen(x[:2])
+    with pytest.raises(ModelInputError, match="channels-last"):
+        model.freeze((1, 32, 32, 3))
 
 
 def test_train_mode_batchnorm_matches_pytorch(resnet20_path, cifar_batch):

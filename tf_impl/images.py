@@ -1,0 +1,198 @@
+"""Images in and out of the techniques: checked, converted, normalised for a model.
+
+The techniques take pictures in *pixel space*, floats in [0, 1], NCHW (as ONNX models do), and
+run the model on the normalised input ``(pixel - mean) / std``. This module turns what a user
+has (a bundled name, a file, an array of almost any common shape) into that, saying what it
+converted (grayscale and RGBA become RGB, with a note), and refuses what it cannot use with a
+message that names the problem and the fix.
+
+Example:
+    >>> img = load_image("astronaut", size=64)                   # doctest: +SKIP
+    >>> img.pixels.shape, img.notes
+    ((1, 3, 64, 64), [])
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# the normalisation used when a model carries no preprocessing: identity
+IDENTITY = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+class ImageError(ValueError):
+    """An image the technique cannot use; the message says what to do."""
+
+
+@dataclass
+class Image:
+    """A checked picture: ``pixels`` float32 (N, 3, H, W) in [0, 1], and what was converted."""
+
+    pixels: np.ndarray
+    name: str = "image"
+    notes: list[str] = field(default_factory=list)
+
+
+def preprocessing_of(model) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) of a model: from the zoo's record when it came from ``model_zoo``."""
+    name = getattr(model, "metadata", {}).get("model_zoo.name")
+    if name:
+        import model_zoo
+
+        p = model_zoo.info(name).preprocessing
+        return tuple(p.mean), tuple(p.std)
+    return IDENTITY
+
+
+def normalize(pixels, mean, std) -> np.ndarray:
+    m = np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
+    s = np.asarray(std, np.float32).reshape(1, -1, 1, 1)
+    return ((np.asarray(pixels, np.float32) - m) / s).astype(np.float32)
+
+
+def denormalize(x, mean, std) -> np.ndarray:
+    m = np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
+    s = np.asarray(std, np.float32).reshape(1, -1, 1, 1)
+    return (np.asarray(x, np.float32) * s + m).astype(np.float32)
+
+
+def _channels_first(arr: np.ndarray, notes: list[str]) -> np.ndarray:
+    """(N, C, H, W) from 2-D, 3-D (CHW or HWC) or 4-D (NCHW or NHWC) arrays."""
+    if arr.ndim == 2:
+        notes.append("grayscale (H, W) image: replicated to 3 channels")
+        return arr[None, None]
+    if arr.ndim == 3:
+        if arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
+            return arr[None]
+        if arr.shape[-1] in (1, 3, 4):
+            return arr.transpose(2, 0, 1)[None]
+        raise ImageError(
+            f"a 3-D image must be (C, H, W) or (H, W, C) with 1, 3 or 4 channels; "
+            f"got shape {arr.shape}"
+        )
+    if arr.ndim == 4:
+        if arr.shape[1] in (1, 3, 4):
+            return arr
+        if arr.shape[-1] in (1, 3, 4):
+            notes.append("channels-last (N, H, W, C) batch: transposed to NCHW")
+            return arr.transpose(0, 3, 1, 2)
+        raise ImageError(f"a 4-D batch must be NCHW with 1, 3 or 4 channels; got shape {arr.shape}")
+    raise ImageError(
+        f"an image must be 2-D (H, W), 3-D (C, H, W) or 4-D (N, C, H, W); got "
+        f"{arr.ndim}-D shape {arr.shape}"
+    )
+
+
+def as_pixels(image, *, name: str = "image") -> Image:
+    """Check and convert an array to pixels (N, 3, H, W) float32 in [0, 1].
+
+    uint8 arrays are scaled by 1/255; floats must already lie in [0, 1] (a normalised image
+    is refused: pass the picture, the technique normalises it for the model). One channel is
+    replicated to three and a fourth (alpha) channel is dropped, each with a note.
+    """
+    arr = np.asarray(image)
+    notes: list[str] = []
+    if arr.dtype == np.uint8:
+        arr = arr.astype(np.float32) / 255.0
+    elif arr.dtype.kind in "iu":
+        raise ImageError(
+            f"integer images must be uint8 (0..255); got {arr.dtype}. Convert "
+            "with x.astype('float32') / x.max()"
+        )
+    elif arr.dtype.kind != "f":
+        raise ImageError(f"an image must be a float or uint8 array; got dtype {arr.dtype}")
+    arr = _channels_first(arr.astype(np.float32), notes)
+    c = arr.shape[1]
+    if c == 1:
+        if not notes:
+            notes.append("grayscale image: replicated to 3 channels")
+        arr = np.repeat(arr, 3, axis=1)
+    elif c == 4:
+        notes.append("RGBA image: alpha channel dropped")
+        arr = arr[:, :3]
+    if not np.all(np.isfinite(arr)):
+        raise ImageError(f"{name} contains NaN or Inf values")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < -1e-3 or hi > 1 + 1e-3:
+        raise ImageError(
+            f"{name} has values in [{lo:.3g}, {hi:.3g}]; pass pixels in [0, 1] "
+            "(float) or 0..255 (uint8), not a normalised tensor: the technique "
+            "applies the model's mean/std itself"
+        )
+    return Image(np.ascontiguousarray(np.clip(arr, 0, 1), np.float32), name, notes)
+
+
+def load_image(source, size: int | None = 224) -> Image:
+    """A bundled name (``model_zoo.data.list_images()``), a file path or an array, as pixels.
+
+    Files and bundled names are resized (shorter side to ``size``) and centre-cropped to a
+    square, as :func:`model_zoo.data.image` does; arrays are used at their own size
+    (``size`` is ignored for them).
+    """
+    if isinstance(source, (str, os.PathLike)):
+        import model_zoo.data as data
+        from model_zoo import ModelZooError
+
+        src = str(source)
+        notes = _file_mode_notes(src)
+        try:
+            pixels = data.image(src, size=size or 224, normalize=False)
+        except ModelZooError as err:
+            raise ImageError(f"{err}. Bundled names: {', '.join(data.list_images())}") from err
+        name = Path(src).stem
+        return Image(pixels, name, notes)
+    return as_pixels(source)
+
+
+def _file_mode_notes(src: str) -> list[str]:
+    path = Path(src)
+    if not path.is_file():
+        return []
+    try:
+        from PIL import Image as PILImage
+
+        with PILImage.open(path) as im:
+            mode = im.mode
+    except OSError:
+        return []
+    if mode in ("L", "LA", "I", "I;16", "F", "1"):
+        return [f"grayscale file ({mode}): replicated to 3 channels"]
+    if mode in ("RGBA", "P", "PA"):
+        return [f"{mode} file: converted to RGB (alpha dropped)"]
+    return []
+
+
+def warn_notes(image: Image) -> None:
+    for note in image.notes:
+        warnings.warn(f"{image.name}: {note}", stacklevel=3)
+
+
+def check_memory(model, shape, layers, *, factor: float = 4.0, available: int | None = None):
+    """Refuse an input whose activations up to ``layers`` would not fit in memory.
+
+    Measures the activation size per input pixel with a 32x32 probe through the layers the
+    technique needs, scales it to ``shape`` and allows ``factor`` times that (forward values
+    kept for the gradient, gradients, optimizer state).
+    """
+    import psutil
+
+    n, c, h, w = shape
+    probe = 32
+    names = model.dependencies(layers)
+    outs = model(np.zeros((1, c, probe, probe), np.float32), taps=names)
+    per_pixel = sum(int(np.prod(v.shape)) for v in outs.values()) * 4 / probe**2
+    need = per_pixel * n * h * w * factor
+    free = psutil.virtual_memory().available if available is None else available
+    if need > 0.8 * free:
+        raise ImageError(
+            f"an input of {n}x{c}x{h}x{w} needs about {need / 2**30:.1f} GiB for the "
+            f"activations up to {list(layers)}, but {free / 2**30:.1f} GiB is available; use "
+            "a smaller image (e.g. --size 224) or a shallower layer"
+        )
+    return need

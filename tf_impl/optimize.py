@@ -1,0 +1,485 @@
+"""The one optimisation loop every technique uses.
+
+A technique supplies an *objective* (a callable returning named loss terms, usually built from
+:mod:`tf_impl.priors`), a start point and a :class:`OptimizeConfig`; this module owns the rest:
+
+- ``tf.GradientTape`` and the optimizer's ``apply_gradients``, as two steps a user can split
+  (:meth:`Optimization.compute_gradients`, edit the gradients, :meth:`apply_gradients`), the
+  TF2 form of TF1's ``compute_gradients`` / ``apply_gradients``;
+- the step compiled with ``tf.function``;
+- projection onto a box of valid values after each step (e.g. pixels in [0, 1], expressed in
+  the model's normalised input space by :func:`pixel_box`);
+- learning-rate schedules (constant, steps at fractions of the run, cosine with warm-up);
+- a progress bar with the current loss, a history of every loss term, snapshots every N steps;
+- NaN/Inf detection: the run stops before a non-finite update is applied, with a message, and
+  keeps the last finite iterate and the best one;
+- Ctrl-C: the run stops and returns what it reached (``result.interrupted``);
+- seeds: :func:`seeded_noise` gives the same start in TF and in the PyTorch references.
+
+Example:
+    >>> import tensorflow as tf
+    >>> target = tf.constant([[0.3, 0.7]])
+    >>> objective = lambda x: {"mse": tf.reduce_sum((x - target) ** 2)}
+    >>> result = optimize(objective, tf.zeros([1, 2]), OptimizeConfig(
+    ...     steps=200, learning_rate=0.05, progress=False))
+    >>> [round(float(v), 2) for v in result.x[0]]
+    [0.3, 0.7]
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from .optimizers import LBFGS, make_optimizer
+
+Objective = Callable[[Any], Mapping[str, tf.Tensor]]
+
+_SCHEDULES = ("constant", "step", "cosine")
+
+
+@dataclass(frozen=True)
+class OptimizeConfig:
+    """Settings of the shared loop; each technique's config carries one of these.
+
+    Attributes:
+        steps: number of optimizer steps (for L-BFGS: outer steps of ``max_iter`` iterations).
+        optimizer: ``"adam"``, ``"sgd"`` or ``"lbfgs"`` (PyTorch's update rules, see
+            :mod:`tf_impl.optimizers`).
+        learning_rate: base learning rate.
+        betas, epsilon: Adam's moment decays and epsilon (PyTorch's defaults).
+        momentum: SGD momentum.
+        lbfgs_max_iter, lbfgs_history: L-BFGS iterations per step and history size.
+        schedule: ``"constant"``, ``"step"`` (x ``gamma`` at each fraction in ``milestones``,
+            as Geiping et al. 2020) or ``"cosine"`` (to 0, after ``warmup`` linear steps, as
+            GradInversion).
+        milestones, gamma: the step schedule.
+        warmup: linear warm-up steps (cosine and step schedules).
+        signed_gradients: step along ``sign(gradient)`` (Geiping et al. 2020).
+        snapshot_every: keep a copy of the iterate every N steps (0: never).
+        compile: run the step inside ``tf.function``.
+        progress: show a progress bar (tqdm, on stderr) with the current loss.
+    """
+
+    steps: int = 200
+    optimizer: str = "adam"
+    learning_rate: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    epsilon: float = 1e-8
+    momentum: float = 0.0
+    lbfgs_max_iter: int = 20
+    lbfgs_history: int = 100
+    schedule: str = "constant"
+    milestones: tuple[float, ...] = (3 / 8, 5 / 8, 7 / 8)
+    gamma: float = 0.1
+    warmup: int = 0
+    signed_gradients: bool = False
+    snapshot_every: int = 0
+    compile: bool = True
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.steps < 0:
+            raise ValueError(f"steps must be >= 0; got {self.steps}")
+        if self.optimizer not in ("adam", "sgd", "lbfgs"):
+            raise ValueError(f"optimizer must be 'adam', 'sgd' or 'lbfgs'; got {self.optimizer!r}")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ValueError(f"learning_rate must be a positive number; got {self.learning_rate}")
+        if self.schedule not in _SCHEDULES:
+            raise ValueError(f"schedule must be one of {_SCHEDULES}; got {self.schedule!r}")
+        if self.snapshot_every < 0:
+            raise ValueError("snapshot_every must be >= 0 (0 turns snapshots off)")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def learning_rate_at(config: OptimizeConfig, step: int) -> float:
+    """The scheduled learning rate for 0-based ``step``."""
+    lr, n = config.learning_rate, max(config.steps, 1)
+    if config.warmup and step < config.warmup:
+        return lr * (step + 1) / config.warmup
+    if config.schedule == "step":
+        return lr * config.gamma ** sum(step >= int(m * n) for m in config.milestones)
+    if config.schedule == "cosine":
+        span = max(n - config.warmup, 1)
+        return lr * 0.5 * (1 + math.cos(math.pi * (step - config.warmup) / span))
+    return lr
+
+
+@dataclass
+class OptimizeResult:
+    """What a run produced.
+
+    Attributes:
+        x: the last finite iterate (numpy, same structure as the start).
+        best: the iterate with the lowest total loss seen, and ``best_loss``/``best_step``.
+        history: ``{"loss": [...], "<term>": [...], "lr": [...]}``, one entry per step
+            (the values *before* that step's update).
+        snapshots: ``[(step, iterate), ...]`` every ``snapshot_every`` steps.
+        steps_done: steps completed; ``stopped`` says why the run ended early, if it did:
+            ``"interrupted"`` (Ctrl-C) or ``"non-finite"`` (NaN/Inf), with ``message``.
+        seconds: wall time of the loop.
+    """
+
+    x: Any
+    best: Any
+    best_loss: float
+    best_step: int
+    history: dict[str, list[float]]
+    snapshots: list[tuple[int, Any]] = field(default_factory=list)
+    steps_done: int = 0
+    stopped: str | None = None
+    message: str = ""
+    seconds: float = 0.0
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped == "interrupted"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised by :meth:`Optimization.step` when the loss or a gradient is NaN/Inf."""
+
+
+def seeded_noise(shape, seed: int = 0, scale: float = 1.0, dtype=np.float32) -> np.ndarray:
+    """Gaussian noise from numpy's PCG64 with ``seed``: the same start for TF and PyTorch."""
+    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
+
+
+def pixel_box(mean, std, value_range=(0.0, 1.0), channels: int | None = None):
+    """Per-channel bounds (lo, hi), shaped (1, C, 1, 1), of valid pixels in normalised space.
+
+    An image normalised as ``(pixel - mean) / std`` stays a valid image when each channel lies
+    in ``[(lo - mean) / std, (hi - mean) / std]``.
+    """
+    mean = np.asarray(mean, np.float32).reshape(-1)
+    std = np.asarray(std, np.float32).reshape(-1)
+    if channels is not None and mean.size == 1:
+        mean, std = np.repeat(mean, channels), np.repeat(std, channels)
+    lo = ((value_range[0] - mean) / std).reshape(1, -1, 1, 1)
+    hi = ((value_range[1] - mean) / std).reshape(1, -1, 1, 1)
+    return lo.astype(np.float32), hi.astype(np.float32)
+
+
+def _structure(x0) -> tuple[dict[str, Any], bool]:
+    if isinstance(x0, Mapping):
+        return dict(x0), True
+    return {"x": x0}, False
+
+
+class Optimization:
+    """One optimisation in progress: variables, optimizer, compiled step, history.
+
+    Args:
+        objective: ``objective(x) -> {term: scalar}``; the total loss is the sum of the terms.
+            ``x`` has the structure of ``x0``: a tensor, or a dict of tensors (e.g. an image
+            and soft labels, optimised jointly).
+        x0: the start (numpy or tensor; or a dict of them).
+        config: :class:`OptimizeConfig`.
+        box: ``(lo, hi)`` to project onto after each step (broadcastable to ``x``), or a dict
+            ``{name: (lo, hi)}`` for dict starts. ``None``: no projection.
+        optimizer: an optimizer object to use instead of ``config.optimizer`` (anything with
+            ``apply_gradients(grads_and_vars)``, e.g. a Keras optimizer).
+
+    Example (edit the gradients between the two steps):
+        >>> import tensorflow as tf
+        >>> opt = Optimization(lambda x: {"l2": tf.reduce_sum(x**2)}, tf.ones([2]),
+        ...                    OptimizeConfig(progress=False, learning_rate=0.1))
+        >>> loss, terms, grads = opt.compute_gradients()
+        >>> opt.apply_gradients([g * 0.5 for g in grads])
+    """
+
+    def __init__(
+        self, objective: Objective, x0, config: OptimizeConfig, *, box=None, optimizer=None
+    ):
+        if not callable(objective):
+            raise TypeError("objective must be a callable returning {name: scalar loss}")
+        start, self._is_dict = _structure(x0)
+        self.config = config
+        self.objective = objective
+        self.variables: dict[str, tf.Variable] = {}
+        for name, value in start.items():
+            t = tf.convert_to_tensor(value)
+            if not t.dtype.is_floating:
+                raise TypeError(f"the start {name!r} must be floating point; got {t.dtype.name}")
+            self.variables[name] = tf.Variable(t, name=name, trainable=True)
+        self._box = self._parse_box(box)
+        if optimizer is None:
+            kwargs: dict[str, Any] = {}
+            if config.optimizer == "adam":
+                kwargs = {
+                    "beta_1": config.betas[0],
+                    "beta_2": config.betas[1],
+                    "epsilon": config.epsilon,
+                }
+            elif config.optimizer == "sgd":
+                kwargs = {"momentum": config.momentum}
+            else:
+                kwargs = {"max_iter": config.lbfgs_max_iter, "history_size": config.lbfgs_history}
+            optimizer = make_optimizer(config.optimizer, config.learning_rate, **kwargs)
+        self.optimizer = optimizer
+        self._lbfgs = isinstance(optimizer, LBFGS)
+        self._var_list = list(self.variables.values())
+        self._grad_fn = self._compute
+        self._step_fn = self._step
+        if config.compile:
+            self._grad_fn = tf.function(self._compute)
+            self._step_fn = tf.function(self._step)
+        self.history: dict[str, list[float]] = {}
+        self.snapshots: list[tuple[int, Any]] = []
+        self.steps_done = 0
+        self.best_loss = math.inf
+        self.best_step = -1
+        self._best = self.value()
+        self._last_finite = self.value()
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _parse_box(self, box):
+        if box is None:
+            return {}
+        if not self._is_dict:
+            box = {"x": box}
+        out = {}
+        for name, bounds in box.items():
+            if name not in self.variables:
+                raise ValueError(
+                    f"box given for {name!r}, which is not optimised "
+                    f"(variables: {sorted(self.variables)})"
+                )
+            if bounds is None:
+                continue
+            lo, hi = bounds
+            var = self.variables[name]
+            out[name] = (
+                tf.constant(np.asarray(lo), var.dtype),
+                tf.constant(np.asarray(hi), var.dtype),
+            )
+            if np.any(np.asarray(lo) > np.asarray(hi)):
+                raise ValueError(f"box for {name!r} has lo > hi")
+        return out
+
+    def _arg(self):
+        return dict(self.variables) if self._is_dict else self.variables["x"]
+
+    # -- the two steps --------------------------------------------------------------------
+    def _compute(self):
+        with tf.GradientTape() as tape:
+            terms = self.objective(self._arg())
+            if not isinstance(terms, Mapping) or not terms:
+                raise TypeError("the objective must return a non-empty dict {name: scalar}")
+            loss = tf.add_n([tf.reduce_sum(v) for v in terms.values()])
+        grads = tape.gradient(loss, self._var_list)
+        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, self._var_list)]
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+        finite = tf.logical_and(finite, tf.math.is_finite(loss))
+        return loss, dict(terms), grads, finite
+
+    def _apply(self, grads):
+        if self.config.signed_gradients:
+            grads = [tf.sign(g) for g in grads]
+        self.optimizer.apply_gradients(zip(grads, self._var_list))
+        for name, (lo, hi) in self._box.items():
+            var = self.variables[name]
+            var.assign(tf.clip_by_value(var, lo, hi))
+
+    def _step(self):
+        loss, terms, grads, finite = self._compute()
+        if self.config.compile:
+            tf.cond(finite, lambda: self._apply_and_true(grads), lambda: tf.constant(False))
+        else:
+            if bool(finite):
+                self._apply(grads)
+        return loss, terms, finite
+
+    def _apply_and_true(self, grads):
+        self._apply(grads)
+        return tf.constant(True)
+
+    def compute_gradients(self):
+        """Loss, named terms and gradients (one per variable) at the current iterate."""
+        loss, terms, grads, _ = self._grad_fn()
+        return loss, terms, grads
+
+    def apply_gradients(self, grads) -> None:
+        """Apply (possibly edited) gradients with the optimizer, then project onto the box."""
+        if self._lbfgs:
+            raise TypeError(
+                "L-BFGS evaluates the objective itself: use step(), not apply_gradients()"
+            )
+        if len(grads) != len(self._var_list):
+            raise ValueError(
+                f"expected {len(self._var_list)} gradients (one per variable "
+                f"{list(self.variables)}); got {len(grads)}"
+            )
+        self._apply([tf.convert_to_tensor(g) for g in grads])
+
+    def step(self) -> tuple[float, dict[str, float]]:
+        """One optimizer step; returns the loss and terms *before* the update.
+
+        Raises NonFiniteLossError (and leaves the variables untouched) when the loss or a
+        gradient is NaN/Inf.
+        """
+        before = self.value()
+        lr = learning_rate_at(self.config, self.steps_done)
+        self.optimizer.learning_rate.assign(lr)
+        if self._lbfgs:
+            last: dict[str, Any] = {}
+
+            def closure():
+                loss, terms, grads, finite = self._grad_fn()
+                if not bool(finite):
+                    raise NonFiniteLossError(_nan_message(terms))
+                last.setdefault("terms", terms)
+                return loss, grads
+
+            try:
+                loss = self.optimizer.minimize_step(closure, self._var_list)
+            except NonFiniteLossError:
+                self.set_value(before)
+                raise
+            terms = last["terms"]
+            finite = True
+            for name, (lo, hi) in self._box.items():
+                var = self.variables[name]
+                var.assign(tf.clip_by_value(var, lo, hi))
+        else:
+            loss, terms, finite = self._step_fn()
+        loss_f = float(loss)
+        terms_f = {k: float(tf.reduce_sum(v)) for k, v in terms.items()}
+        if not bool(finite):
+            raise NonFiniteLossError(_nan_message(terms_f, loss_f))
+        self._record(loss_f, terms_f, lr, before)
+        self.steps_done += 1
+        every = self.config.snapshot_every
+        if every and self.steps_done % every == 0:
+            self.snapshots.append((self.steps_done, self.value()))
+        return loss_f, terms_f
+
+    def _record(self, loss, terms, lr, before):
+        self.history.setdefault("loss", []).append(loss)
+        for k, v in terms.items():
+            self.history.setdefault(k, []).append(v)
+        self.history.setdefault("lr", []).append(lr)
+        self._last_finite = self.value()
+        if loss < self.best_loss:  # the iterate the loss was measured at
+            self.best_loss, self.best_step, self._best = loss, self.steps_done, before
+
+    # -- values ---------------------------------------------------------------------------
+    def value(self):
+        """The current iterate as numpy (same structure as the start)."""
+        vals = {k: v.numpy() for k, v in self.variables.items()}
+        return vals if self._is_dict else vals["x"]
+
+    def set_value(self, value) -> None:
+        vals = value if self._is_dict else {"x": value}
+        for k, v in vals.items():
+            self.variables[k].assign(v)
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self, steps: int | None = None, callback=None) -> OptimizeResult:
+        """Run ``steps`` (default ``config.steps``) steps and return an :class:`OptimizeResult`.
+
+        ``callback(step, loss, terms, optimization)`` runs after each step; returning True
+        stops the run. Ctrl-C and NaN/Inf stop the run too and keep what it reached.
+        """
+        steps = self.config.steps if steps is None else steps
+        bar = _progress(steps, self.config.progress)
+        stopped, message = None, ""
+        t0 = time.perf_counter()
+        try:
+            for _ in range(steps):
+                loss, terms = self.step()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix_str(_postfix(loss, terms), refresh=False)
+                if callback is not None and callback(self.steps_done, loss, terms, self):
+                    stopped, message = "callback", "stopped by the callback"
+                    break
+        except NonFiniteLossError as err:
+            stopped, message = "non-finite", str(err)
+            print(f"optimize: {message}", file=sys.stderr)
+        except KeyboardInterrupt:
+            stopped = "interrupted"
+            message = f"interrupted after {self.steps_done} of {steps} steps; keeping the result"
+            print(f"\noptimize: {message}", file=sys.stderr)
+        finally:
+            if bar is not None:
+                bar.close()
+        seconds = time.perf_counter() - t0
+        if self.steps_done and self.history:
+            # the final iterate has not been scored yet; score it without stepping
+            final_loss = self._score_current()
+            if final_loss is not None and final_loss < self.best_loss:
+                self.best_loss, self.best_step, self._best = (
+                    final_loss,
+                    self.steps_done,
+                    self.value(),
+                )
+        return OptimizeResult(
+            x=self._last_finite if stopped == "non-finite" else self.value(),
+            best=self._best,
+            best_loss=self.best_loss,
+            best_step=self.best_step,
+            history={k: list(v) for k, v in self.history.items()},
+            snapshots=list(self.snapshots),
+            steps_done=self.steps_done,
+            stopped=stopped,
+            message=message,
+            seconds=seconds,
+        )
+
+    def _score_current(self) -> float | None:
+        try:
+            loss, _, _, finite = self._grad_fn()
+        except KeyboardInterrupt:
+            return None
+        return float(loss) if bool(finite) else None
+
+
+def _nan_message(terms, loss=None) -> str:
+    bad = [k for k, v in terms.items() if not np.all(np.isfinite(np.asarray(v)))]
+    what = f"terms {bad}" if bad else "a gradient"
+    return (
+        f"the loss became NaN/Inf ({what}); stopped before applying that update and kept "
+        "the last finite iterate and the best one. Lower the learning rate or the weight of "
+        "the offending term."
+    )
+
+
+def _postfix(loss: float, terms: dict[str, float]) -> str:
+    parts = [f"loss={loss:.4g}"]
+    if len(terms) > 1:
+        parts += [f"{k}={v:.3g}" for k, v in list(terms.items())[:4]]
+    return " ".join(parts)
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm is in requirements.txt
+        return None
+    return tqdm(total=total, unit="step", dynamic_ncols=True, leave=False, file=sys.stderr)
+
+
+def optimize(
+    objective: Objective,
+    x0,
+    config: OptimizeConfig | None = None,
+    *,
+    box=None,
+    optimizer=None,
+    callback=None,
+) -> OptimizeResult:
+    """Minimise ``objective`` from ``x0``: the one-call form of :class:`Optimization`."""
+    opt = Optimization(objective, x0, config or OptimizeConfig(), box=box, optimizer=optimizer)
+    return opt.run(callback=callback)

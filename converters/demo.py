@@ -9,8 +9,10 @@ Runs ``converters.crosscheck.crosscheck`` per model on one real input (CIFAR-10 
 for 32x32 models, a bundled photo otherwise; ``--quick``: 128 not 224 for dynamic H/W),
 prints the table and TF vs onnxruntime top-1, draws |d score / d input| from TF beside
 PyTorch's, and writes ``index.html`` (self-contained), ``parity.json``, ``parity.md`` and
-``images/*.png`` under ``--out``. Exit status 0 if every model passes, 1 if not, 2 on bad
-arguments.
+``images/*.png`` under ``--out``. Then the techniques: feature inversion of VGG16 features at
+three depths (``feature_inversion/``, 224x224, 200 steps; ``--quick``: 64x64, 10 steps), shown
+on the same page. Exit status 0 if every model passes and every technique ran, 1 if not, 2 on
+bad arguments.
 """
 
 from __future__ import annotations
@@ -173,7 +175,55 @@ def table_rows(results: list[dict]) -> tuple[list[str], list[list[tuple[str, str
     return head, body
 
 
-def write_outputs(out: Path, results: list[dict], total: float) -> None:
+FI_LAYERS = ("conv1_2", "conv3_1", "conv5_1")
+FI_TEXT = " ".join("""Feature inversion (Mahendran &amp; Vedaldi 2015): starting from noise, Adam
+finds an image whose activations at one layer of the ImageNet-pretrained VGG16 match those of
+the photo, with a total-variation prior, inside the valid pixel box. Shallow layers keep almost
+everything (high PSNR, low LPIPS); deep layers keep what the network needs to recognise the
+scene and lose colour and exact position. Made by <code>python -m tf_impl feature-inversion
+</code>; the PyTorch reference reaches the same images step for step (tests).""".split())
+
+
+def run_feature_inversion(out: Path, quick: bool) -> dict:
+    """The feature-inversion section: the CLI on VGG16 features, three depths."""
+    from tf_impl.cli import main as tf_impl_main
+
+    size, steps = (64, 10) if quick else (224, 200)
+    folder = out / "feature_inversion"
+    argv = ["feature-inversion", "--model", "vgg16_features", "--layer", ",".join(FI_LAYERS),
+            "--image", "astronaut", "--size", str(size), "--steps", str(steps), "--quiet",
+            "--out", str(folder)]
+    t0 = time.perf_counter()
+    code = tf_impl_main(argv)
+    res = {"technique": "feature_inversion", "ok": code == 0, "exit_code": code,
+           "command": "python -m tf_impl " + " ".join(argv),
+           "seconds": round(time.perf_counter() - t0, 2)}
+    if (folder / "result.json").is_file():
+        res["result"] = json.loads((folder / "result.json").read_text())
+        res["images"] = ["feature_inversion/comparison.png", "feature_inversion/history.png"]
+    return res
+
+
+def technique_html(out: Path, tech: dict) -> str:
+    esc = html.escape
+    if not tech.get("images"):
+        return (f"<h2>Feature inversion</h2><p class='bad'>failed (exit {tech['exit_code']}): "
+                f"<code>{esc(tech['command'])}</code></p>")
+    metrics = tech["result"]["metrics"]
+    rows = "".join(
+        f"<tr><td>{esc(layer)}</td><td>{m.get('psnr', float('nan')):.2f}</td>"
+        f"<td>{m.get('ssim', float('nan')):.3f}</td><td>{m.get('lpips_vgg', float('nan')):.3f}"
+        f"</td><td>{tech['result']['steps'][layer]}</td></tr>" for layer, m in metrics.items())
+    imgs = "".join(
+        f'<img src="data:image/png;base64,{base64.b64encode((out / p).read_bytes()).decode()}" '
+        f'alt="{esc(p)}">' for p in tech["images"])
+    return (f"<h2>Feature inversion</h2><p>{FI_TEXT}</p><table><tr><th>layer</th><th>PSNR (dB)"
+            f"</th><th>SSIM</th><th>LPIPS (vgg)</th><th>steps</th></tr>{rows}</table>"
+            f"<p><code>{esc(tech['command'])}</code> ({tech['seconds']:.0f} s)</p>{imgs}")
+
+
+def write_outputs(out: Path, results: list[dict], total: float,
+                  techniques: list[dict] | None = None) -> None:
     head, body = table_rows(results)
     failed = [r["model"] for r in results if not r["ok"]]
     summary = (f"{len(results) - len(failed)}/{len(results)} models pass; {total:.0f} s on "
@@ -182,7 +232,7 @@ def write_outputs(out: Path, results: list[dict], total: float) -> None:
         {"ok": not failed, "failed": failed, "seconds": round(total, 2),
          "tolerances": {"forward": cc.FORWARD_TOL, "gradient": cc.GRADIENT_TOL,
                         "gradient_float64": cc.GRADIENT64_TOL, "kink_rel": cc.KINK_REL},
-         "reports": results}, indent=2))
+         "reports": results, "techniques": techniques or []}, indent=2))
     md = [f"# ONNX->TF parity\n\n{summary}\n", "| " + " | ".join(head) + " |",
           "|" + "---|" * len(head)] + ["| " + " | ".join(t for t, _ in row) + " |" for row in body]
     (out / "parity.md").write_text("\n".join(md) + "\n", encoding="utf-8")
@@ -201,8 +251,9 @@ def write_outputs(out: Path, results: list[dict], total: float) -> None:
         f"parity with onnxruntime and PyTorch</h1><p>{INTRO}</p><p><b>{esc(summary)}</b>.</p>"
         f'<h2>Parity table (max relative error)</h2><div class="wide"><table><tr>'
         + "".join(f"<th>{esc(h)}</th>" for h in head) + f"</tr>{trs}</table></div><p>{TIMES}"
-        f'</p><h2>Input gradients, TF vs PyTorch</h2><div class="figs">{figs}</div></body>'
-        "</html>\n", encoding="utf-8")
+        f'</p><h2>Input gradients, TF vs PyTorch</h2><div class="figs">{figs}</div>'
+        + "".join(technique_html(out, t) for t in techniques or [])
+        + "</body></html>\n", encoding="utf-8")
 
 
 def run_model(name: str, quick: bool, out: Path) -> dict:
@@ -237,7 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
     parser.add_argument("--models", help="comma-separated zoo names (default: all)")
     parser.add_argument("--quick", action="store_true",
-                        help="128x128 photos for models with dynamic height/width")
+                        help="128x128 photos for models with dynamic height/width; techniques "
+                        "at toy sizes")
+    parser.add_argument("--no-techniques", action="store_true",
+                        help="only the parity table (skip feature inversion & co.)")
     args = parser.parse_args(argv)
     names = model_zoo.available()
     if args.models:
@@ -267,11 +321,18 @@ def main(argv: list[str] | None = None) -> int:
         top1 = f"  top-1 TF vs ORT: {top1_text(res)}" if res.get("top1") else ""
         print(f"[{i}/{len(names)}] {name}: {status} in {res['total_seconds']:.1f} s{top1}")
         print(res.get("table", res.get("error")), flush=True)
+    techniques = []
+    if not args.no_techniques:
+        print("feature inversion (VGG16 features, astronaut)...", flush=True)
+        techniques.append(run_feature_inversion(args.out, args.quick))
     total = time.perf_counter() - start
-    write_outputs(args.out, results, total)
+    write_outputs(args.out, results, total, techniques)
     failed = [r["model"] for r in results if not r["ok"]]
+    for t in techniques:
+        print(f"{t['technique']}: {'done' if t['ok'] else 'FAILED'} in {t['seconds']:.0f} s")
     print(f"{len(names) - len(failed)}/{len(names)} models pass in {total:.0f} s; wrote "
           f"{args.out / 'index.html'}")
+    failed += [t["technique"] for t in techniques if not t["ok"]]
     if failed:
         print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

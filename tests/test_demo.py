@@ -13,7 +13,7 @@ def test_demo_writes_page_report_and_figures(tmp_path):
     assert code == 0
     page = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert "<table" in page and all(name in page for name in MODELS)
-    assert page.count("data:image/png;base64,") == len(MODELS)
+    assert page.count("data:image/png;base64,") == len(MODELS) + 2  # + comparison, history
     report = json.loads((tmp_path / "parity.json").read_text())
     assert report["ok"] and report["failed"] == []
     assert [r["model"] for r in report["reports"]] == list(MODELS)
@@ -24,6 +24,10 @@ def test_demo_writes_page_report_and_figures(tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (tmp_path / "parity.md").read_text(encoding="utf-8")
     assert md.count("| pass |") == len(MODELS)
+    # the techniques section: feature inversion at three depths, figures embedded
+    (fi,) = report["techniques"]
+    assert fi["ok"] and set(fi["result"]["metrics"]) == set(demo.FI_LAYERS)
+    assert "Feature inversion" in page and (tmp_path / "feature_inversion/comparison.png").is_file()
 
 
 def test_unknown_model_names_the_valid_ones(tmp_path, capsys):
@@ -52,7 +56,8 @@ def test_failing_and_broken_models_give_exit_1_and_are_named(tmp_path, monkeypat
         return real(name, x, **kwargs, forward_tol=1e-12)  # no float32 forward pass meets this
 
     monkeypatch.setattr(demo.cc, "crosscheck", strict_or_broken)
-    code = demo.main(["--out", str(tmp_path), "--models", "lenet_dlg10,keras_cnn", "--quick"])
+    code = demo.main(["--out", str(tmp_path), "--models", "lenet_dlg10,keras_cnn", "--quick",
+                      "--no-techniques"])
     assert code == 1
     assert "FAILED: lenet_dlg10, keras_cnn" in capsys.readouterr().err
     report = json.loads((tmp_path / "parity.json").read_text())

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import images as imgs
+from . import metrics as m
 from .optimize import Optimization, OptimizeConfig, pixel_box, seeded_noise
 from .priors import AlphaNorm, Objective, TotalVariation, feature_match
 from .result import Result
@@ -152,7 +153,8 @@ def invert_features(
     preprocessing: tuple[Sequence[float], Sequence[float]] | None = None,
     size: int = 224,
     callback: Callable | None = None,
-    metrics: bool | Sequence[str] = True,
+    metrics: bool = True,
+    lpips: bool = True,
 ) -> Result:
     """Recover an image whose activations at ``layers`` match those of ``image``.
 
@@ -171,8 +173,7 @@ def invert_features(
         size: resize files and bundled photos to this (shorter side, centre crop).
         callback: ``callback(step, loss, terms, optimization)`` after every step; return
             True to stop.
-        metrics: compute PSNR, SSIM and LPIPS(vgg) against the original (True), none (False),
-            or a subset such as ``("psnr", "ssim")``.
+        metrics: compute PSNR and SSIM (and LPIPS(vgg) with ``lpips``) against the original.
 
     Returns:
         a :class:`tf_impl.result.Result` with the reconstruction in pixel space.
@@ -220,24 +221,6 @@ def invert_features(
         },
     )
     if metrics:
-        result.metrics.update(quality(original, image_px, metrics))
+        result.metrics.update(m.summary(original, image_px, nets=("vgg",) if lpips else ()))
     return result
 
-
-def quality(
-    original: np.ndarray, image: np.ndarray, which: bool | Sequence[str] = True
-) -> dict[str, float]:
-    """PSNR, SSIM and LPIPS(vgg) of ``image`` against ``original`` (means over the batch)."""
-    from . import metrics as m
-
-    which = ("psnr", "ssim", "lpips_vgg") if which is True else tuple(which)
-    out: dict[str, float] = {}
-    if "psnr" in which:
-        out["psnr"] = float(np.mean(m.psnr(original, image)))
-    if "ssim" in which:
-        out["ssim"] = float(np.mean(m.ssim(original, image)))
-    for key in which:
-        if key.startswith("lpips"):
-            net = key.split("_", 1)[1] if "_" in key else "vgg"
-            out[f"lpips_{net}"] = float(np.mean(m.LPIPS(net)(original, image)))
-    return out

@@ -223,3 +223,10 @@ def test_ctrl_c_writes_what_was_reached(tmp_path):
     assert res["runs"]["conv3_1"]["stopped"] == "interrupted"
     assert 3 <= res["steps"]["conv3_1"] < 100000
     assert (out / "reconstruction.png").is_file() and (out / "history.csv").is_file()
+
+
+def test_lbfgs_is_an_option(vgg, photo):
+    cfg = FeatureInversionConfig().with_(steps=2, optimizer="lbfgs", learning_rate=1.0,
+                                         lbfgs_max_iter=5, progress=False)
+    r = invert_features(vgg, photo, "conv1_2", cfg, metrics=False)
+    assert r.steps == 2 and r.history["loss"][1] < r.history["loss"][0]

@@ -143,8 +143,8 @@ def load_image(source, size: int | None = 224) -> Image:
         notes = _file_mode_notes(src)
         try:
             pixels = data.image(src, size=size or 224, normalize=False)
-        except ModelZooError as err:
-            raise ImageError(f"{err}. Bundled names: {', '.join(data.list_images())}") from err
+        except ModelZooError as err:  # its message names the bundled images
+            raise ImageError(str(err)) from err
         name = Path(src).stem
         return Image(pixels, name, notes)
     return as_pixels(source)
@@ -176,17 +176,19 @@ def warn_notes(image: Image) -> None:
 def check_memory(model, shape, layers, *, factor: float = 4.0, available: int | None = None):
     """Refuse an input whose activations up to ``layers`` would not fit in memory.
 
-    Measures the activation size per input pixel with a 32x32 probe through the layers the
-    technique needs, scales it to ``shape`` and allows ``factor`` times that (forward values
-    kept for the gradient, gradients, optimizer state).
+    Measures the activation size per input pixel with a 32x32 probe (or one input of the
+    model's own size when that is fixed) through the layers the technique needs, scales it to
+    ``shape`` and allows ``factor`` times that (forward values kept for the gradient,
+    gradients, optimizer state).
     """
     import psutil
 
     n, c, h, w = shape
-    probe = 32
+    fixed = tuple(model.input_shape[2:])
+    ph, pw = fixed if len(fixed) == 2 and None not in fixed else (32, 32)
     names = model.dependencies(layers)
-    outs = model(np.zeros((1, c, probe, probe), np.float32), taps=names)
-    per_pixel = sum(int(np.prod(v.shape)) for v in outs.values()) * 4 / probe**2
+    outs = model(np.zeros((1, c, ph, pw), np.float32), taps=names)
+    per_pixel = sum(int(np.prod(v.shape)) for v in outs.values()) * 4 / (ph * pw)
     need = per_pixel * n * h * w * factor
     free = psutil.virtual_memory().available if available is None else available
     if need > 0.8 * free:

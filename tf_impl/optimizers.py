@@ -164,15 +164,15 @@ class LBFGS:
         self._h_diag = 1.0
 
     @staticmethod
-    def _flat(tensors: Sequence[tf.Tensor]) -> tf.Tensor:
-        return tf.concat([tf.reshape(t, [-1]) for t in tensors], 0)
+    def _flat(tensors: Sequence[tf.Tensor]) -> np.ndarray:
+        return np.concatenate([np.asarray(t, np.float32).reshape(-1) for t in tensors])
 
     @staticmethod
-    def _add(variables: Sequence[tf.Variable], step: tf.Tensor) -> None:
+    def _add(variables: Sequence[tf.Variable], step: np.ndarray) -> None:
         offset = 0
         for v in variables:
             n = int(np.prod(v.shape))
-            v.assign_add(tf.reshape(tf.cast(step[offset : offset + n], v.dtype), v.shape))
+            v.assign_add(step[offset : offset + n].reshape(v.shape).astype(v.dtype.as_numpy_dtype))
             offset += n
 
     def minimize_step(
@@ -182,14 +182,17 @@ class LBFGS:
     ) -> tf.Tensor:
         """One ``torch.optim.LBFGS.step``. ``closure()`` returns ``(loss, gradients)``.
 
+        The quasi-Newton bookkeeping (a few hundred small dot products per iteration) runs
+        in numpy float32, as PyTorch runs it in float32 tensors; only the closure runs in TF.
         Returns the loss at the start of the step (as PyTorch does).
         """
         lr = float(self.learning_rate.numpy())
         loss, grads = closure()
         orig_loss = loss
+        loss = float(loss)
         g = self._flat(grads)
         evals = 1
-        if float(tf.reduce_max(tf.abs(g))) <= self.tolerance_grad:
+        if np.abs(g).max() <= self.tolerance_grad:
             return orig_loss
         n_iter = 0
         while n_iter < self.max_iter:
@@ -200,47 +203,45 @@ class LBFGS:
                 self._dirs, self._steps, self._ro, self._h_diag = [], [], [], 1.0
             else:
                 y = g - self._prev_g
-                s = self._d * self._t
-                ys = float(tf.tensordot(y, s, 1))
+                s = self._d * np.float32(self._t)
+                ys = float(np.dot(y, s))
                 if ys > 1e-10:
                     if len(self._dirs) == self.history_size:
                         self._dirs.pop(0), self._steps.pop(0), self._ro.pop(0)
                     self._dirs.append(y)
                     self._steps.append(s)
                     self._ro.append(1.0 / ys)
-                    self._h_diag = ys / float(tf.tensordot(y, y, 1))
+                    self._h_diag = ys / float(np.dot(y, y))
                 q = -g
                 al = [0.0] * len(self._dirs)
                 for i in range(len(self._dirs) - 1, -1, -1):
-                    al[i] = float(tf.tensordot(self._steps[i], q, 1)) * self._ro[i]
-                    q = q - al[i] * self._dirs[i]
-                d = r = q * self._h_diag
+                    al[i] = float(np.dot(self._steps[i], q)) * self._ro[i]
+                    q = q - np.float32(al[i]) * self._dirs[i]
+                r = q * np.float32(self._h_diag)
                 for i in range(len(self._dirs)):
-                    be_i = float(tf.tensordot(self._dirs[i], r, 1)) * self._ro[i]
-                    r = r + self._steps[i] * (al[i] - be_i)
+                    be_i = float(np.dot(self._dirs[i], r)) * self._ro[i]
+                    r = r + self._steps[i] * np.float32(al[i] - be_i)
                 d = r
             self._prev_g = g
             prev_loss = loss
-            if self._n_iter == 1:
-                t = min(1.0, 1.0 / float(tf.reduce_sum(tf.abs(g)))) * lr
-            else:
-                t = lr
+            t = min(1.0, 1.0 / float(np.abs(g).sum())) * lr if self._n_iter == 1 else lr
             self._d, self._t = d, t
-            gtd = float(tf.tensordot(g, d, 1))
+            gtd = float(np.dot(g, d))
             if gtd > -self.tolerance_change:
                 break
-            self._add(variables, t * d)
+            self._add(variables, d * np.float32(t))
             opt_cond = False
             if n_iter != self.max_iter:
-                loss, grads = closure()
+                loss_t, grads = closure()
+                loss = float(loss_t)
                 g = self._flat(grads)
                 evals += 1
-                opt_cond = float(tf.reduce_max(tf.abs(g))) <= self.tolerance_grad
+                opt_cond = np.abs(g).max() <= self.tolerance_grad
             if n_iter == self.max_iter or evals >= self.max_eval or opt_cond:
                 break
-            if float(tf.reduce_max(tf.abs(d * t))) <= self.tolerance_change:
+            if np.abs(d * np.float32(t)).max() <= self.tolerance_change:
                 break
-            if abs(float(loss) - float(prev_loss)) < self.tolerance_change:
+            if abs(loss - prev_loss) < self.tolerance_change:
                 break
         return orig_loss
 

@@ -52,6 +52,9 @@ class OutputDir:
         os.close(fd)
         try:
             write(tmp)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
             os.replace(tmp, target)
         finally:
             if os.path.exists(tmp):

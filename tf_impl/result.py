@@ -74,6 +74,6 @@ def _jsonable(v):
         return f if np.isfinite(f) else str(f)
     if isinstance(v, (np.integer,)):
         return int(v)
-    if isinstance(v, np.ndarray):
-        return _jsonable(v.tolist())
+    if isinstance(v, np.ndarray):  # images stay out of the JSON: they are saved as PNGs
+        return _jsonable(v.tolist()) if v.size <= 64 else f"<array {list(v.shape)}>"
     return v

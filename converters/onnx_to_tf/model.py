@@ -285,6 +285,11 @@ class TFModel(tf.Module):
         perm = self._perms.get(name)
         return tf.convert_to_tensor(value) if perm is None else tf.transpose(value, inverse(perm))
 
+    def from_onnx_layout(self, name: str, value) -> tf.Tensor:
+        """The inverse of :meth:`to_onnx_layout`: an ONNX-layout array in the variable's layout."""
+        perm = self._perms.get(name)
+        return tf.convert_to_tensor(value) if perm is None else tf.transpose(value, perm)
+
     def onnx_weights(self) -> dict[str, np.ndarray]:
         """All float initializers as numpy arrays in ONNX layout."""
         return {k: self.to_onnx_layout(k, v).numpy() for k, v in self.onnx_variables.items()}

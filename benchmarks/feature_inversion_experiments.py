@@ -1,0 +1,520 @@
+"""Feature inversion experiments (Mahendran & Vedaldi 2015), after the course assignment.
+
+    python -m benchmarks.feature_inversion_experiments           # full run (~10 min on 2 cores)
+    python -m benchmarks.feature_inversion_experiments --quick --out /tmp/fi   # seconds
+    python -m benchmarks.feature_inversion_experiments --image path/to/photo.jpg
+    python -m benchmarks.feature_inversion_experiments --experiments lr,tv
+
+1. ``lr``: Adam learning rate 0.001 vs 0.01 vs 0.1 (the default) on VGG16 conv3_1: the loss
+   curves on one figure and the reconstructions.
+2. ``tv``: the TV^2 weight swept over 0 ... 5 on conv3_1: reconstructions side by side.
+3. ``ratio``: the data term's weight fixed, the TV/data ratio varied on conv4_1: the final
+   (unweighted) data term against the final TV term, the images, and a check that scaling both
+   weights by 10 changes (almost) nothing with Adam, so the ratio is what matters.
+4. ``layers``: shallow vs deep: VGG16 (ImageNet-pretrained) conv1_1, conv3_1, conv5_1 and a
+   weighted conv1_2 + conv3_1 + conv5_1 objective; ResNet-18 conv1, layer1..layer4 (SEEDED
+   RANDOM weights: no pretrained ResNet-18 is available offline); the CIFAR-10 ResNet-20
+   (trained) conv1, layer1..layer3 on a CIFAR-10 test image at 32x32.
+5. ``--image``: any bundled name (``python -m tf_impl feature-inversion --help`` lists them) or
+   an image file, for experiments 1-4 (the CIFAR model always takes a CIFAR test image).
+
+The full run writes ``benchmarks/results/feature_inversion_experiments/``: the figures (small
+PNGs), ``results.json`` (every run: settings, metrics, final terms, seconds) and
+``summary.md`` (one table of every run's PSNR / SSIM / LPIPS(vgg) / seconds). ``--quick``
+(48x48 images, 5 steps) writes to a temporary folder unless ``--out`` is given.
+
+Each experiment is a function (:func:`run_lr`, :func:`run_tv_sweep`, :func:`run_ratio`,
+:func:`run_layers`, :func:`run_resnet18_layers`, :func:`run_cifar_layers`) returning
+``{"rows": [...], "figures": {...}, "results": {run: Result}}``; the notebook
+``notebooks/feature_inversion.ipynb`` calls them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, replace
+from functools import cache
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+import converters  # noqa: E402,F401  (blocks triton before torch: see converters/_compat.py)
+
+RESULTS = Path(__file__).resolve().parent / "results" / "feature_inversion_experiments"
+EXPERIMENTS = ("lr", "tv", "ratio", "layers")
+DPI = 80  # keeps the committed figures small
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Sizes, steps and the grid of a run of the experiments.
+
+    Attributes:
+        size: image size of the VGG16 layer comparison.
+        sweep_size: image size of the learning-rate, TV and ratio sweeps.
+        steps: Adam steps of every run.
+        lrs, tv_weights, ratios: the values swept by experiments 1-3.
+        vgg_runs: VGG16 layers to invert; ``"a+b+c"`` is one joint objective over those
+            layers, weighted by ``joint_weights`` (1 for a layer not listed there).
+        resnet18_layers: the ResNet-18 layers to invert (the zoo's ResNet-18 takes 224x224
+            inputs only, so these runs are 224x224 whatever ``size`` says).
+        cifar_layers: the CIFAR-10 ResNet-20 layers (32x32).
+        cifar_index: which CIFAR-10 test image the ResNet-20 inverts.
+        lpips: compute LPIPS(vgg) for every run.
+    """
+
+    size: int = 224
+    sweep_size: int = 128
+    steps: int = 300
+    lrs: tuple[float, ...] = (0.001, 0.01, 0.1)
+    tv_weights: tuple[float, ...] = (0.0, 0.005, 0.05, 0.5, 5.0)
+    ratios: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0)
+    vgg_runs: tuple[str, ...] = ("conv1_1", "conv3_1", "conv5_1", "conv1_2+conv3_1+conv5_1")
+    joint_weights: tuple[tuple[str, float], ...] = (
+        ("conv1_2", 0.1), ("conv3_1", 1.0), ("conv5_1", 1.0))
+    resnet18_layers: tuple[str, ...] = ("conv1", "layer1", "layer2", "layer3", "layer4")
+    cifar_layers: tuple[str, ...] = ("conv1", "layer1", "layer2", "layer3")
+    cifar_index: int = 0
+    lpips: bool = True
+
+
+FULL = Settings()
+# a smoke test of every code path (the tests run it twice: script and notebook)
+QUICK = Settings(size=48, sweep_size=48, steps=5, lrs=(0.001, 0.1), tv_weights=(0.0, 5.0),
+                 ratios=(0.01, 1.0), vgg_runs=("conv1_1", "conv1_2+conv3_1+conv5_1"),
+                 resnet18_layers=("conv1",), cifar_layers=("conv1", "layer1"))
+
+
+# -- helpers -----------------------------------------------------------------------------------
+@cache
+def load_model(name: str):
+    """The zoo model ``name`` imported into TensorFlow (once per process)."""
+    import model_zoo
+    from converters import onnx_to_tf
+
+    return onnx_to_tf.load(model_zoo.load(name))
+
+
+def base_config(settings: Settings, **changes):
+    """The paper defaults (Adam lr 0.1, TV^2 weight 0.05, noise init) with ``settings.steps``."""
+    from tf_impl.feature_inversion import FeatureInversionConfig
+
+    return FeatureInversionConfig().with_(steps=settings.steps, progress=False, **changes)
+
+
+
+def invert(model, image, layers, config, settings: Settings, *, size: int, weights=None):
+    """:func:`tf_impl.feature_inversion.invert_features` with the metrics, quietly."""
+    from tf_impl.feature_inversion import invert_features
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return invert_features(model, image, list(layers), config, weights=weights, size=size,
+                               lpips=settings.lpips)
+
+
+def final_terms(model, result, layers, weights=None) -> tuple[float, float]:
+    """The unweighted data term (sum over layers of w_l/sum(w) times the normalised error) and
+    the mean TV^2 (in the model's normalised input space) of the final image."""
+    from tf_impl import images as imgs
+    from tf_impl.priors import TotalVariation, feature_match
+
+    mean, std = imgs.preprocessing_of(model)
+    x0 = imgs.normalize(result.original, mean, std)
+    x = imgs.normalize(result.image, mean, std)
+    feats = model(x0, taps=list(layers))
+    targets = {layer: np.asarray(feats[layer]) for layer in layers}
+    weights = dict(weights or {})
+    total = sum(weights.get(layer, 1.0) for layer in layers)
+    data = feature_match(model, targets, {k: weights.get(k, 1.0) / total for k in layers})(x)
+    tv = TotalVariation(2.0, normalize=True).value(x)
+    return float(sum(float(v) for v in data.values())), float(tv)
+
+
+def record(experiment: str, run: str, model_name: str, model, result, layers, config, *,
+           weights=None, note: str = "") -> dict:
+    """One JSON-ready row describing a run."""
+    data, tv = final_terms(model, result, layers, weights)
+    m = result.metrics
+    return {
+        "experiment": experiment,
+        "run": run,
+        "model": model_name,
+        "layers": list(layers),
+        "weights": dict(weights or {}),
+        "image": result.extra.get("image"),
+        "size": int(result.image.shape[-1]),
+        "steps": result.steps,
+        "learning_rate": config.optimize.learning_rate,
+        "tv_weight": config.tv_weight,
+        "psnr": float(m.get("psnr", math.nan)),
+        "ssim": float(m.get("ssim", math.nan)),
+        "lpips_vgg": float(m.get("lpips_vgg", math.nan)),
+        "seconds": round(result.seconds, 2),
+        "final_loss": float(result.history["loss"][-1]) if result.history.get("loss") else None,
+        "data_term": data,
+        "tv_term": tv,
+        "note": note,
+    }
+
+
+def _log(row: dict) -> None:
+    print(f"  {row['experiment']:>7} {row['run']:<28} PSNR {row['psnr']:5.2f} dB  SSIM "
+          f"{row['ssim']:.3f}  LPIPS {row['lpips_vgg']:.3f}  data {row['data_term']:.3g}  "
+          f"TV {row['tv_term']:.3g}  {row['seconds']:.1f} s", file=sys.stderr, flush=True)
+
+
+def image_grid(path, panels, *, title: str = "", ncols: int | None = None,
+               size: float = 2.1) -> Path:
+    """Images side by side, each with its caption (as :func:`tf_impl.report.image_grid_figure`,
+    at ``DPI`` and without touching the pyplot backend, so notebooks keep inline plots)."""
+    from matplotlib.figure import Figure
+
+    from tf_impl.report import to_uint8
+
+    n = len(panels)
+    ncols = ncols or min(n, 6)
+    nrows = -(-n // ncols)
+    fig = Figure(figsize=(size * ncols, size * nrows + 0.5))
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, (cap, pixels) in zip(axes, panels):
+        ax.imshow(to_uint8(pixels), interpolation="nearest")
+        ax.set_title(cap, fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI, format="png")
+    return Path(path)
+
+
+def _panels(results: dict, rows: list[dict], original, label=lambda row: row["run"]):
+    from tf_impl.report import caption
+
+    panels = [("original", original)]
+    for row in rows:
+        metrics = {"psnr": row["psnr"], "lpips_vgg": row["lpips_vgg"]}
+        panels.append((caption(label(row), metrics), results[row["run"]].image))
+    return panels
+
+
+def _out(out) -> Path:
+    path = Path(out)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# -- 1. learning rate --------------------------------------------------------------------------
+def run_lr(image, out, settings: Settings = FULL, *, lrs=None, layer: str = "conv3_1") -> dict:
+    """Adam with each learning rate in ``lrs`` (default ``settings.lrs``) on VGG16 ``layer``;
+    loss curves on one figure and the images."""
+    from matplotlib.figure import Figure
+
+    out = _out(out)
+    model = load_model("vgg16_features")
+    rows, results = [], {}
+    for lr in lrs or settings.lrs:
+        config = base_config(settings, learning_rate=lr)
+        result = invert(model, image, [layer], config, settings, size=settings.sweep_size)
+        name = f"lr={lr:g}"
+        results[name] = result
+        rows.append(record("lr", name, "vgg16_features", model, result, [layer], config))
+        _log(rows[-1])
+    fig = Figure(figsize=(8.4, 3.2))
+    ax_loss, ax_data = fig.subplots(1, 2)
+    for name, result in results.items():
+        steps = np.arange(1, len(result.history["loss"]) + 1)
+        ax_loss.plot(steps, result.history["loss"], label=name)
+        ax_data.plot(steps, result.history[f"feature:{layer}"], label=name)
+    for ax, what in ((ax_loss, "total loss"), (ax_data, f"data term ({layer}, normalised)")):
+        ax.set_yscale("log")
+        ax.set_xlabel("Adam step")
+        ax.set_title(what, fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"learning rate, VGG16 {layer}, {settings.sweep_size}px", fontsize=9)
+    fig.tight_layout()
+    curves = out / "lr_curves.png"
+    fig.savefig(curves, dpi=DPI)
+    images = image_grid(out / "lr_images.png", _panels(results, rows, _original(results)),
+                        title=f"learning rate, VGG16 {layer}, {settings.steps} steps")
+    return {"rows": rows, "figures": {"curves": curves, "images": images}, "results": results}
+
+
+def _original(results: dict):
+    return next(iter(results.values())).original
+
+
+# -- 2. TV weight ------------------------------------------------------------------------------
+def run_tv_sweep(image, out, settings: Settings = FULL, *, tv_weights=None,
+                 layer: str = "conv3_1") -> dict:
+    """The TV^2 weight swept (default ``settings.tv_weights``) on VGG16 ``layer``;
+    reconstructions side by side."""
+    out = _out(out)
+    model = load_model("vgg16_features")
+    rows, results = [], {}
+    for tv in tv_weights or settings.tv_weights:
+        config = base_config(settings, tv_weight=tv)
+        result = invert(model, image, [layer], config, settings, size=settings.sweep_size)
+        name = f"tv={tv:g}"
+        results[name] = result
+        rows.append(record("tv", name, "vgg16_features", model, result, [layer], config))
+        _log(rows[-1])
+    images = image_grid(out / "tv_sweep.png", _panels(results, rows, _original(results)),
+                        title=f"TV^2 weight, VGG16 {layer}, {settings.steps} steps")
+    return {"rows": rows, "figures": {"images": images}, "results": results}
+
+
+# -- 3. data / regulariser ratio ---------------------------------------------------------------
+def run_ratio(image, out, settings: Settings = FULL, *, ratios=None, layer: str = "conv4_1",
+              data_weight: float = 1.0, scale_check: float = 10.0) -> dict:
+    """Data weight fixed at ``data_weight``, TV weight = ratio * data_weight for each ratio
+    (default ``settings.ratios``).
+
+    Plots the final (unweighted) data term against the final TV^2 term, one point per ratio,
+    and adds one run with both weights times ``scale_check`` at the middle ratio: Adam is
+    (nearly) invariant to the scale of the loss, so only the ratio should matter.
+    """
+    from matplotlib.figure import Figure
+
+    out = _out(out)
+    model = load_model("vgg16_features")
+    rows, results = [], {}
+    ratios = tuple(ratios or settings.ratios)
+    runs = [(r, data_weight) for r in ratios]
+    mid = ratios[len(ratios) // 2]
+    if scale_check:
+        runs.append((mid, data_weight * scale_check))
+    for ratio, w in runs:
+        config = base_config(settings, tv_weight=ratio * w)
+        weights = {layer: w}
+        result = invert(model, image, [layer], config, settings, size=settings.sweep_size,
+                        weights=weights)
+        name = f"ratio={ratio:g}" + ("" if w == data_weight else f" (weights x{w / data_weight:g})")
+        results[name] = result
+        rows.append(record("ratio", name, "vgg16_features", model, result, [layer], config,
+                           weights=weights))
+        _log(rows[-1])
+    fig = Figure(figsize=(4.6, 3.6))
+    ax = fig.subplots()
+    main = rows[:len(ratios)]
+    ax.plot([r["tv_term"] for r in main], [r["data_term"] for r in main], "o-")
+    for r, ratio in zip(main, ratios):
+        ax.annotate(f"{ratio:g}", (r["tv_term"], r["data_term"]), fontsize=7,
+                    textcoords="offset points", xytext=(4, 4))
+    for r in rows[len(main):]:
+        ax.plot([r["tv_term"]], [r["data_term"]], "x", color="C3", label=r["run"])
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("final TV^2 (mean, normalised input)")
+    ax.set_ylabel(f"final data term ({layer}, normalised)")
+    ax.set_title(f"TV/data ratio, VGG16 {layer}", fontsize=9)
+    if len(rows) > len(main):
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    tradeoff = out / "ratio_tradeoff.png"
+    fig.savefig(tradeoff, dpi=DPI)
+    images = image_grid(out / "ratio_images.png", _panels(results, rows, _original(results)),
+                        title=f"TV/data ratio (data weight {data_weight:g}), VGG16 {layer}")
+    return {"rows": rows, "figures": {"tradeoff": tradeoff, "images": images},
+            "results": results}
+
+
+# -- 4. shallow vs deep ------------------------------------------------------------------------
+def _layer_runs(experiment, model_name, image, runs, settings, size, out_name, title,
+                out, label=lambda row: row["run"], note=""):
+    model = load_model(model_name)
+    config = base_config(settings)
+    rows, results = [], {}
+    for name, layers, weights in runs:
+        result = invert(model, image, layers, config, settings, size=size, weights=weights)
+        results[name] = result
+        rows.append(record(experiment, name, model_name, model, result, layers, config,
+                           weights=weights, note=note))
+        _log(rows[-1])
+    images = image_grid(_out(out) / out_name, _panels(results, rows, _original(results), label),
+                        title=title)
+    return {"rows": rows, "figures": {"images": images}, "results": results}
+
+
+def run_layers(image, out, settings: Settings = FULL) -> dict:
+    """VGG16 (ImageNet-pretrained): ``settings.vgg_runs``, e.g. shallow, middle, deep and a
+    weighted multi-layer objective."""
+    joint = dict(settings.joint_weights)
+    runs = []
+    for name in settings.vgg_runs:
+        layers = tuple(name.split("+"))
+        weights = {k: joint.get(k, 1.0) for k in layers} if len(layers) > 1 else None
+        runs.append((name, layers, weights))
+    return _layer_runs("layers", "vgg16_features", image, runs, settings, settings.size,
+                       "layers_vgg16.png",
+                       f"VGG16 (pretrained), {settings.size}px, {settings.steps} steps", out)
+
+
+def run_resnet18_layers(image, out, settings: Settings = FULL) -> dict:
+    """ResNet-18 conv1, layer1..layer4 at 224x224, with SEEDED RANDOM weights."""
+    runs = [(layer, (layer,), None) for layer in settings.resnet18_layers]
+    return _layer_runs(
+        "layers", "resnet18", image, runs, settings, 224, "layers_resnet18.png",
+        f"ResNet-18 with RANDOM weights (no pretrained one offline), 224px, "
+        f"{settings.steps} steps", out,
+        label=lambda row: f"{row['run']} (random weights)", note="random weights")
+
+
+def cifar_image(index: int = 0):
+    """CIFAR-10 test image ``index`` as (1, 3, 32, 32) pixels in [0, 1], and its class name."""
+    from model_zoo import data
+
+    x, y = data.cifar10("test", n=index + 1, normalize=False)
+    return x[index:index + 1], data.cifar10_class_names()[int(y[index])]
+
+
+def run_cifar_layers(out, settings: Settings = FULL) -> dict:
+    """The CIFAR-10 ResNet-20 (trained), ``settings.cifar_layers``, on a CIFAR-10 test image at
+    32x32."""
+    pixels, label = cifar_image(settings.cifar_index)
+    runs = [(layer, (layer,), None) for layer in settings.cifar_layers]
+    return _layer_runs(
+        "layers", "resnet20_cifar", pixels, runs, settings, 32, "layers_resnet20_cifar.png",
+        f"CIFAR-10 ResNet-20 (trained), test image {settings.cifar_index} ({label}), 32px, "
+        f"{settings.steps} steps", out, note=f"CIFAR-10 test #{settings.cifar_index} ({label})")
+
+
+# -- the report --------------------------------------------------------------------------------
+def _fmt(v, spec=".2f"):
+    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """One line per run: experiment, model, run, size, steps, lr, TV weight, terms, metrics."""
+    lines = ["| experiment | model | run | size | steps | lr | TV weight | data term | TV^2 | "
+             "PSNR (dB) | SSIM | LPIPS(vgg) | seconds |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        model = r["model"] + (" (random)" if r["model"] == "resnet18" else "")
+        lines.append(
+            f"| {r['experiment']} | {model} | {r['run']} | {r['size']} | {r['steps']} | "
+            f"{r['learning_rate']:g} | {r['tv_weight']:g} | {_fmt(r['data_term'], '.3g')} | "
+            f"{_fmt(r['tv_term'], '.3g')} | {_fmt(r['psnr'])} | {_fmt(r['ssim'], '.3f')} | "
+            f"{_fmt(r['lpips_vgg'], '.3f')} | {_fmt(r['seconds'], '.1f')} |")
+    return "\n".join(lines)
+
+
+def write_summary(out, rows: list[dict], figures: dict, *, image, settings: Settings,
+                  seconds: float) -> dict:
+    """``results.json`` and ``summary.md`` in ``out``; returns the JSON record."""
+    out = _out(out)
+    from tf_impl.report import OutputDir
+
+    record = {
+        "image": str(image),
+        "settings": asdict(settings),
+        "config": base_config(settings).to_dict(),  # the defaults; each run lists its changes
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "seconds_total": round(seconds, 1),
+        "figures": {k: Path(v).name for k, v in figures.items()},
+        "runs": rows,
+    }
+    files = OutputDir(out)
+    files.write_json("results.json", record)
+    figs = "\n\n".join(f"![{k}]({Path(v).name})" for k, v in figures.items())
+    text = f"""# Feature inversion experiments (Mahendran & Vedaldi 2015)
+
+`python -m benchmarks.feature_inversion_experiments` on `{image}`
+({seconds / 60:.1f} min in all on {os.cpu_count()} CPU cores, {platform.machine()}).
+
+- Adam from seeded noise, {settings.steps} steps, learning rate 0.1 and TV^2 weight 0.05 (on
+  the mean over pixel values) unless swept.
+- Sizes: the sweeps {settings.sweep_size}x{settings.sweep_size}, the VGG16 layer comparison
+  {settings.size}x{settings.size}, ResNet-18 224x224 (its only size), the CIFAR-10 ResNet-20
+  32x32 on CIFAR-10 test image {settings.cifar_index}.
+- VGG16 (ImageNet) and ResNet-20 (CIFAR-10) are trained; **ResNet-18 has seeded random
+  weights** (no pretrained ResNet-18 is available offline).
+- *data term*: the final image's normalised feature error
+  ||phi(x) - phi(x0)||^2 / ||phi(x0)||^2 (weighted mean over layers); *TV^2*: its mean
+  squared-gradient TV in the model's normalised input space; PSNR / SSIM / LPIPS(vgg) against
+  the original, in pixel space; *seconds*: the optimisation alone.
+
+{markdown_table(rows)}
+
+{figs}
+"""
+    files._atomic("summary.md", lambda p: Path(p).write_text(text, encoding="utf-8"))
+    return record
+
+
+def run_all(image, out, settings: Settings = FULL, experiments=EXPERIMENTS) -> dict:
+    """Every experiment named in ``experiments``; writes the figures and the summary."""
+    t0 = time.perf_counter()
+    rows: list[dict] = []
+    figures: dict[str, Path] = {}
+    steps = {
+        "lr": lambda: {"lr": run_lr(image, out, settings)},
+        "tv": lambda: {"tv": run_tv_sweep(image, out, settings)},
+        "ratio": lambda: {"ratio": run_ratio(image, out, settings)},
+        "layers": lambda: {"vgg16": run_layers(image, out, settings),
+                           "resnet18": run_resnet18_layers(image, out, settings),
+                           "resnet20_cifar": run_cifar_layers(out, settings)},
+    }
+    for name in experiments:
+        print(f"feature inversion experiment {name!r}", file=sys.stderr, flush=True)
+        for key, res in steps[name]().items():
+            rows += res["rows"]
+            figures.update({f"{key}_{k}": v for k, v in res["figures"].items()})
+    return write_summary(out, rows, figures, image=image, settings=settings,
+                         seconds=time.perf_counter() - t0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.feature_inversion_experiments",
+        description="Feature inversion experiments: learning rate, TV weight, TV/data ratio, "
+        "shallow vs deep layers (VGG16, ResNet-18 random, CIFAR-10 ResNet-20).")
+    parser.add_argument("--quick", action="store_true",
+                        help="48x48 images, 5 steps (a smoke test); writes to a temp folder")
+    parser.add_argument("--image", default="chelsea",
+                        help="bundled name or image file (default: %(default)s)")
+    parser.add_argument("--out", default=None, help=f"output folder (default: {RESULTS}, or a "
+                        "temporary folder with --quick)")
+    parser.add_argument("--experiments", default=",".join(EXPERIMENTS),
+                        help="comma-separated subset of %(default)s")
+    parser.add_argument("--steps", type=int, default=None, help="override the steps")
+    args = parser.parse_args(argv)
+    experiments = [e.strip() for e in args.experiments.split(",") if e.strip()]
+    unknown = sorted(set(experiments) - set(EXPERIMENTS))
+    if unknown:
+        parser.error(f"unknown experiments {unknown}; choose from {', '.join(EXPERIMENTS)}")
+    settings = QUICK if args.quick else FULL
+    if args.steps is not None:
+        settings = replace(settings, steps=args.steps)
+    out = Path(args.out) if args.out else (
+        Path(tempfile.mkdtemp(prefix="fi_experiments_")) if args.quick else RESULTS)
+    from tf_impl.images import load_image
+
+    try:
+        load_image(args.image, 32)  # a bad --image fails before any work
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    record = run_all(args.image, out, settings, experiments)
+    print(markdown_table(record["runs"]))
+    print(f"wrote {out}/ ({record['seconds_total']:.0f} s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["FULL", "QUICK", "Settings", "cifar_image", "image_grid", "invert", "load_model",
+           "main", "markdown_table", "run_all", "run_cifar_layers", "run_layers", "run_lr",
+           "run_ratio", "run_resnet18_layers", "run_tv_sweep", "write_summary"]

@@ -145,7 +145,8 @@ def markdown(res: dict) -> str:
     lines = ["# Feature inversion benchmark", "", f"Machine: {res['machine']}", "",
              f"## Quality (vgg16_features, ImageNet-pretrained; astronaut {res['size']}x"
              f"{res['size']}; default config: {res['config']})", "",
-             "| layer | PSNR (dB) | SSIM | LPIPS (vgg) | steps | seconds |", "|---|---|---|---|---|---|"]
+             "| layer | PSNR (dB) | SSIM | LPIPS (vgg) | steps | seconds |",
+             "|---|---|---|---|---|---|"]
     for r in res["quality"]:
         lines.append(f"| {r['layer']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['lpips_vgg']:.4f} "
                      f"| {r['steps']} | {r['seconds']:.1f} |")

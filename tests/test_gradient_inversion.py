@@ -1,0 +1,203 @@
+"""Gradient inversion: the victim's gradient, the attacks' behaviour, bad input, the CLI.
+
+Small settings (few steps); parity with PyTorch is in test_gi_parity.py, label restoration in
+test_gi_labels.py, quality figures in benchmarks/gradient_inversion.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import model_zoo
+from converters import onnx_to_tf
+from tf_impl.cli import main as cli_main
+from tf_impl.gradient_inversion import (
+    GradientInversionError,
+    SharedGradient,
+    check_gradient,
+    client_gradient,
+    fc_layer,
+    parameter_names,
+)
+from tf_impl.gradient_inversion.dlg import DLGConfig, dlg, inverting_gradients_config
+from tf_impl.gradient_inversion.evaluate import match, score
+from tf_impl.gradient_inversion.gradinversion import GradInversionConfig, grad_inversion
+from tf_impl.gradient_inversion.labels import restore_labels
+from tf_impl.gradient_inversion.matching import GradientMatcher, bn_inputs
+from tf_impl.gradient_inversion.registration import consensus, register_affine
+from tf_impl.gradient_inversion.victim import cross_entropy
+
+
+@pytest.fixture(scope="module")
+def lenet():
+    return onnx_to_tf.load(model_zoo.load("lenet_dlg"))
+
+
+@pytest.fixture(scope="module")
+def resnet20():
+    return onnx_to_tf.load(model_zoo.load("resnet20_cifar"))
+
+
+@pytest.fixture(scope="module")
+def cifar():
+    pixels, y = model_zoo.data.cifar10("test", n=4, normalize=False)
+    return pixels, y
+
+
+def test_client_gradient_is_keyed_by_onnx_name_in_onnx_layout(resnet20):
+    x, y = model_zoo.data.cifar10("test", n=2)
+    shared = client_gradient(resnet20, x, y)
+    names = parameter_names(resnet20)
+    assert set(shared.grads) == set(names)
+    assert not any("running" in k for k in names)
+    assert shared.grads["conv1.weight"].shape == (16, 3, 3, 3)  # OIHW, as in the ONNX file
+    assert shared.batch_size == 2 and shared.reduction == "mean" and shared.bn_mode == "eval"
+    summed = client_gradient(resnet20, x, y, reduction="sum")
+    np.testing.assert_allclose(summed.grads["linear.bias"], 2 * shared.grads["linear.bias"],
+                               rtol=1e-5, atol=1e-8)
+    assert client_gradient(resnet20, x, y, bn_mode="train").bn_mode == "train"
+
+
+def test_fc_layer_reads_the_weight_orientation():
+    torch_fc = fc_layer(onnx_to_tf.load(model_zoo.load("resnet20_cifar")))
+    assert (torch_fc.weight, torch_fc.out_axis, torch_fc.num_classes) == ("linear.weight", 0, 10)
+    keras_fc = fc_layer(onnx_to_tf.load(model_zoo.load("keras_cnn")))
+    assert keras_fc.out_axis == 1 and keras_fc.num_classes == 10 and keras_fc.bias is not None
+
+
+def test_soft_label_cross_entropy_keeps_the_second_order_term(lenet):
+    # the gradient of the weight gradient w.r.t. the soft labels must not vanish
+    x = tf.Variable(tf.random.stateless_normal([1, 3, 32, 32], [0, 1]))
+    y = tf.Variable(tf.random.stateless_normal([1, 100], [0, 2]))
+    w = lenet.onnx_variables["fc.weight"]
+    with tf.GradientTape() as outer:
+        with tf.GradientTape() as inner:
+            loss = cross_entropy(lenet(x), y)
+        gw = inner.gradient(loss, w)
+        s = tf.reduce_sum(gw * gw)
+    gy = outer.gradient(s, y)
+    assert float(tf.reduce_max(tf.abs(gy))) > 0
+
+
+def test_dlg_recovers_a_cifar_image_and_its_label_on_lenet(lenet, cifar):
+    pixels, y = cifar
+    shared = client_gradient(lenet, pixels[:1], y[:1])  # lenet_dlg takes [0, 1] pixels
+    r = dlg(lenet, shared, DLGConfig().with_(steps=40, progress=False))
+    assert r.extra["labels"] == [int(y[0])]
+    assert r.history["loss"][-1] < 1e-2 * r.history["loss"][0]
+    s = score(pixels[:1], r.image)
+    assert s["psnr_mean"] > 15  # 300 steps reach ~50 dB: benchmarks/gradient_inversion.py
+
+
+def test_inverting_gradients_variant_runs_with_restored_labels(resnet20, cifar):
+    x, y = model_zoo.data.cifar10("test", n=2)
+    shared = client_gradient(resnet20, x, y)
+    cfg = inverting_gradients_config(steps=3).with_(progress=False, compile=False)
+    r = dlg(resnet20, shared, cfg)
+    assert sorted(r.extra["labels"]) == sorted(restore_labels(resnet20, shared).tolist())
+    assert r.technique == "inverting_gradients" and len(r.history["gradient"]) == 3
+    assert 0 <= r.image.min() and r.image.max() <= 1
+
+
+def test_gradinversion_records_every_term_and_every_seed(resnet20):
+    x, y = model_zoo.data.cifar10("test", n=2)
+    shared = client_gradient(resnet20, x, y)
+    cfg = GradInversionConfig(seeds=2, group_start=2, group_every=2).with_(
+        steps=4, warmup=1, progress=False, compile=False)
+    r = grad_inversion(resnet20, shared, cfg)
+    assert set(r.history) == {"loss", "gradient", "tv", "l2", "bn", "group", "lr"}
+    assert r.history["group"][0] == 0 and r.history["group"][-1] > 0  # on from group_start
+    assert r.extra["seeds"].shape == (2, 2, 3, 32, 32)
+    assert sorted(r.extra["labels"]) == sorted(restore_labels(resnet20, shared).tolist())
+    assert [s for s, _ in r.extra["registration_converged"]] == [2, 4]
+
+
+def test_registration_undoes_a_shift():
+    img = model_zoo.data.image("astronaut", size=32, normalize=False)[0]
+    shifted = np.roll(img, 2, axis=2)
+    warped, ok = register_affine(shifted, img)
+    assert ok
+    inner = (slice(None), slice(4, -4), slice(4, -4))
+    assert np.abs(warped - img)[inner].mean() < 0.5 * np.abs(shifted - img)[inner].mean()
+    fused, frac = consensus(np.stack([img[None], shifted[None]]))
+    assert fused.shape == (1, 3, 32, 32) and frac == 1.0
+
+
+def test_matching_pairs_reconstructions_with_their_originals(cifar):
+    pixels, _ = cifar
+    perm = np.array([2, 0, 3, 1])
+    noise = 0.05 * np.random.default_rng(0).standard_normal(pixels.shape)
+    recovered = np.clip(pixels[perm] + noise, 0, 1).astype(np.float32)  # unordered, noisy
+    np.testing.assert_array_equal(match(pixels, recovered), np.argsort(perm))
+    np.testing.assert_array_equal(match(pixels, recovered, by="mse"), np.argsort(perm))
+
+
+# -- bad input --------------------------------------------------------------------------------
+def test_a_gradient_from_another_model_is_refused(resnet20, lenet, cifar):
+    pixels, y = cifar
+    foreign = client_gradient(lenet, pixels[:1], y[:1])
+    with pytest.raises(GradientInversionError, match="another model"):
+        check_gradient(resnet20, foreign)
+    good = client_gradient(resnet20, *model_zoo.data.cifar10("test", n=1))
+    bad = dict(good.grads, **{"linear.weight": good.grads["linear.weight"].T})
+    with pytest.raises(GradientInversionError, match="ONNX layout"):
+        check_gradient(resnet20, bad)
+
+
+def test_labels_out_of_range_and_bad_batches_are_refused(resnet20):
+    x, _ = model_zoo.data.cifar10("test", n=2)
+    with pytest.raises(GradientInversionError, match=r"0\.\.9"):
+        client_gradient(resnet20, x, np.array([3, 12]))
+    with pytest.raises(GradientInversionError, match="one per image"):
+        client_gradient(resnet20, x, np.array([3]))
+    with pytest.raises(GradientInversionError, match="4-D"):
+        client_gradient(resnet20, x[0], np.array([3]))
+
+
+def test_bn_prior_on_a_model_without_bn_says_so(lenet):
+    with pytest.raises(GradientInversionError, match="no BatchNormalization"):
+        bn_inputs(lenet)
+    shared = client_gradient(lenet, *model_zoo.data.cifar10("test", n=1, normalize=False))
+    with pytest.raises(GradientInversionError, match="bn_weight=0"):
+        grad_inversion(lenet, shared, GradInversionConfig().with_(steps=1, progress=False))
+
+
+def test_unknown_distance_is_refused(resnet20):
+    shared = client_gradient(resnet20, *model_zoo.data.cifar10("test", n=1))
+    with pytest.raises(GradientInversionError, match="distance"):
+        GradientMatcher(resnet20, shared, "l1")
+    with pytest.raises(ValueError, match="distance"):
+        DLGConfig(distance="l1")
+    assert isinstance(shared, SharedGradient)
+
+
+# -- command line -----------------------------------------------------------------------------
+def test_cli_gradient_inversion_writes_its_outputs(tmp_path):
+    out = tmp_path / "gi"
+    code = cli_main(["gradient-inversion", "--batch", "2", "--steps", "2", "--seeds", "2",
+                     "--no-compile", "--quiet", "--out", str(out)])
+    assert code == 0
+    for name in ("comparison.png", "seeds.png", "history.png", "history.csv", "result.json",
+                 "original_0.png", "reconstruction_1.png"):
+        assert (out / name).is_file(), name
+    res = json.loads((out / "result.json").read_text())
+    assert 0 <= res["label_accuracy"] <= 1 and len(res["metrics"]["psnr"]) == 2
+    assert len(res["restored_labels"]) == 2 and res["true_labels"] == [3, 8]
+    assert res["config"]["seeds"] == 2 and res["steps"] == 2
+
+
+def test_cli_dlg_on_lenet(tmp_path):
+    out = tmp_path / "dlg"
+    code = cli_main(["gradient-inversion", "--model", "lenet_dlg", "--attack", "dlg", "--batch",
+                     "1", "--steps", "3", "--quiet", "--out", str(out)])
+    assert code == 0
+    assert json.loads((out / "result.json").read_text())["attack"] == "dlg"
+
+
+def test_cli_bad_batch_exits_2(tmp_path, capsys):
+    code = cli_main(["gradient-inversion", "--batch", "0", "--out", str(tmp_path / "x")])
+    assert code == 2 and "--batch" in capsys.readouterr().err

@@ -1,0 +1,209 @@
+"""The victim side of gradient inversion: what a federated-learning client shares.
+
+A client computes the gradient of its training loss on a private batch with respect to the
+model's weights and sends it to the server. :func:`client_gradient` computes exactly that on a
+model imported from ONNX, keyed by ONNX initializer name in ONNX layout, and records how the
+loss was reduced (mean or sum over the batch) and the BatchNorm mode, so the attacker can build
+the same loss. :func:`fc_layer` finds the classifier's last fully connected layer and reads the
+orientation of its weight from the ONNX Gemm/MatMul node, which label restoration needs.
+
+Example:
+    >>> model = onnx_to_tf.load(model_zoo.load("resnet20_cifar"))        # doctest: +SKIP
+    >>> x, y = model_zoo.data.cifar10("test", n=4)                         # doctest: +SKIP
+    >>> shared = client_gradient(model, x, y)                              # doctest: +SKIP
+    >>> shared.grads["linear.weight"].shape                               # doctest: +SKIP
+    (10, 64)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+
+_REDUCTIONS = ("mean", "sum")
+
+
+class GradientInversionError(ValueError):
+    """Input the attack cannot use; the message says what is wrong and what to do."""
+
+
+@dataclass
+class SharedGradient:
+    """What the client sends: the weight gradients and how the loss was formed.
+
+    Attributes:
+        grads: ONNX initializer name -> gradient (numpy, ONNX layout).
+        reduction: ``"mean"`` or ``"sum"`` of the per-sample cross-entropy.
+        batch_size: number of samples in the private batch.
+        bn_mode: ``"eval"`` (running statistics) or ``"train"`` (batch statistics).
+        loss: the client's loss value.
+    """
+
+    grads: dict[str, np.ndarray]
+    reduction: str = "mean"
+    batch_size: int = 1
+    bn_mode: str = "eval"
+    loss: float = float("nan")
+    meta: dict = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.grads[name]
+
+
+def parameter_names(model) -> list[str]:
+    """Trainable weights of the model: float initializers except BN running statistics."""
+    stats = {id(layer.running_mean) for layer in model.bn_layers} | {
+        id(layer.running_var) for layer in model.bn_layers
+    }
+    return [k for k, v in model.onnx_variables.items() if id(v) not in stats]
+
+
+def _check_batch(model, images, labels, num_classes: int | None):
+    x = tf.convert_to_tensor(np.asarray(images, np.float32))
+    if x.shape.rank != 4:
+        raise GradientInversionError(
+            f"images must be a normalised NCHW batch (4-D); got shape {tuple(x.shape)}. Use "
+            "model_zoo.data.cifar10(...) or add a batch axis with x[None]"
+        )
+    y = np.asarray(labels)
+    if y.ndim != 1 or y.shape[0] != x.shape[0] or y.dtype.kind not in "iu":
+        raise GradientInversionError(
+            f"labels must be {x.shape[0]} integer class indices (one per image); got "
+            f"shape {y.shape}, dtype {y.dtype}"
+        )
+    if num_classes is not None and (y.min() < 0 or y.max() >= num_classes):
+        raise GradientInversionError(
+            f"labels must lie in 0..{num_classes - 1} (the model has {num_classes} classes); "
+            f"got {sorted(set(y.tolist()))}"
+        )
+    return x, tf.constant(y.astype(np.int64))
+
+
+def cross_entropy(logits, labels, reduction: str = "mean"):
+    """Cross-entropy with integer labels, or with soft labels (a (N, K) float tensor of
+    logits, softmaxed: DLG's jointly optimised labels).
+
+    Written with ``log_softmax`` rather than TF's fused ``*_cross_entropy_with_logits`` ops:
+    their gradient functions drop the second-order term with respect to the labels, which
+    DLG's joint optimisation of soft labels needs (the gradient of the weight gradient with
+    respect to the labels).
+    """
+    logp = tf.nn.log_softmax(logits, axis=-1)
+    if labels.dtype.is_integer:
+        per = -tf.gather(logp, labels, axis=1, batch_dims=1)
+    else:
+        per = -tf.reduce_sum(tf.nn.softmax(labels, axis=-1) * logp, axis=-1)
+    return tf.reduce_mean(per) if reduction == "mean" else tf.reduce_sum(per)
+
+
+def client_gradient(model, images, labels, *, reduction: str = "mean", bn_mode: str = "eval"
+                    ) -> SharedGradient:
+    """The gradient a client shares for its private batch (``images`` normalised NCHW).
+
+    Args:
+        model: a :class:`converters.onnx_to_tf.TFModel` classifier.
+        images: the private batch, normalised as the model expects (NCHW float32).
+        labels: integer class labels, one per image.
+        reduction: ``"mean"`` (PyTorch's default) or ``"sum"`` over the batch.
+        bn_mode: ``"eval"`` (running statistics, default) or ``"train"`` (batch statistics,
+            as in a local training step; running statistics are not updated).
+    """
+    if reduction not in _REDUCTIONS:
+        raise GradientInversionError(f"reduction must be 'mean' or 'sum'; got {reduction!r}")
+    if bn_mode not in ("eval", "train"):
+        raise GradientInversionError(f"bn_mode must be 'eval' or 'train'; got {bn_mode!r}")
+    fc = fc_layer(model)
+    x, y = _check_batch(model, images, labels, fc.num_classes)
+    names = parameter_names(model)
+    variables = [model.onnx_variables[k] for k in names]
+    with tf.GradientTape() as tape:
+        loss = cross_entropy(model(x, bn_mode=bn_mode), y, reduction)
+    grads = tape.gradient(loss, variables)
+    out = {k: model.to_onnx_layout(k, g).numpy() for k, g in zip(names, grads) if g is not None}
+    return SharedGradient(out, reduction, int(x.shape[0]), bn_mode, float(loss))
+
+
+def check_gradient(model, shared: SharedGradient | Mapping[str, np.ndarray]) -> SharedGradient:
+    """Validate a shared gradient against the model: keys and shapes (ONNX layout)."""
+    if not isinstance(shared, SharedGradient):
+        shared = SharedGradient({k: np.asarray(v) for k, v in shared.items()})
+    names = parameter_names(model)
+    unknown = sorted(set(shared.grads) - set(names))
+    if unknown:
+        raise GradientInversionError(
+            f"the gradient has entries the model does not have: {unknown[:5]}"
+            f"{' ...' if len(unknown) > 5 else ''}; expected keys are the model's ONNX "
+            f"initializer names, e.g. {names[:3]}. Was it computed on another model?"
+        )
+    if not shared.grads:
+        raise GradientInversionError("the gradient is empty")
+    for k, g in shared.grads.items():
+        want = tuple(model.to_onnx_layout(k, model.onnx_variables[k]).shape)
+        if tuple(np.shape(g)) != want:
+            raise GradientInversionError(
+                f"gradient {k!r} has shape {tuple(np.shape(g))} but the weight is {want} "
+                "(ONNX layout); pass gradients in the layout of the ONNX initializers"
+            )
+        if not np.all(np.isfinite(g)):
+            raise GradientInversionError(f"gradient {k!r} contains NaN or Inf")
+    return shared
+
+
+@dataclass(frozen=True)
+class FCLayer:
+    """The classifier's last fully connected layer.
+
+    ``weight`` is the ONNX initializer name; ``out_axis`` is the axis of the weight that
+    indexes classes (0 for PyTorch-style (out, in) Gemm weights with transB=1, 1 for
+    Keras-style (in, out) MatMul weights); ``bias`` the bias initializer or None.
+    """
+
+    weight: str
+    bias: str | None
+    out_axis: int
+    num_classes: int
+    node: str
+
+    def per_class(self, grad_w: np.ndarray) -> np.ndarray:
+        """The weight gradient as (classes, features)."""
+        g = np.asarray(grad_w)
+        return g if self.out_axis == 0 else g.T
+
+
+def fc_layer(model) -> FCLayer:
+    """Find the last Gemm/MatMul with an initializer weight feeding the model's output."""
+    consts = set(model.onnx_variables)
+    consumers: dict[str, list] = {}
+    for n in model.nodes:
+        for i in n.inputs:
+            consumers.setdefault(i, []).append(n)
+    for node in reversed(model.nodes):
+        if node.op_type not in ("Gemm", "MatMul") or len(node.inputs) < 2:
+            continue
+        w = node.inputs[1]
+        if w not in consts:
+            continue
+        shape = tuple(model.onnx_variables[w].shape)
+        if len(shape) != 2:
+            continue
+        if node.op_type == "Gemm":
+            if node.attr("transA", 0):
+                continue
+            out_axis = 0 if node.attr("transB", 0) else 1
+            bias = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] in consts else None
+        else:
+            out_axis = 1
+            bias = None
+            for nxt in consumers.get(node.outputs[0], []):
+                if nxt.op_type == "Add":
+                    other = [i for i in nxt.inputs if i != node.outputs[0]]
+                    if other and other[0] in consts:
+                        bias = other[0]
+        return FCLayer(w, bias, out_axis, int(shape[out_axis]), node.name)
+    raise GradientInversionError(
+        "no fully connected layer (Gemm/MatMul with a weight initializer) found: label "
+        "restoration and the classification loss need a classifier whose last layer is one"
+    )

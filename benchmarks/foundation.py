@@ -257,8 +257,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small models, few rounds")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--speed-only", action="store_true", help="re-time the speed rows and "
+                        "keep the parity and import figures of the last full run")
     args = parser.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 20)
+    if args.speed_only:
+        path = args.out / "foundation.json"
+        if not path.is_file():
+            parser.error(f"--speed-only needs a previous full run's {path}")
+        results = json.loads(path.read_text())
+        results["speed"] = []
+        for name in ["resnet18", "vgg16"]:
+            print(f"timing {name} ({rounds} interleaved rounds)...", flush=True)
+            results["speed"].append(bench_speed(name, rounds))
+        path.write_text(json.dumps(results, indent=2))
+        md = markdown(results)
+        (args.out / "foundation.md").write_text(md)
+        print(md)
+        return 0
     parity_models = (
         ["resnet20_cifar", "lenet_dlg", "keras_cnn"] if args.quick else model_zoo.available()
     )

@@ -13,7 +13,8 @@ def test_demo_writes_page_report_and_figures(tmp_path):
     assert code == 0
     page = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert "<table" in page and all(name in page for name in MODELS)
-    assert page.count("data:image/png;base64,") == len(MODELS) + 2  # + comparison, history
+    # + feature inversion's comparison and history, gradient inversion's two comparisons
+    assert page.count("data:image/png;base64,") == len(MODELS) + 4
     report = json.loads((tmp_path / "parity.json").read_text())
     assert report["ok"] and report["failed"] == []
     assert [r["model"] for r in report["reports"]] == list(MODELS)
@@ -25,8 +26,10 @@ def test_demo_writes_page_report_and_figures(tmp_path):
     md = (tmp_path / "parity.md").read_text(encoding="utf-8")
     assert md.count("| pass |") == len(MODELS)
     # the techniques section: feature inversion at three depths, figures embedded
-    (fi,) = report["techniques"]
+    fi, gi = report["techniques"]
     assert fi["ok"] and set(fi["result"]["metrics"]) == set(demo.FI_LAYERS)
+    assert gi["ok"] and set(gi["runs"]) == {"dlg", "gradinversion"}
+    assert "Gradient inversion" in page
     assert "Feature inversion" in page and (tmp_path / "feature_inversion/comparison.png").is_file()
 
 

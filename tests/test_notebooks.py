@@ -20,6 +20,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 KERNEL = "tfmi-test-python"
 # files each notebook must leave in its working folder (relative paths)
 EXPECTED_FILES = {
+    "gradient_inversion.ipynb": [],  # shows its figures inline, writes no files
     "feature_inversion.ipynb": [
         "runs/feature_inversion/summary.md",
         "runs/feature_inversion/results.json",

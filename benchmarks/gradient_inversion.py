@@ -98,7 +98,8 @@ def markdown(res: dict) -> str:
     lines = ["# Gradient inversion benchmark", "", f"Machine: {res['machine']}", "",
              f"## DLG on lenet_dlg (100 classes, sigmoid, U(-0.5, 0.5)), batch 1, {d['steps']} "
              "L-BFGS steps (lr 1, max_iter 20), soft labels", "",
-             "| image | true label | recovered label | PSNR (dB) | seconds |", "|---|---|---|---|---|"]
+             "| image | true label | recovered label | PSNR (dB) | seconds |",
+             "|---|---|---|---|---|"]
     lines += [f"| {r['image']} | {r['label']} | {r['restored']} | {r['psnr']:.2f} | "
               f"{r['seconds']:.0f} |" for r in d["rows"]]
     ok = d["median_psnr"] >= 30

@@ -12,8 +12,8 @@ PyTorch's, and writes ``index.html`` (self-contained), ``parity.json``, ``parity
 ``images/*.png`` under ``--out``. Then the techniques: feature inversion of VGG16 features at
 three depths (``feature_inversion/``, 224x224, 200 steps; ``--quick``: 64x64, 10 steps) and
 gradient inversion of a CIFAR batch (``gradient_inversion/``: DLG on LeNet, GradInversion on
-ResNet-20 with batch 2), shown on the same page. Exit status 0 if every model passes and every technique ran, 1 if not, 2 on
-bad arguments.
+ResNet-20 with batch 2), shown on the same page. Exit status 0 if every model passes and every
+technique ran, 1 if not, 2 on bad arguments.
 """
 
 from __future__ import annotations

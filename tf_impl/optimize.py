@@ -290,13 +290,15 @@ class Optimization:
             var = self.variables[name]
             var.assign(tf.clip_by_value(var, lo, hi))
 
-    def _step(self):
+    def _step(self, apply):
+        """Gradients, then the update when ``apply`` and everything is finite. Scoring the
+        final iterate reuses this function (``apply=False``), so it is traced only once."""
         loss, terms, grads, finite = self._compute()
         if self.config.compile:
-            tf.cond(finite, lambda: self._apply_and_true(grads), lambda: tf.constant(False))
-        else:
-            if bool(finite):
-                self._apply(grads)
+            tf.cond(tf.logical_and(finite, apply), lambda: self._apply_and_true(grads),
+                    lambda: tf.constant(False))
+        elif bool(finite) and bool(apply):
+            self._apply(grads)
         return loss, terms, finite
 
     def _apply_and_true(self, grads):
@@ -351,7 +353,7 @@ class Optimization:
                 var = self.variables[name]
                 var.assign(tf.clip_by_value(var, lo, hi))
         else:
-            loss, terms, finite = self._step_fn()
+            loss, terms, finite = self._step_fn(tf.constant(True))
         loss_f = float(loss)
         terms_f = {k: float(tf.reduce_sum(v)) for k, v in terms.items()}
         if not bool(finite):
@@ -438,7 +440,10 @@ class Optimization:
 
     def _score_current(self) -> float | None:
         try:
-            loss, _, _, finite = self._grad_fn()
+            if self._lbfgs:
+                loss, _, _, finite = self._grad_fn()
+            else:
+                loss, _, finite = self._step_fn(tf.constant(False))
         except KeyboardInterrupt:
             return None
         return float(loss) if bool(finite) else None

@@ -34,7 +34,7 @@ from .. import images as imgs
 from ..optimize import Optimization, OptimizeConfig, learning_rate_at, pixel_box, seeded_noise
 from ..priors import AlphaNorm, TotalVariation
 from ..result import Result
-from .matching import DISTANCES, GradientMatcher, bn_inputs, bn_prior
+from .matching import DISTANCES, GradientMatcher, bn_inputs, bn_prior, safe_norm
 from .registration import consensus
 from .victim import GradientInversionError, SharedGradient, check_gradient, fc_layer
 
@@ -129,7 +129,7 @@ class _Objective:
                 parts["bn"].append(c.bn_weight * bn_prior(self.model, tapped))
             if c.group_weight and self.g > 1:
                 diff = tf.reshape(xg - self.consensus, [-1])
-                parts["group"].append(self.group_on * c.group_weight * tf.norm(diff))
+                parts["group"].append(self.group_on * c.group_weight * safe_norm(diff))
         return {k: tf.add_n(v) for k, v in parts.items() if v}
 
 

@@ -80,12 +80,17 @@ def bn_inputs(model) -> list[str]:
     return [layer.input for layer in model.bn_layers]
 
 
+def safe_norm(v) -> tf.Tensor:
+    """||v||_2 with a finite gradient at v = 0 (``tf.norm``'s is NaN there; PyTorch's is 0)."""
+    return tf.sqrt(tf.reduce_sum(tf.square(v)) + 1e-30)
+
+
 def bn_prior(model, tapped: dict) -> tf.Tensor:
     """sum_l ||mean_l - running_mean_l||_2 + ||var_l - running_var_l||_2 (biased var)."""
     total = []
     for layer in model.bn_layers:
         a = tf.cast(tapped[layer.input], tf.float32)
         mean, var = tf.nn.moments(a, axes=[0, 2, 3])  # biased variance, as BN uses
-        total.append(tf.norm(mean - layer.running_mean) + tf.norm(var - layer.running_var))
+        total.append(safe_norm(mean - layer.running_mean) + safe_norm(var - layer.running_var))
     return tf.add_n(total)
 

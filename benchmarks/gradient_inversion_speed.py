@@ -1,0 +1,195 @@
+"""GradInversion: the speed of one optimisation step, TF against the PyTorch reference.
+
+    python -m benchmarks.gradient_inversion_speed            # full run (1-3 minutes on 2 cores)
+    python -m benchmarks.gradient_inversion_speed --quick    # 2 rounds of 2 steps (checks it)
+
+Writes ``benchmarks/results/gradient_inversion_speed.json`` and ``.md`` (``_quick`` with
+``--quick``) and prints the table.
+
+One step of GradInversion on resnet20_cifar (ImageNet-normalised CIFAR-10 test images, batch
+8, one seed, the default weights: gradient distance + TV + L2 + BN prior; the group term needs
+two seeds or more and is off in both): the forward pass with the BN inputs tapped, the weight
+gradient with its graph kept, the L2 distance to the shared gradient, the gradient of the whole
+objective with respect to the images (a double backward), an Adam step with the scheduled
+learning rate, the pixel box, the Langevin update and the box again.
+
+- TF: ``tf_impl.optimize.Optimization.step`` on ``gradinversion._Objective`` (the compiled
+  step of the shared loop; its first call traces the double backward, ~20 s), then the
+  Langevin update exactly as ``grad_inversion``'s ``after_step`` does it.
+- PyTorch: ``converters.torch_reference.gradient_inversion.GradInversionTorch.step`` on the
+  onnx2torch module (``torch.autograd.grad(create_graph=True)``, ``torch.optim.Adam``), in
+  the default (NCHW) memory format and in channels-last, each with one intra-op thread and
+  with PyTorch's default thread count; the fastest of the four is the reference.
+
+Contenders run in interleaved rounds (a block of steps of each, repeated) after a warm-up, so
+machine noise hits them alike; the table gives the median milliseconds per step.
+Target: TF / PyTorch <= 1.0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import converters  # noqa: F401  (blocks triton before torch: see converters/_compat.py)
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MODEL = "resnet20_cifar"
+
+
+def bench(batch: int, rounds: int, block: int, warmup: int) -> dict:
+    import tensorflow as tf
+    import torch
+
+    import model_zoo
+    from converters import onnx_to_tf
+    from converters.torch_reference.gradient_inversion import GradInversionTorch
+    from tf_impl import images as imgs
+    from tf_impl.gradient_inversion import client_gradient
+    from tf_impl.gradient_inversion.gradinversion import (
+        GradInversionConfig,
+        _Objective,
+        langevin_noise,
+    )
+    from tf_impl.optimize import Optimization, learning_rate_at, pixel_box, seeded_noise
+
+    path = model_zoo.load(MODEL)
+    model = onnx_to_tf.load(path)
+    x, y = model_zoo.data.cifar10("test", n=batch)
+    shared = client_gradient(model, x, y)
+    # long schedule: the steps timed sit in the warm-up / early cosine part, as in a real run
+    config = GradInversionConfig(seeds=1).with_(progress=False)
+    shape = tuple(x.shape[1:])
+    mean, std = imgs.preprocessing_of(model)
+    start = seeded_noise((batch, *shape), config.seed, config.init_std)
+
+    # TF: the shared loop's compiled step on GradInversion's objective, then after_step's
+    # Langevin update
+    objective = _Objective(model, shared, y, config, batch, shape, mean, std)
+    lo, hi = pixel_box(mean, std, channels=shape[0])
+    opt = Optimization(objective, start, config.optimize, box=(lo, hi))
+    lo_t, hi_t = tf.constant(lo), tf.constant(hi)
+
+    def tf_step():
+        opt.step()
+        k = opt.steps_done - 1
+        noise = langevin_noise(config, (batch, *shape), k)
+        var = opt.variables["x"]
+        var.assign_add(learning_rate_at(config.optimize, k) * config.langevin * noise)
+        var.assign(tf.clip_by_value(var, lo_t, hi_t))
+
+    # PyTorch: both memory formats, with one intra-op thread and with all of them (on a
+    # shared 2-core machine OpenMP's barriers can cost more than the second core gives)
+    all_threads = torch.get_num_threads()
+    contenders = {"TF": tf_step}
+    for threads in dict.fromkeys((1, all_threads)):
+        for fmt, memory_format in (("NCHW", None), ("channels_last", torch.channels_last)):
+            run = GradInversionTorch(path, shared, y, config, start, memory_format=memory_format)
+
+            def torch_step(run=run, threads=threads):
+                if torch.get_num_threads() != threads:
+                    torch.set_num_threads(threads)
+                run.step()
+
+            contenders[f"PyTorch {fmt}, {threads} thread{'s' * (threads > 1)}"] = torch_step
+    t0 = time.perf_counter()
+    tf_step()
+    first_tf = time.perf_counter() - t0
+    for name, fn in contenders.items():  # warm-up: tracing, allocator, oneDNN primitives
+        for _ in range(warmup - (name == "TF")):
+            fn()
+    samples: dict[str, list[float]] = {k: [] for k in contenders}
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            for _ in range(block):
+                t0 = time.perf_counter()
+                fn()
+                samples[name].append(time.perf_counter() - t0)
+    ms = {k: float(np.median(v) * 1e3) for k, v in samples.items()}
+    torch_ms = {k: v for k, v in ms.items() if k.startswith("PyTorch")}
+    reference = min(torch_ms, key=torch_ms.get)
+    return {
+        "model": MODEL,
+        "input": [batch, *shape],
+        "seeds": 1,
+        "terms": sorted(opt.history),
+        "rounds": rounds,
+        "block": block,
+        "warmup_steps": warmup,
+        "first_tf_step_s": first_tf,
+        "median_ms": ms,
+        "p10_p90_ms": {k: [float(np.percentile(v, 10) * 1e3), float(np.percentile(v, 90) * 1e3)]
+                       for k, v in samples.items()},
+        "reference": reference,
+        "ratio_tf_vs_torch": ms["TF"] / ms[reference],
+        "ratio_tf_vs_torch_nchw": ms["TF"] / min(v for k, v in torch_ms.items() if "NCHW" in k),
+        "ratio_tf_vs_torch_channels_last": ms["TF"] / min(
+            v for k, v in torch_ms.items() if "channels_last" in k),
+        "torch_threads": all_threads,
+        "tf_threads": [tf.config.threading.get_intra_op_parallelism_threads(),
+                       tf.config.threading.get_inter_op_parallelism_threads()],
+        "tf_version": tf.__version__,
+        "torch_version": torch.__version__,
+    }
+
+
+def markdown(res: dict) -> str:
+    ms, pct = res["median_ms"], res["p10_p90_ms"]
+    ref = res["reference"]
+    lines = [
+        "# GradInversion step speed", "",
+        f"Machine: {res['machine']}; TF {res['tf_version']} (intra/inter-op threads "
+        f"{res['tf_threads'][0]}/{res['tf_threads'][1]}, 0 = TF's default), PyTorch "
+        f"{res['torch_version']} ({res['torch_threads']} threads by default)", "",
+        f"One step on {res['model']}, input {tuple(res['input'])}, one seed, terms "
+        f"{', '.join(t for t in res['terms'] if t not in ('loss', 'lr'))} (double backward), "
+        "Adam, pixel box, Langevin update. Median of "
+        f"{res['rounds']} interleaved rounds x {res['block']} steps after "
+        f"{res['warmup_steps']} warm-up steps (TF's first step, with tracing: "
+        f"{res['first_tf_step_s']:.1f} s).", "",
+        "| contender | median ms | p10 - p90 ms |", "|---|---|---|",
+    ]
+    for k, v in ms.items():
+        mark = " (reference)" if k == ref else ""
+        lines.append(f"| {k}{mark} | {v:.1f} | {pct[k][0]:.1f} - {pct[k][1]:.1f} |")
+    ok = res["ratio_tf_vs_torch"] <= 1.0
+    lines += ["", f"TF / PyTorch ({ref}, the fastest PyTorch variant): "
+              f"**{res['ratio_tf_vs_torch']:.2f}** (target <= 1.0: {'met' if ok else 'NOT met'}); "
+              f"TF / fastest PyTorch NCHW: {res['ratio_tf_vs_torch_nchw']:.2f}; TF / fastest "
+              f"PyTorch channels_last: {res['ratio_tf_vs_torch_channels_last']:.2f}."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gradient_inversion_speed",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 2 steps")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        res = bench(args.batch, rounds=2, block=2, warmup=2)
+    else:
+        res = bench(args.batch, rounds=6, block=5, warmup=3)
+    load = os.getloadavg()[0]  # other jobs on the machine widen the spread
+    res["machine"] = (f"{platform.machine()}, {os.cpu_count()} cores (load average "
+                      f"{load:.1f} at the end), Python {platform.python_version()}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = "gradient_inversion_speed_quick" if args.quick else "gradient_inversion_speed"
+    (args.out / f"{stem}.json").write_text(json.dumps(res, indent=2))
+    md = markdown(res)
+    (args.out / f"{stem}.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

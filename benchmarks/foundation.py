@@ -33,6 +33,7 @@ import numpy as np
 import converters  # noqa: F401  (blocks triton before torch: see converters/_compat.py)
 
 RESULTS = Path(__file__).resolve().parent / "results"
+BLOCK = 3  # timed calls per contender per round, after one untimed call
 
 
 def _median_ms(samples: list[float]) -> float:
@@ -84,7 +85,10 @@ def bench_speed(name: str, rounds: int, threads: int | None = None) -> dict:
 
     # Two groups, each timed in interleaved rounds: the forward contenders together, then the
     # forward+gradient ones. Interleaving all six at once lets one runtime's idle threads
-    # (still spinning after its call) slow the next one down, which flatters the ratios.
+    # (still spinning after its call) slow the next one down, which flatters the ratios. For
+    # the same reason each round times a block of BLOCK calls per contender and drops the
+    # block's first call (onnxruntime's worker threads spin for a while after a run and took
+    # ~40 % off the next TF call on 2 cores).
     groups = [
         {
             "onnxruntime forward": lambda: sess.run(None, feed),
@@ -107,9 +111,11 @@ def bench_speed(name: str, rounds: int, threads: int | None = None) -> dict:
             samples[key] = []
         for _ in range(rounds):
             for key, fn in group.items():
-                t0 = time.perf_counter()
-                fn()
-                samples[key].append(time.perf_counter() - t0)
+                for k in range(BLOCK + 1):
+                    t0 = time.perf_counter()
+                    fn()
+                    if k:
+                        samples[key].append(time.perf_counter() - t0)
     ms = {k: _median_ms(v) for k, v in samples.items()}
     return {
         "model": name,
@@ -207,7 +213,8 @@ def markdown(results: dict) -> str:
         )
     lines += [
         "",
-        "## Speed (batch 1, median ms, interleaved rounds within each group: "
+        "## Speed (batch 1, median ms, interleaved rounds of 3 calls per contender within each "
+        "group: "
         "ORT + TF forward; PyTorch + TF gradient)",
         "",
         "| model | ORT fwd | TF fwd | TF fwd XLA | TF fwd frozen | PyTorch fwd | TF fwd+grad | "
@@ -260,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed-only", action="store_true", help="re-time the speed rows and "
                         "keep the parity and import figures of the last full run")
     args = parser.parse_args(argv)
-    rounds = args.rounds or (3 if args.quick else 20)
+    rounds = args.rounds or (3 if args.quick else 8)
     if args.speed_only:
         path = args.out / "foundation.json"
         if not path.is_file():

@@ -18,7 +18,6 @@ Targets (issue "Feature inversion"):
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import converters  # noqa: F401  (blocks triton before torch: see converters/_compat.py)
+from benchmarks import write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 QUALITY_LAYERS = ("conv1_2", "conv2_2", "conv3_1", "conv4_1", "conv5_1")
@@ -198,12 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         "quality": quality,
         "speed": speed,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = "feature_inversion_quick" if args.quick else "feature_inversion"
-    (args.out / f"{stem}.json").write_text(json.dumps(res, indent=2))
-    md = markdown(res)
-    (args.out / f"{stem}.md").write_text(md)
-    print(md)
+    write_results(args.out, "feature_inversion", args.quick, res, markdown(res))
     return 0
 
 

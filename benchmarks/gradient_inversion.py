@@ -17,13 +17,14 @@ Targets (issue "Gradient inversion"):
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks import write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -144,12 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     for b in batches:
         print(f"GradInversion ablation, batch {b}...", flush=True)
         res["ablation"].append(bench_ablation(b, steps, seeds))
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = "gradient_inversion_quick" if args.quick else "gradient_inversion"
-    (args.out / f"{stem}.json").write_text(json.dumps(res, indent=2))
-    md = markdown(res)
-    (args.out / f"{stem}.md").write_text(md)
-    print(md)
+    write_results(args.out, "gradient_inversion", args.quick, res, markdown(res))
     return 0
 
 

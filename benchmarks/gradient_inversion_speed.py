@@ -29,7 +29,6 @@ Target: TF / PyTorch <= 1.0.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -39,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 import converters  # noqa: F401  (blocks triton before torch: see converters/_compat.py)
+from benchmarks import write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL = "resnet20_cifar"
@@ -182,12 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]  # other jobs on the machine widen the spread
     res["machine"] = (f"{platform.machine()}, {os.cpu_count()} cores (load average "
                       f"{load:.1f} at the end), Python {platform.python_version()}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = "gradient_inversion_speed_quick" if args.quick else "gradient_inversion_speed"
-    (args.out / f"{stem}.json").write_text(json.dumps(res, indent=2))
-    md = markdown(res)
-    (args.out / f"{stem}.md").write_text(md)
-    print(md)
+    write_results(args.out, "gradient_inversion_speed", args.quick, res, markdown(res))
     return 0
 
 

@@ -22,14 +22,14 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
 
 from . import images as imgs
 from . import metrics as m
-from .optimize import Optimization, OptimizeConfig, pixel_box, seeded_noise
+from .optimize import Optimization, OptimizeConfig, TechniqueConfig, pixel_box, seeded_noise
 from .priors import AlphaNorm, Objective, TotalVariation, feature_match
 from .result import Result
 
@@ -37,7 +37,7 @@ _INITS = ("noise", "blur", "gray")
 
 
 @dataclass(frozen=True)
-class FeatureInversionConfig:
+class FeatureInversionConfig(TechniqueConfig):
     """Defaults for feature inversion (Mahendran & Vedaldi 2015), tuned on VGG16 at 224x224.
 
     Attributes:
@@ -76,16 +76,6 @@ class FeatureInversionConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}")
 
-    def with_(self, **changes) -> FeatureInversionConfig:
-        """A copy with some fields changed; ``steps=``/``learning_rate=`` etc. reach
-        ``optimize``."""
-        opt_fields = set(OptimizeConfig.__dataclass_fields__)
-        opt = {k: changes.pop(k) for k in list(changes) if k in opt_fields}
-        cfg = replace(self, **changes)
-        return replace(cfg, optimize=replace(cfg.optimize, **opt)) if opt else cfg
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def gaussian_blur(pixels: np.ndarray, sigma: float) -> np.ndarray:

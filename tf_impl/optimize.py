@@ -32,7 +32,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -96,6 +96,23 @@ class OptimizeConfig:
             raise ValueError(f"schedule must be one of {_SCHEDULES}; got {self.schedule!r}")
         if self.snapshot_every < 0:
             raise ValueError("snapshot_every must be >= 0 (0 turns snapshots off)")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class TechniqueConfig:
+    """Shared by the techniques' frozen configs, which each carry ``optimize: OptimizeConfig``.
+
+    ``config.with_(tv_weight=0.1, steps=500)`` returns a copy: names of the technique's own
+    fields change it, names of :class:`OptimizeConfig` fields change its ``optimize``.
+    """
+
+    def with_(self, **changes):
+        opt_fields = set(OptimizeConfig.__dataclass_fields__)
+        opt = {k: changes.pop(k) for k in list(changes) if k in opt_fields}
+        cfg = replace(self, **changes)
+        return replace(cfg, optimize=replace(cfg.optimize, **opt)) if opt else cfg
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -17,13 +17,13 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
 
 from .. import images as imgs
-from ..optimize import Optimization, OptimizeConfig, pixel_box, seeded_noise
+from ..optimize import Optimization, OptimizeConfig, TechniqueConfig, pixel_box, seeded_noise
 from ..priors import TotalVariation
 from ..result import Result
 from .matching import DISTANCES, GradientMatcher
@@ -31,7 +31,7 @@ from .victim import GradientInversionError, SharedGradient, check_gradient, fc_l
 
 
 @dataclass(frozen=True)
-class DLGConfig:
+class DLGConfig(TechniqueConfig):
     """DLG's defaults (Zhu et al. 2019): L-BFGS lr 1, 300 iterations, squared L2, soft labels.
 
     Attributes:
@@ -60,14 +60,6 @@ class DLGConfig:
         if self.labels not in ("soft", "restore", "given"):
             raise ValueError(f"labels must be 'soft', 'restore' or 'given'; got {self.labels!r}")
 
-    def with_(self, **changes) -> DLGConfig:
-        opt_fields = set(OptimizeConfig.__dataclass_fields__)
-        opt = {k: changes.pop(k) for k in list(changes) if k in opt_fields}
-        cfg = replace(self, **changes)
-        return replace(cfg, optimize=replace(cfg.optimize, **opt)) if opt else cfg
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def idlg_config() -> DLGConfig:

@@ -25,13 +25,20 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
 
 from .. import images as imgs
-from ..optimize import Optimization, OptimizeConfig, learning_rate_at, pixel_box, seeded_noise
+from ..optimize import (
+    Optimization,
+    OptimizeConfig,
+    TechniqueConfig,
+    learning_rate_at,
+    pixel_box,
+    seeded_noise,
+)
 from ..priors import AlphaNorm, TotalVariation
 from ..result import Result
 from .matching import DISTANCES, GradientMatcher, bn_inputs, bn_prior, safe_norm
@@ -40,7 +47,7 @@ from .victim import GradientInversionError, SharedGradient, check_gradient, fc_l
 
 
 @dataclass(frozen=True)
-class GradInversionConfig:
+class GradInversionConfig(TechniqueConfig):
     """GradInversion's weights (Yin et al. 2021) with a CPU-sized run.
 
     Attributes:
@@ -84,14 +91,6 @@ class GradInversionConfig:
         if self.group_every < 1:
             raise ValueError("group_every must be >= 1")
 
-    def with_(self, **changes) -> GradInversionConfig:
-        opt_fields = set(OptimizeConfig.__dataclass_fields__)
-        opt = {k: changes.pop(k) for k in list(changes) if k in opt_fields}
-        cfg = replace(self, **changes)
-        return replace(cfg, optimize=replace(cfg.optimize, **opt)) if opt else cfg
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def langevin_noise(config: GradInversionConfig, shape, step: int) -> np.ndarray:

@@ -304,7 +304,7 @@ def run_gradient_inversion(args) -> int:
         (f"PSNR {s['psnr'][i]:.1f}, LPIPS {s['lpips'][i]:.2f}", rec[i]) for i in range(len(rec))]
     out.write_figure("comparison.png", lambda p: image_grid_figure(
         p, panels, ncols=len(pixels), size=1.8,
-        title=f"{args.attack} on {args.model}, batch {args.batch}: originals (top), "
+        title=f"{args.attack} on {args.model}, batch {args.batch}\noriginals (top), "
         "reconstructions (bottom)"))
     seeds = result.extra.get("seeds")
     if seeds is not None:

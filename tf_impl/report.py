@@ -159,7 +159,8 @@ def image_grid_figure(path, panels: Sequence[tuple[str, np.ndarray]], *, ncols: 
     n = len(panels)
     ncols = ncols or min(n, 5)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.4),
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(size * ncols, 4.0),
+                                                     size * nrows + 0.4 * (1 + title.count("\n"))),
                              squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")

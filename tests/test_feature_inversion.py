@@ -214,7 +214,10 @@ def test_ctrl_c_writes_what_was_reached(tmp_path):
         proc = subprocess.Popen(
             [sys.executable, "-m", "tf_impl", "feature-inversion", "--layer", "conv2_1",
              "--size", "32", "--steps", "100000", "--snapshot-every", "1", "--no-lpips",
-             "--quiet", "--out", str(out)], cwd=ROOT, env=env, stdout=err, stderr=err)
+             "--quiet", "--out", str(out)], cwd=ROOT, env=env, stdout=err, stderr=err,
+            # a shell running the suite in the background (nohup, `&`) ignores SIGINT and the
+            # child would inherit that: give it the default disposition, as a terminal would
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             deadline = time.time() + 300  # generous: CI machines may be busy
             while not list(out.glob("snapshots/*step00003.png")) and time.time() < deadline:

@@ -2,6 +2,17 @@
 from ONNX with :func:`converters.onnx_to_tf.load`.
 
 This package never imports torch, so a TensorFlow user can use it without PyTorch installed
-(``tests/test_layout_rules.py`` checks that). Feature inversion, gradient inversion,
-visualization and attribution arrive here one module per technique.
+(``tests/test_layout_rules.py`` checks that).
+
+- :mod:`tf_impl.optimize` -- the one optimisation loop; :mod:`tf_impl.optimizers` -- Adam,
+  SGD and L-BFGS with PyTorch's update rules.
+- :mod:`tf_impl.priors` -- composable loss terms (TV, alpha-norm, feature matching).
+- :mod:`tf_impl.metrics` -- PSNR, SSIM, LPIPS.
+- :mod:`tf_impl.feature_inversion` -- Mahendran & Vedaldi 2015.
+- :mod:`tf_impl.gradient_inversion` -- DLG, iDLG, Inverting Gradients, GradInversion, label
+  restoration.
+- :mod:`tf_impl.images`, :mod:`tf_impl.report`, :mod:`tf_impl.result` -- input checks,
+  output files and figures, the result record; :mod:`tf_impl.cli` -- ``python -m tf_impl``.
+
+Visualization and attribution arrive with their issues.
 """

@@ -20,6 +20,19 @@ def zoo_cache():
         yield path
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """PyTorch's OpenMP threads and TensorFlow's thread pools spin against each other on a
+    small machine (a VGG step takes 10x longer); one PyTorch thread while a module runs avoids
+    that. Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 # torchvision pulls in triton, which crashes beside TensorFlow: see converters/_compat.py
 from converters._compat import guard_triton  # noqa: E402
 

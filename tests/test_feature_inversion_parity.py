@@ -39,14 +39,7 @@ from tf_impl.priors import AlphaNorm, TotalVariation
 
 TOL = 1e-3
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # PyTorch's OpenMP threads and TensorFlow's thread pools spin against each other on a
-    # small machine (a VGG step takes 10x longer); one PyTorch thread avoids that
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -52,14 +52,7 @@ RUN_TOL = 1e-3
 GI_SEED, GI_BATCH, GI_STEPS = 8, 2, 10
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # PyTorch's OpenMP threads and TensorFlow's thread pools spin against each other on a
-    # small machine; one PyTorch thread avoids that
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

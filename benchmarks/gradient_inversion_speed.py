@@ -72,7 +72,7 @@ def bench(batch: int, rounds: int, block: int, warmup: int) -> dict:
 
     # TF: the shared loop's compiled step on GradInversion's objective, then after_step's
     # Langevin update
-    objective = _Objective(model, shared, y, config, batch, shape, mean, std)
+    objective = _Objective(model, shared, y, config, batch, shape)
     lo, hi = pixel_box(mean, std, channels=shape[0])
     opt = Optimization(objective, start, config.optimize, box=(lo, hi))
     lo_t, hi_t = tf.constant(lo), tf.constant(hi)

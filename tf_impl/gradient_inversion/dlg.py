@@ -27,7 +27,14 @@ from ..optimize import Optimization, OptimizeConfig, TechniqueConfig, pixel_box,
 from ..priors import TotalVariation
 from ..result import Result
 from .matching import DISTANCES, GradientMatcher
-from .victim import GradientInversionError, SharedGradient, check_gradient, fc_layer
+from .victim import (
+    GradientInversionError,
+    SharedGradient,
+    check_gradient,
+    check_labels,
+    fc_layer,
+    image_shape_of,
+)
 
 
 @dataclass(frozen=True)
@@ -80,13 +87,7 @@ def _labels_for(model, shared, config, labels):
     if config.labels == "given":
         if labels is None:
             raise GradientInversionError("labels='given' needs labels=[...] (one per image)")
-        y = np.asarray(labels)
-        fc = fc_layer(model)
-        if y.shape != (shared.batch_size,) or y.min() < 0 or y.max() >= fc.num_classes:
-            raise GradientInversionError(
-                f"labels must be {shared.batch_size} class indices in 0..{fc.num_classes - 1}; "
-                f"got {y.tolist()}")
-        return y.astype(np.int64)
+        return check_labels(labels, shared.batch_size, fc_layer(model).num_classes)
     if config.labels == "restore":
         from . import labels as label_rules
 
@@ -115,10 +116,7 @@ def dlg(model, shared: SharedGradient, config: DLGConfig | None = None, *, label
     config = config or DLGConfig()
     shared = check_gradient(model, shared)
     fc = fc_layer(model)
-    shape = tuple(image_shape or model.input_shape[1:])
-    if any(d is None for d in shape):
-        raise GradientInversionError(f"the model's input size is not fixed ({shape}); pass "
-                                     "image_shape=(C, H, W)")
+    shape = image_shape_of(model, image_shape)
     n = shared.batch_size
     mean, std = preprocessing or imgs.preprocessing_of(model)
     fixed = _labels_for(model, shared, config, labels)

@@ -43,7 +43,7 @@ from ..priors import AlphaNorm, TotalVariation
 from ..result import Result
 from .matching import DISTANCES, GradientMatcher, bn_inputs, bn_prior, safe_norm
 from .registration import consensus
-from .victim import GradientInversionError, SharedGradient, check_gradient, fc_layer
+from .victim import SharedGradient, check_gradient, check_labels, fc_layer, image_shape_of
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def langevin_noise(config: GradInversionConfig, shape, step: int) -> np.ndarray:
 class _Objective:
     """Sum over seeds of the GradInversion terms; the consensus is a held constant."""
 
-    def __init__(self, model, shared, labels, config, n, shape, mean, std):
+    def __init__(self, model, shared, labels, config, n, shape):
         self.config, self.n, self.g = config, n, config.seeds
         taps = bn_inputs(model) if config.bn_weight else []
         self.model = model
@@ -111,7 +111,6 @@ class _Objective:
         self.l2 = AlphaNorm(2.0)
         self.consensus = tf.Variable(tf.zeros((n, *shape)), trainable=False, name="consensus")
         self.group_on = tf.Variable(0.0, trainable=False, name="group_on")
-        self.mean, self.std = mean, std
 
     def __call__(self, x):
         c = self.config
@@ -158,20 +157,14 @@ def grad_inversion(model, shared: SharedGradient, config: GradInversionConfig | 
     shared = check_gradient(model, shared)
     fc = fc_layer(model)
     n = shared.batch_size
-    shape = tuple(image_shape or model.input_shape[1:])
-    if any(d is None for d in shape):
-        raise GradientInversionError(f"the model's input size is not fixed ({shape}); pass "
-                                     "image_shape=(C, H, W)")
+    shape = image_shape_of(model, image_shape)
     if labels is None:
         y = np.asarray(label_rules.restore_labels(model, shared), np.int64)
     else:
-        y = np.asarray(labels, np.int64)
-        if y.shape != (n,) or y.min() < 0 or y.max() >= fc.num_classes:
-            raise GradientInversionError(f"labels must be {n} class indices in "
-                                         f"0..{fc.num_classes - 1}; got {y.tolist()}")
+        y = check_labels(labels, n, fc.num_classes)
     mean, std = preprocessing or imgs.preprocessing_of(model)
     g = config.seeds
-    objective = _Objective(model, shared, y, config, n, shape, mean, std)
+    objective = _Objective(model, shared, y, config, n, shape)
     start = seeded_noise((g * n, *shape), config.seed, config.init_std)
     box = pixel_box(mean, std, channels=shape[0]) if config.clip_to_pixels else None
     opt = Optimization(objective, start, config.optimize, box=box)

@@ -68,10 +68,15 @@ def _check_batch(model, images, labels, num_classes: int | None):
             f"images must be a normalised NCHW batch (4-D); got shape {tuple(x.shape)}. Use "
             "model_zoo.data.cifar10(...) or add a batch axis with x[None]"
         )
+    return x, tf.constant(check_labels(labels, int(x.shape[0]), num_classes))
+
+
+def check_labels(labels, n: int, num_classes: int | None) -> np.ndarray:
+    """``labels`` as int64, checked: ``n`` integer class indices in ``0..num_classes - 1``."""
     y = np.asarray(labels)
-    if y.ndim != 1 or y.shape[0] != x.shape[0] or y.dtype.kind not in "iu":
+    if y.ndim != 1 or y.shape[0] != n or y.dtype.kind not in "iu":
         raise GradientInversionError(
-            f"labels must be {x.shape[0]} integer class indices (one per image); got "
+            f"labels must be {n} integer class indices (one per image); got "
             f"shape {y.shape}, dtype {y.dtype}"
         )
     if num_classes is not None and (y.min() < 0 or y.max() >= num_classes):
@@ -79,7 +84,16 @@ def _check_batch(model, images, labels, num_classes: int | None):
             f"labels must lie in 0..{num_classes - 1} (the model has {num_classes} classes); "
             f"got {sorted(set(y.tolist()))}"
         )
-    return x, tf.constant(y.astype(np.int64))
+    return y.astype(np.int64)
+
+
+def image_shape_of(model, image_shape=None) -> tuple[int, ...]:
+    """(C, H, W) of one image: ``image_shape`` if given, else the model's fixed input size."""
+    shape = tuple(image_shape or model.input_shape[1:])
+    if any(d is None for d in shape):
+        raise GradientInversionError(f"the model's input size is not fixed ({shape}); pass "
+                                     "image_shape=(C, H, W)")
+    return shape
 
 
 def cross_entropy(logits, labels, reduction: str = "mean"):

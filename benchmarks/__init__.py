@@ -18,3 +18,26 @@ def write_results(out, stem: str, quick: bool, results: dict, markdown: str) -> 
     (out / f"{name}.json").write_text(json.dumps(results, indent=2))
     (out / f"{name}.md").write_text(markdown)
     print(markdown)
+
+
+def time_interleaved(contenders: dict, rounds: int, *, block: int = 1,
+                     warmup: int = 1) -> dict[str, list[float]]:
+    """Seconds per call of each contender, timed side by side.
+
+    After ``warmup`` untimed calls each (tracing, allocators, oneDNN primitives), every round
+    runs each contender ``block`` times in turn, so a noisy neighbour slows all of them alike
+    and their ratio stays meaningful. Returns ``{name: [seconds, ...]}``.
+    """
+    import time
+
+    for fn in contenders.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict[str, list[float]] = {k: [] for k in contenders}
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            for _ in range(block):
+                t0 = time.perf_counter()
+                fn()
+                samples[name].append(time.perf_counter() - t0)
+    return samples

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 import converters  # noqa: F401  (blocks triton before torch: see converters/_compat.py)
-from benchmarks import write_results
+from benchmarks import time_interleaved, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL = "resnet20_cifar"
@@ -102,16 +102,7 @@ def bench(batch: int, rounds: int, block: int, warmup: int) -> dict:
     t0 = time.perf_counter()
     tf_step()
     first_tf = time.perf_counter() - t0
-    for name, fn in contenders.items():  # warm-up: tracing, allocator, oneDNN primitives
-        for _ in range(warmup - (name == "TF")):
-            fn()
-    samples: dict[str, list[float]] = {k: [] for k in contenders}
-    for _ in range(rounds):
-        for name, fn in contenders.items():
-            for _ in range(block):
-                t0 = time.perf_counter()
-                fn()
-                samples[name].append(time.perf_counter() - t0)
+    samples = time_interleaved(contenders, rounds, block=block, warmup=warmup)
     ms = {k: float(np.median(v) * 1e3) for k, v in samples.items()}
     torch_ms = {k: v for k, v in ms.items() if k.startswith("PyTorch")}
     reference = min(torch_ms, key=torch_ms.get)

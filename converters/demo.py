@@ -242,6 +242,71 @@ def run_gradient_inversion(out: Path, quick: bool) -> dict:
     return res
 
 
+VIS_TEXT = " ".join("""CNN visualization on the trained CIFAR ResNet-20 and the
+ImageNet-pretrained VGG16 features: backprop saliency with a GrabCut segmentation seeded by
+it, guided backprop (the guided
+rule on every Relu node of the imported graph), occlusion, class model visualization, a PGD
+adversarial attack at L-inf 8/255, DeepDream, Gatys' style transfer and the shipped three-style
+feed-forward network. Every map and step is cross-checked against Captum or a PyTorch
+transcription on the onnx2torch model (see benchmarks/results/). Made by
+<code>python -m tf_impl &lt;technique&gt;</code>.""".split())
+
+# (name, CLI arguments, full-run extras, quick extras, the figures shown)
+VIS_RUNS = (
+    ("saliency", ["saliency", "--image", "cifar10:3", "--segment"], [], [],
+     ["overlay.png", "segmentation.png"]),
+    ("guided-backprop", ["guided-backprop", "--image", "cifar10:3"], [], [], ["overlay.png"]),
+    ("occlusion", ["occlusion", "--image", "cifar10:3"], [], [], ["overlay.png"]),
+    ("class-viz", ["class-viz", "--class", "0,1,7,8"], ["--steps", "150"], ["--steps", "2"],
+     ["figure.png"]),
+    ("adversarial", ["adversarial", "--n", "4"], [], ["--steps", "2"], ["comparison.png"]),
+    ("deepdream", ["deepdream", "--image", "snake", "--layer", "relu4_3"],
+     ["--size", "160", "--octaves", "3", "--steps", "5"],
+     ["--size", "48", "--octaves", "1", "--steps", "1"], ["comparison.png"]),
+    ("style-transfer", ["style-transfer"], ["--size", "128", "--steps", "100"],
+     ["--size", "32", "--steps", "2"], ["comparison.png"]),
+    ("fast-style", ["fast-style", "--blend", "0.5,0,0.5"], ["--size", "256"], ["--size", "64"],
+     ["styles.png"]),
+)
+
+
+def run_visualization(out: Path, quick: bool) -> dict:
+    """The visualization gallery: each CLI technique once, at a small setting."""
+    from tf_impl.cli import main as tf_impl_main
+
+    res = {"technique": "visualization", "ok": True, "runs": {}, "images": []}
+    t0 = time.perf_counter()
+    for name, argv, full, small, figures in VIS_RUNS:
+        folder = out / "visualization" / name
+        cmd = [*argv, *(small if quick else full), "--quiet", "--out", str(folder)]
+        t1 = time.perf_counter()
+        code = tf_impl_main(cmd)
+        entry = {"command": "python -m tf_impl " + " ".join(cmd), "exit_code": code,
+                 "seconds": round(time.perf_counter() - t1, 2)}
+        shown = [f"visualization/{name}/{f}" for f in figures if (folder / f).is_file()]
+        if code != 0 or not shown:
+            res["ok"] = False
+        res["images"] += shown
+        res["runs"][name] = entry
+    res["seconds"] = round(time.perf_counter() - t0, 2)
+    return res
+
+
+def visualization_html(out: Path, tech: dict) -> str:
+    esc = html.escape
+    rows = "".join(
+        f"<tr><td>{esc(name)}</td><td{'' if e['exit_code'] == 0 else ' class=bad'}>"
+        f"{'ok' if e['exit_code'] == 0 else 'failed (exit ' + str(e['exit_code']) + ')'}</td>"
+        f"<td>{e['seconds']:.1f}</td><td><code>{esc(e['command'])}</code></td></tr>"
+        for name, e in tech["runs"].items())
+    imgs = "".join(
+        f'<img src="data:image/png;base64,{base64.b64encode((out / p).read_bytes()).decode()}" '
+        f'alt="{esc(p)}">' for p in tech["images"])
+    return (f"<h2>Visualization gallery</h2><p>{VIS_TEXT}</p><table><tr><th>technique</th>"
+            f"<th>status</th><th>seconds</th><th>command</th></tr>{rows}</table>"
+            f"<p>({tech['seconds']:.0f} s)</p>{imgs}")
+
+
 def gradient_inversion_html(out: Path, tech: dict) -> str:
     esc = html.escape
     rows = ""
@@ -268,6 +333,8 @@ def gradient_inversion_html(out: Path, tech: dict) -> str:
 def technique_html(out: Path, tech: dict) -> str:
     if tech["technique"] == "gradient_inversion":
         return gradient_inversion_html(out, tech)
+    if tech["technique"] == "visualization":
+        return visualization_html(out, tech)
     esc = html.escape
     if not tech.get("images"):
         return (f"<h2>Feature inversion</h2><p class='bad'>failed (exit {tech['exit_code']}): "
@@ -390,6 +457,9 @@ def main(argv: list[str] | None = None) -> int:
         techniques.append(run_feature_inversion(args.out, args.quick))
         print("gradient inversion (DLG on LeNet, GradInversion on ResNet-20)...", flush=True)
         techniques.append(run_gradient_inversion(args.out, args.quick))
+        print("visualization gallery (saliency, class viz, adversarial, DeepDream, style)...",
+              flush=True)
+        techniques.append(run_visualization(args.out, args.quick))
     total = time.perf_counter() - start
     write_outputs(args.out, results, total, techniques)
     failed = [r["model"] for r in results if not r["ok"]]

@@ -13,8 +13,10 @@ def test_demo_writes_page_report_and_figures(tmp_path):
     assert code == 0
     page = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert "<table" in page and all(name in page for name in MODELS)
-    # + feature inversion's comparison and history, gradient inversion's two comparisons
-    assert page.count("data:image/png;base64,") == len(MODELS) + 4
+    # + feature inversion's comparison and history, gradient inversion's two comparisons,
+    # and the visualization gallery's figures
+    n_vis = sum(len(run[-1]) for run in demo.VIS_RUNS)
+    assert page.count("data:image/png;base64,") == len(MODELS) + 4 + n_vis
     report = json.loads((tmp_path / "parity.json").read_text())
     assert report["ok"] and report["failed"] == []
     assert [r["model"] for r in report["reports"]] == list(MODELS)
@@ -26,10 +28,13 @@ def test_demo_writes_page_report_and_figures(tmp_path):
     md = (tmp_path / "parity.md").read_text(encoding="utf-8")
     assert md.count("| pass |") == len(MODELS)
     # the techniques section: feature inversion at three depths, figures embedded
-    fi, gi = report["techniques"]
+    fi, gi, vis = report["techniques"]
     assert fi["ok"] and set(fi["result"]["metrics"]) == set(demo.FI_LAYERS)
     assert gi["ok"] and set(gi["runs"]) == {"dlg", "gradinversion"}
     assert "Gradient inversion" in page
+    assert vis["ok"] and set(vis["runs"]) == {run[0] for run in demo.VIS_RUNS}
+    assert all(e["exit_code"] == 0 for e in vis["runs"].values())
+    assert "Visualization gallery" in page
     assert "Feature inversion" in page and (tmp_path / "feature_inversion/comparison.png").is_file()
 
 

@@ -21,6 +21,7 @@ KERNEL = "tfmi-test-python"
 # files each notebook must leave in its working folder (relative paths)
 EXPECTED_FILES = {
     "gradient_inversion.ipynb": [],  # shows its figures inline, writes no files
+    "visualization.ipynb": [],  # draws into a temporary folder and shows the PNGs inline
     "feature_inversion.ipynb": [
         "runs/feature_inversion/summary.md",
         "runs/feature_inversion/results.json",
@@ -28,6 +29,9 @@ EXPECTED_FILES = {
         "runs/feature_inversion/layers_vgg16.png",
     ],
 }
+# a word each notebook's printed results must contain (its numbers were computed and shown)
+EXPECTED_TEXT = {"feature_inversion.ipynb": "PSNR", "gradient_inversion.ipynb": "PSNR",
+                 "visualization.ipynb": "fooled"}
 PROBE = "import sys; print('KERNEL-PREFIX', sys.prefix); print('KERNEL-EXE', sys.executable)"
 
 
@@ -59,6 +63,7 @@ def test_there_are_notebooks():
     assert NOTEBOOKS, "no notebooks/*.ipynb found"
     for path in NOTEBOOKS:
         assert path.name in EXPECTED_FILES, f"add {path.name} to EXPECTED_FILES"
+        assert path.name in EXPECTED_TEXT, f"add {path.name} to EXPECTED_TEXT"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -80,7 +85,7 @@ def test_notebook_runs(path, kernel_env):
     text = "".join(_text(o) for o in outputs)
     assert f"KERNEL-PREFIX {sys.prefix}" in text, "the kernel is not this virtual environment"
     assert "QUICK=True" in text, "the notebook ignored TFMI_NOTEBOOK_QUICK"
-    assert "PSNR" in text
+    assert EXPECTED_TEXT[path.name] in text
     assert any("image/png" in o.get("data", {}) for o in outputs), "no figure was shown"
     for rel in EXPECTED_FILES[path.name]:
         assert (kernel_env / rel).is_file(), f"{path.name} did not write {rel}"

@@ -4,6 +4,9 @@
         --image astronaut --steps 300 --out runs/fi
     python -m tf_impl gradient-inversion --model resnet20_cifar --batch 4 \\
         --attack gradinversion --out runs/gi
+    python -m tf_impl saliency|occlusion|guided-backprop --model resnet20_cifar --out runs/sal
+    python -m tf_impl class-viz|adversarial|deepdream ...
+    python -m tf_impl texture|style-transfer|fast-style|fast-style-train ...
 
 Each technique writes its pictures, its loss history (CSV and plot) and a ``result.json``
 into ``--out``. Ctrl-C stops the optimisation and still writes what was reached.
@@ -339,6 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="technique", metavar="TECHNIQUE", required=True)
     _add_feature_inversion(sub)
     _add_gradient_inversion(sub)
+    from .visualization import cli_ascent, cli_fast_style, cli_saliency, cli_style
+
+    for module in (cli_saliency, cli_ascent, cli_style, cli_fast_style):
+        module.add_parsers(sub)
     return parser
 
 

@@ -1,0 +1,98 @@
+"""Argument checks shared by the visualization methods: clear messages with the valid range."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from .. import images as imgs
+
+
+class VisualizationError(ValueError):
+    """A bad argument to a visualization method; the message names the valid choices."""
+
+
+def num_classes(model) -> int:
+    """The size of the model's last output axis (its class count)."""
+    spec = model.inputs[0]
+    dims = [1 if i == 0 and d is None else (64 if d is None else d)
+            for i, d in enumerate(spec.shape)]
+    out = model(tf.zeros(dims, spec.dtype))
+    out = out[0] if isinstance(out, tuple) else out
+    if out.shape.rank != 2:
+        raise VisualizationError(
+            f"this model's output has shape {tuple(out.shape)}, not (batch, classes): class "
+            "scores need a classifier (e.g. resnet20_cifar, vgg16); for a feature extractor pick "
+            "a layer and channel instead")
+    return int(out.shape[-1])
+
+
+def check_class(model, target, *, classes: int | None = None) -> int:
+    """``target`` as an int in [0, classes), or an error naming the valid range."""
+    n = classes if classes is not None else num_classes(model)
+    try:
+        t = int(target)
+    except (TypeError, ValueError):
+        raise VisualizationError(
+            f"class index must be an integer in [0, {n}); got {target!r}") from None
+    if t != target or not 0 <= t < n:
+        raise VisualizationError(
+            f"class index {target!r} is out of range: this model has {n} classes, so use 0 to "
+            f"{n - 1}"
+        )
+    return t
+
+
+def check_channel(layer: str, channel, channels: int) -> int:
+    """``channel`` as an int in [0, channels), or an error naming the layer and the range."""
+    try:
+        c = int(channel)
+    except (TypeError, ValueError):
+        raise VisualizationError(f"channel must be an integer; got {channel!r}") from None
+    if c != channel or not 0 <= c < channels:
+        raise VisualizationError(
+            f"channel {channel!r} is out of range for layer {layer!r}, which has {channels} "
+            f"channels: use 0 to {channels - 1}"
+        )
+    return c
+
+
+def check_layer(model, layer: str) -> str:
+    """The ONNX tensor name of ``layer`` (alias or raw name); the importer's error lists the
+    valid names otherwise."""
+    try:
+        return model.resolve(layer)
+    except KeyError as err:
+        raise VisualizationError(err.args[0] if err.args else str(err)) from None
+
+
+def fixed_size(model) -> tuple[int, int] | None:
+    """(H, W) when the model's input has a fixed spatial size (a fully connected head)."""
+    shape = model.inputs[0].shape
+    if len(shape) == 4 and shape[2] is not None and shape[3] is not None:
+        return int(shape[2]), int(shape[3])
+    return None
+
+
+def check_image_size(model, pixels: np.ndarray) -> None:
+    """Refuse pictures of the wrong size for a fixed-size model, saying which size it takes."""
+    size = fixed_size(model)
+    if size is not None and tuple(pixels.shape[-2:]) != size:
+        raise VisualizationError(
+            f"this model takes {size[0]}x{size[1]} images (its input is fixed at "
+            f"{tuple(model.inputs[0].shape)}); got {pixels.shape[-2]}x{pixels.shape[-1]}. Resize "
+            f"it, e.g. load_image(path, size={size[0]})"
+        )
+
+
+def model_input(model, image, *, preprocessing=None) -> tuple[np.ndarray, np.ndarray]:
+    """(pixels in [0, 1] NCHW, the model's normalised input) for a picture (any form
+    :func:`tf_impl.images.as_pixels` accepts, or a bundled name / file at the model's size)."""
+    if isinstance(image, (str,)) or hasattr(image, "__fspath__"):
+        size = fixed_size(model)
+        pixels = imgs.load_image(image, size[0] if size else 224).pixels
+    else:
+        pixels = imgs.as_pixels(image).pixels
+    check_image_size(model, pixels)
+    mean, std = preprocessing or imgs.preprocessing_of(model)
+    return pixels, imgs.normalize(pixels, mean, std)

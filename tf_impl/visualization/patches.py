@@ -1,0 +1,731 @@
+"""Maximally activating patches: the dataset crops that excite one unit of a layer most.
+
+Zeiler & Fergus, "Visualizing and Understanding Convolutional Networks", ECCV 2014 (Fig. 2:
+"the top 9 activations in a random subset of feature maps across the validation data", each
+shown as the image patch under the unit's receptive field), and Girshick, Donahue, Darrell &
+Malik, "Rich feature hierarchies for accurate object detection and semantic segmentation",
+CVPR 2014 (Sec. 3.1, Fig. 4: the top-scoring regions of pool5 units, "each unit's receptive
+field" drawn on the image).
+
+For a layer and channel the scan runs the model over a dataset in batches (the bundled
+CIFAR-10 images, an array of pictures, or a folder of photos), keeps the ``k`` largest
+activations over images and spatial positions, and crops each to the receptive field of the
+unit that produced it. By default one activation per image is kept (the image's strongest
+position, as Zeiler & Fergus show nine different images); ``one_per_image=False`` ranks every
+(image, position) pair.
+
+The receptive field is computed from the ONNX graph along every path from the input to the
+layer (:func:`receptive_field`): Conv, MaxPool and AveragePool change it by their kernel,
+stride, pads and dilations; pointwise ops, BatchNorm and ReLU keep it; Add/Concat of
+branches (ResNets) take the union of the branches' fields, i.e. the largest one; Pad and
+spatial Slice shift and stride it; global pooling makes it the whole image. Patches are the
+field cropped at the image border and placed in a canvas of the full field's size filled with
+``pad_value`` (so every patch has the same shape and the unit stays at its centre).
+:func:`gradient_support` measures the field empirically (where the gradient of one unit with
+respect to the input is non-zero); the tests check that the two agree. As usual, the field is
+the bounding box of every input pixel a unit's windows can reach: it is exact for units whose
+field lies inside the image (and at the borders of the zoo's CNNs), and an upper bound at the
+border of graphs where an intermediate layer's padding hides border pixels from a unit or a
+dilated kernel skips them.
+
+Example:
+    >>> model = onnx_to_tf.load(model_zoo.load("resnet20_cifar"))          # doctest: +SKIP
+    >>> found = top_patches(model, "layer2", 5)                              # doctest: +SKIP
+    >>> found.patches.shape, found.values[:3], found.field.size             # doctest: +SKIP
+    >>> draw_patches("layer2_5.png", found)                                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from .. import images as imgs
+from ..optimize import TechniqueConfig
+from . import checks
+from .checks import VisualizationError
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+# ops that keep the receptive field: pointwise in space (channels may mix, as in LRN)
+_KEEP = {
+    "Relu", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "Sigmoid", "HardSigmoid", "HardSwish",
+    "Tanh", "Softplus", "Softsign", "Clip", "Identity", "Dropout", "BatchNormalization", "Abs",
+    "Neg", "Exp", "Log", "Sqrt", "Reciprocal", "Erf", "Gelu", "Mish", "Cast", "LRN", "Floor",
+    "Ceil", "Round", "Sign", "Not",
+}
+# ops that combine their (broadcast) inputs pointwise: the union of the inputs' fields
+_UNION = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal",
+          "Greater", "Less", "And", "Or"}
+_POOL = {"Conv", "MaxPool", "AveragePool", "LpPool"}
+_WHOLE = {"GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "InstanceNormalization"}
+_NOT_SPATIAL = {"Shape", "Size"}
+
+
+# -- receptive field -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Axis:
+    """The field of unit 0 along one axis: input pixels [start, start + size), stepping by
+    ``jump`` input pixels per unit; ``whole`` when every unit sees the whole input."""
+
+    size: int = 1
+    jump: int = 1
+    start: int = 0
+    whole: bool = False
+
+
+@dataclass(frozen=True)
+class _Blocked:
+    """A tensor whose field cannot be followed (the op and node that stopped it)."""
+
+    op: str
+    node: str
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """The input region each unit of a layer sees (per axis: height, width).
+
+    Attributes:
+        size: (rh, rw) the field's extent in input pixels (the image size along an axis where
+            the field is the whole image, after global pooling).
+        jump: (jh, jw) input pixels between neighbouring units (the product of the strides).
+        start: (sh, sw) the input coordinate of the first pixel of unit (0, 0)'s field;
+            negative when the field reaches into the zero padding.
+        whole: (bool, bool) whether every unit sees the whole image along that axis.
+        layer: the layer's ONNX tensor name.
+    """
+
+    size: tuple[int, int]
+    jump: tuple[int, int]
+    start: tuple[int, int]
+    whole: tuple[bool, bool] = (False, False)
+    layer: str = ""
+
+    def box(self, y: int, x: int, image_hw: tuple[int, int] | None = None
+            ) -> tuple[int, int, int, int]:
+        """(y0, y1, x0, x1), half-open, of unit (y, x)'s field; clipped to the image when
+        ``image_hw`` is given."""
+        y0 = 0 if self.whole[0] else self.start[0] + y * self.jump[0]
+        x0 = 0 if self.whole[1] else self.start[1] + x * self.jump[1]
+        y1, x1 = y0 + self.size[0], x0 + self.size[1]
+        if image_hw is not None:
+            h, w = image_hw
+            y0, y1, x0, x1 = max(y0, 0), min(y1, h), max(x0, 0), min(x1, w)
+        return int(y0), int(y1), int(x0), int(x1)
+
+    def to_dict(self) -> dict:
+        return {"size": list(self.size), "jump": list(self.jump), "start": list(self.start),
+                "whole": list(self.whole), "layer": self.layer}
+
+
+def _union(a: _Axis, b: _Axis) -> _Axis:
+    if a.whole or b.whole:
+        return _Axis(1, a.jump if a.whole else b.jump, 0, True)
+    if a.jump != b.jump:
+        raise ValueError(f"branches with different strides ({a.jump} and {b.jump})")
+    start = min(a.start, b.start)
+    return _Axis(max(a.start + a.size, b.start + b.size) - start, a.jump, start)
+
+
+def _static(model, producers: dict, name: str):
+    """The value of a constant tensor (a Constant node's output or an integer initializer)."""
+    node = producers.get(name)
+    if node is not None and node.op_type == "Constant":
+        return np.asarray(node.attr("value"))
+    const = getattr(model, "_consts", {}).get(name)
+    if const is not None and getattr(const, "is_const", False):
+        return np.asarray(const.data)
+    if name in model.onnx_variables:
+        return np.asarray(model.onnx_variables[name].numpy())
+    return None
+
+
+def _window(node, ax: _Axis, axis: int, in_size: int | None, model) -> _Axis:
+    """A Conv/pool window along spatial ``axis`` (0: height, 1: width)."""
+    if node.op_type == "Conv" and not node.attr("kernel_shape"):
+        w = model.to_onnx_layout(node.inputs[1], model.onnx_variables[node.inputs[1]])
+        kernel = list(w.shape[2:])
+    else:
+        kernel = list(node.attr("kernel_shape"))
+    n = len(kernel)
+    if n != 2:
+        raise ValueError(f"{n}-D {node.op_type} (only 2-D is supported)")
+    k = int(kernel[axis])
+    s = int((node.attr("strides") or [1] * n)[axis])
+    d = int((node.attr("dilations") or [1] * n)[axis])
+    eff = (k - 1) * d + 1
+    auto = node.attr("auto_pad", "NOTSET")
+    if isinstance(auto, bytes):
+        auto = auto.decode()
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        if in_size is None:
+            raise ValueError("auto_pad SAME needs the input size")
+        out = -(-in_size // s)
+        total = max(0, (out - 1) * s + eff - in_size)
+        pb = total // 2 if auto == "SAME_UPPER" else total - total // 2
+    elif auto == "VALID":
+        pb = 0
+    else:
+        pads = node.attr("pads") or [0] * (2 * n)
+        pb = int(pads[axis])
+    if ax.whole:
+        return replace(ax, jump=ax.jump * s)
+    return _Axis(ax.size + (eff - 1) * ax.jump, ax.jump * s, ax.start - pb * ax.jump)
+
+
+def _spatial_args(values, axes, rank: int = 4) -> dict[int, int]:
+    """{spatial axis index 0/1: value} from per-axis ONNX arguments."""
+    out = {}
+    for v, a in zip(values, axes):
+        a = int(a) % rank
+        if a >= 2:
+            out[a - 2] = int(v)
+    return out
+
+
+def _apply(node, ins: list, model, producers, shape_of) -> tuple[_Axis, _Axis]:
+    op = node.op_type
+    if op in _KEEP:
+        return ins[0]
+    if op in _UNION or op == "Concat":
+        if op == "Concat" and int(node.attr("axis")) % 4 >= 2:
+            raise ValueError("Concat along a spatial axis")
+        h, w = ins[0]
+        for other in ins[1:]:
+            h, w = _union(h, other[0]), _union(w, other[1])
+        return h, w
+    if op in ("Softmax", "LogSoftmax"):
+        if int(node.attr("axis", -1 if node.since >= 13 else 1)) % 4 != 1 or node.since < 13:
+            raise ValueError(f"{op} over more than the channel axis")
+        return ins[0]
+    if op in _WHOLE:
+        return tuple(_Axis(1, a.jump, 0, True) for a in ins[0])
+    if op in _POOL:
+        size = shape_of(node.inputs[0]) if node.attr("auto_pad") not in (None, "NOTSET") else None
+        return tuple(
+            _window(node, ins[0][i], i, None if size is None else size[2 + i], model)
+            for i in range(2)
+        )
+    if op == "Pad":
+        if node.since < 11:
+            pads, axes = node.attr("pads"), range(4)
+        else:
+            pads = _static(model, producers, node.inputs[1])
+            if pads is None:
+                raise ValueError("Pad with computed pads")
+            axes = (_static(model, producers, node.inputs[3])
+                    if len(node.inputs) > 3 and node.inputs[3] else range(4))
+        pads = [int(p) for p in np.asarray(pads).reshape(-1)]
+        axes = list(axes)
+        begin = _spatial_args(pads[: len(axes)], axes)
+        return tuple(
+            a if a.whole else replace(a, start=a.start - begin.get(i, 0) * a.jump)
+            for i, a in enumerate(ins[0])
+        )
+    if op == "Slice":
+        if node.since < 10:
+            starts, axes, steps = node.attr("starts"), node.attr("axes"), None
+        else:
+            get = [_static(model, producers, n) if n else None
+                   for n in (node.inputs[1:] + [""] * 4)[:4]]
+            if get[0] is None:
+                raise ValueError("Slice with computed starts")
+            starts, axes, steps = get[0], get[2], get[3]
+        starts = [int(v) for v in np.asarray(starts).reshape(-1)]
+        axes = list(range(len(starts))) if axes is None else list(np.asarray(axes).reshape(-1))
+        steps = [1] * len(starts) if steps is None else list(np.asarray(steps).reshape(-1))
+        st, sp = _spatial_args(starts, axes), _spatial_args(steps, axes)
+        out = []
+        for i, a in enumerate(ins[0]):
+            start, step = st.get(i, 0), sp.get(i, 1)
+            if step < 1:
+                raise ValueError("Slice with a negative step (a flip)")
+            if start < 0:
+                start = max(start + shape_of(node.inputs[0])[2 + i], 0)
+            out.append(a if a.whole else _Axis(a.size, a.jump * step, a.start + start * a.jump))
+        return tuple(out)
+    raise ValueError(f"no receptive-field rule for {op}")
+
+
+def _probe_shapes(model, names, input_hw):
+    """NCHW shapes of ``names`` for one zero image of ``input_hw``."""
+    c = model.inputs[0].shape[1] or 3
+    outs = model(np.zeros((1, c, *input_hw), np.float32), taps=list(names), compiled=False)
+    return {k: tuple(np.asarray(v).shape) for k, v in outs.items()}
+
+
+def receptive_field(model, layer: str, input_hw: tuple[int, int] | None = None
+                    ) -> ReceptiveField:
+    """The receptive field of ``layer``'s units, from the ONNX graph (see the module docstring).
+
+    Along each spatial axis, from the input (size 1, jump 1, start 0) to the layer, a window
+    of kernel ``k``, dilation ``d``, stride ``s`` and begin padding ``p`` maps (size, jump,
+    start) to (size + (d (k - 1)) jump, jump s, start - p jump) (Araujo, Norris & Sim,
+    "Computing Receptive Fields of Convolutional Neural Networks", Distill 2019); branches
+    that meet (Add, Concat...) take the union of their fields.
+
+    Args:
+        layer: a 4-D layer (alias or tensor name).
+        input_hw: the input size; needed only where the graph's geometry depends on it
+            (``auto_pad=SAME``, global pooling, negative Slice starts). Defaults to the model's
+            fixed size, else 224.
+    """
+    target = checks.check_layer(model, layer)
+    hw = tuple(input_hw or checks.fixed_size(model) or (224, 224))
+    producers = {o: n for n in model.nodes for o in n.outputs if o}
+    wanted = set(model.dependencies([target]))
+    shapes: dict = {}
+
+    def shape_of(name):
+        if name not in shapes:
+            shapes.update(_probe_shapes(model, [name], hw))
+        return shapes[name]
+
+    fields: dict = {i.name: (_Axis(), _Axis()) for i in model.inputs}
+    for node in model.nodes:
+        if not any(o in wanted for o in node.outputs) or node.op_type in _NOT_SPATIAL:
+            continue
+        ins = [fields[i] for i in node.inputs if i in fields]
+        if not ins:
+            continue  # a constant sub-graph
+        blocked = next((f for f in ins if isinstance(f, _Blocked)), None)
+        if blocked is None:
+            try:
+                out = _apply(node, ins, model, producers, shape_of)
+            except ValueError as err:
+                out = _Blocked(f"{node.op_type} ({err})", node.name)
+        else:
+            out = blocked
+        for o in node.outputs:
+            if o:
+                fields[o] = out
+    found = fields.get(target)
+    if isinstance(found, _Blocked):
+        raise VisualizationError(
+            f"cannot compute the receptive field of {layer!r}: the path to it goes through "
+            f"{found.op} at node {found.node!r}; pick a layer before it"
+        )
+    if found is None:
+        raise VisualizationError(f"layer {layer!r} does not depend on the model's input")
+    h, w = found
+    size = tuple(hw[i] if a.whole else a.size for i, a in enumerate((h, w)))
+    return ReceptiveField(size=size, jump=(h.jump, w.jump), start=(h.start, w.start),
+                          whole=(h.whole, w.whole), layer=target)
+
+
+def gradient_support(model, layer: str, position: tuple[int, int], images, *,
+                     channel: int | None = None, seed: int = 0, preprocessing=None
+                     ) -> np.ndarray:
+    """Where the gradient of unit ``position`` (y, x) of ``layer`` with respect to the input is
+    non-zero, over a batch of images (union over the batch and the colour channels):
+    the empirical receptive field, (H, W) bool.
+
+    ``channel=None`` differentiates a fixed random combination of all channels (so no path is
+    missed because one channel happens to be dead); union over several images (e.g. noise)
+    keeps dead ReLUs from hiding parts of the field.
+    """
+    import tensorflow as tf
+
+    name = checks.check_layer(model, layer)
+    pixels = imgs.as_pixels(images).pixels
+    checks.check_image_size(model, pixels)
+    mean, std = preprocessing or imgs.preprocessing_of(model)
+    x = tf.constant(imgs.normalize(pixels, mean, std))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        a = model(x, taps=[name], compiled=False)[name]
+        if a.shape.rank != 4:
+            raise VisualizationError(f"layer {layer!r} is not a feature map: {tuple(a.shape)}")
+        y, xx = position
+        if not (0 <= y < a.shape[2] and 0 <= xx < a.shape[3]):
+            raise VisualizationError(
+                f"position {position} is outside layer {layer!r}'s {a.shape[2]}x{a.shape[3]} map")
+        unit = a[:, :, y, xx]
+        if channel is None:
+            weights = np.random.default_rng(seed).standard_normal(unit.shape[1])
+            score = tf.reduce_sum(unit * tf.constant(weights, unit.dtype))
+        else:
+            score = tf.reduce_sum(unit[:, checks.check_channel(layer, channel, unit.shape[1])])
+    g = tape.gradient(score, x).numpy()
+    return np.any(g != 0, axis=(0, 1))
+
+
+# -- the scan ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PatchesConfig(TechniqueConfig):
+    """Defaults for the maximally-activating-patch scan (Zeiler & Fergus 2014, Fig. 2).
+
+    Attributes:
+        k: how many patches to keep (9 as in Zeiler & Fergus' figures).
+        one_per_image: keep only each image's strongest position (Zeiler & Fergus show nine
+            different images); ``False`` ranks every (image, position) pair, so neighbouring
+            positions of one image may fill the list.
+        batch_size: images per forward pass.
+        size: the side photos from a folder are resized to for size-free models (fixed-size
+            models use their own input size).
+        pad_value: the pixel value outside the image in the patch canvas (0: black).
+        progress: a tqdm bar over the batches (on stderr).
+        compiled: run the model in a ``tf.function`` (tracing costs more than it saves for a
+            scan of a few hundred small images, so off by default).
+    """
+
+    k: int = 9
+    one_per_image: bool = True
+    batch_size: int = 64
+    size: int = 224
+    pad_value: float = 0.0
+    progress: bool = True
+    compiled: bool = False
+
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise VisualizationError(f"batch_size must be >= 1; got {self.batch_size}")
+        if self.size < 1:
+            raise VisualizationError(f"size must be >= 1; got {self.size}")
+
+    def with_(self, **changes):
+        return replace(self, **changes)
+
+
+@dataclass
+class Patches:
+    """The top-k activations of one unit and the patches under their receptive fields.
+
+    Attributes:
+        layer, channel: the unit's layer (as given; ``field.layer`` is its ONNX tensor name)
+            and channel.
+        patches: (k, 3, rh, rw) pixels in [0, 1]: each field cropped at the image border and
+            placed in a canvas filled with ``pad_value``; best first.
+        values: (k,) the activations, in decreasing order (ties: lower index, then position).
+        indices: (k,) the source images' indices (into ``sources`` for folders).
+        positions: (k, 2) the units' (y, x) in the layer's map.
+        boxes: (k, 4) (y0, y1, x0, x1) the cropped region in the source image, half-open.
+        field: the layer's :class:`ReceptiveField`.
+        sources: names of the dataset's images (file names for a folder, ``cifar10[i]`` or
+            ``image[i]``), indexed by ``indices``.
+        images_scanned: images run through the model (fewer when interrupted).
+        skipped: ``(file, reason)`` for every file of a folder that could not be read.
+        interrupted: Ctrl-C stopped the scan; the result holds the top-k found so far.
+    """
+
+    layer: str
+    channel: int
+    patches: np.ndarray
+    values: np.ndarray
+    indices: np.ndarray
+    positions: np.ndarray
+    boxes: np.ndarray
+    field: ReceptiveField
+    sources: list[str]
+    images_scanned: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    interrupted: bool = False
+    message: str = ""
+    seconds: float = 0.0
+    config: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        return {
+            "layer": self.layer, "channel": self.channel,
+            "values": [float(v) for v in self.values],
+            "sources": [self.sources[i] for i in self.indices],
+            "positions": self.positions.tolist(), "boxes": self.boxes.tolist(),
+            "field": self.field.to_dict(), "images_scanned": self.images_scanned,
+            "skipped": [list(s) for s in self.skipped], "interrupted": self.interrupted,
+            "message": self.message, "seconds": round(self.seconds, 3), "config": self.config,
+        }
+
+
+def read_photo(path, hw: tuple[int, int]) -> np.ndarray:
+    """A photo as (3, H, W) float32 in [0, 1]: the shorter side scaled to cover ``hw``
+    (bilinear), then centre-cropped; grayscale/RGBA/palette converted to RGB."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.load()
+        rgb = im.convert("RGB")
+    h, w = hw
+    scale = max(h / rgb.height, w / rgb.width)
+    nw, nh = max(w, round(rgb.width * scale)), max(h, round(rgb.height * scale))
+    rgb = rgb.resize((nw, nh), Image.Resampling.BILINEAR)
+    left, top = (nw - w) // 2, (nh - h) // 2
+    rgb = rgb.crop((left, top, left + w, top + h))
+    return np.asarray(rgb, np.float32).transpose(2, 0, 1) / np.float32(255.0)
+
+
+class _Dataset:
+    """Batches of pixels from CIFAR-10, an array or a folder, with skipped files counted."""
+
+    def __init__(self, model, source, config: PatchesConfig, n: int | None, split: str):
+        self.skipped: list[tuple[str, str]] = []
+        self.files: list[Path] | None = None
+        fixed = checks.fixed_size(model)
+        if isinstance(source, str) and source == "cifar10" and not Path(source).is_dir():
+            import model_zoo
+
+            pixels, _ = model_zoo.data.cifar10(split, n=n, normalize=False)
+            self._arrays(model, pixels, f"cifar10-{split}")
+        elif isinstance(source, (str, os.PathLike)):
+            folder = Path(source)
+            if not folder.exists():
+                raise VisualizationError(
+                    f"no such folder: {folder}; give a folder of .jpg/.png photos, an array of "
+                    "pixels, or 'cifar10'")
+            if not folder.is_dir():
+                raise VisualizationError(
+                    f"{folder} is a file, not a folder; give a folder of .jpg/.png photos (or "
+                    "an array of pixels)")
+            files = sorted(p for p in folder.iterdir()
+                           if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
+            if n is not None:
+                files = files[:n]
+            if not files:
+                raise VisualizationError(
+                    f"the folder {folder} holds no photos ({', '.join(PHOTO_SUFFIXES)} files); "
+                    "add some or point to another folder")
+            self.files = files
+            self.hw = fixed or (config.size, config.size)
+            self.sources = [p.name for p in files]
+            self.folder = folder
+        else:
+            pixels = imgs.as_pixels(source, name="dataset").pixels
+            if n is not None:
+                pixels = pixels[:n]
+            self._arrays(model, pixels, "image")
+        self.n = len(self.sources)
+        if self.n == 0:
+            raise VisualizationError("the dataset is empty; give at least one image")
+
+    def _arrays(self, model, pixels, name):
+        checks.check_image_size(model, pixels)
+        self.pixels = pixels
+        self.hw = tuple(pixels.shape[2:])
+        self.sources = [f"{name}[{i}]" for i in range(len(pixels))]
+
+    def batches(self, batch_size: int) -> Iterator[tuple[np.ndarray | None, np.ndarray, int]]:
+        """(pixels, their source indices, images consumed so far); pixels is None for a
+        batch of files none of which could be read."""
+        for lo in range(0, self.n, batch_size):
+            idx = np.arange(lo, min(lo + batch_size, self.n))
+            if self.files is None:
+                yield self.pixels[idx], idx, int(idx[-1]) + 1
+                continue
+            good, arrays = [], []
+            for i in idx:
+                try:
+                    arrays.append(read_photo(self.files[i], self.hw))
+                    good.append(i)
+                except Exception as err:  # noqa: BLE001 - any unreadable file is skipped
+                    self.skipped.append((self.files[i].name, f"{type(err).__name__}: {err}"))
+            yield (np.stack(arrays) if good else None), np.asarray(good, np.int64), int(idx[-1]) + 1
+
+
+def _crop(pixels: np.ndarray, box_full, hw, pad_value: float, size) -> tuple[np.ndarray, tuple]:
+    """The field ``box_full`` (unclipped) of one (3, H, W) image in a canvas of ``size``."""
+    y0, y1, x0, x1 = box_full
+    canvas = np.full((pixels.shape[0], *size), pad_value, np.float32)
+    cy0, cy1, cx0, cx1 = max(y0, 0), min(y1, hw[0]), max(x0, 0), min(x1, hw[1])
+    if cy1 > cy0 and cx1 > cx0:
+        canvas[:, cy0 - y0: cy1 - y0, cx0 - x0: cx1 - x0] = pixels[:, cy0:cy1, cx0:cx1]
+    return canvas, (cy0, cy1, cx0, cx1)
+
+
+def _top_flat(flat: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest values of a 1-D array; ties at the threshold go to the
+    lowest indices (image, then row, then column order), so the scan is deterministic."""
+    take = min(k, flat.size)
+    thr = flat[np.argpartition(-flat, take - 1)[take - 1]]
+    above = np.flatnonzero(flat > thr)
+    equal = np.flatnonzero(flat == thr)[: take - len(above)]
+    return np.concatenate([above, equal])
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    import sys
+
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="img", dynamic_ncols=True, leave=False, file=sys.stderr,
+                desc="patches")
+
+
+def top_patches(
+    model,
+    layer: str,
+    channel: int,
+    source="cifar10",
+    config: PatchesConfig | None = None,
+    *,
+    n: int | None = None,
+    split: str = "test",
+    preprocessing=None,
+    callback: Callable | None = None,
+) -> Patches:
+    """The ``config.k`` dataset patches that activate ``channel`` of ``layer`` most.
+
+    Args:
+        model: a :class:`converters.onnx_to_tf.TFModel`.
+        layer: a 4-D layer (alias or ONNX tensor name); ``channel`` an index into its channels.
+        source: ``"cifar10"`` (the bundled images, ``split`` and the first ``n``), an array of
+            pictures in pixel space (N, 3, H, W) in [0, 1], or a folder of .jpg/.png photos
+            (resized to the model's input size; files that cannot be read are skipped,
+            counted in ``skipped`` and reported with a warning).
+        config: :class:`PatchesConfig` (k, one per image, batch size...).
+        n: use only the first ``n`` images of the source.
+        preprocessing: (mean, std) of the model input; the zoo's record by default.
+        callback: ``callback(batch_number, images_scanned)`` after every batch; return True to
+            stop early.
+
+    Returns:
+        :class:`Patches`. Ctrl-C stops the scan and returns the top-k found so far
+        (``interrupted=True``).
+    """
+    config = config or PatchesConfig()
+    started = time.perf_counter()
+    name = checks.check_layer(model, layer)
+    k = config.k
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise VisualizationError(f"k must be an integer >= 1; got {k!r}")
+    data = _Dataset(model, source, config, n, split)
+    shape = _probe_shapes(model, [name], data.hw)[name]
+    if len(shape) != 4:
+        raise VisualizationError(
+            f"layer {layer!r} has shape {shape}, not a feature map (N, C, H, W): pick a "
+            "convolutional layer")
+    channel = checks.check_channel(layer, channel, shape[1])
+    per_image = 1 if config.one_per_image else shape[2] * shape[3]
+    if k > data.n * per_image:
+        what = ("one per image" if config.one_per_image
+                else f"{shape[2]}x{shape[3]} positions per image")
+        raise VisualizationError(
+            f"k={k} is larger than the dataset: {data.n} images ({what}) give at most "
+            f"{data.n * per_image} patches; use k <= {data.n * per_image}")
+    rf = receptive_field(model, name, data.hw)
+    mean, std = preprocessing or imgs.preprocessing_of(model)
+    values = np.zeros(0, np.float64)
+    index = np.zeros(0, np.int64)
+    pos = np.zeros((0, 2), np.int64)
+    patches = np.zeros((0, 3, *rf.size), np.float32)
+    boxes = np.zeros((0, 4), np.int64)
+    scanned, interrupted, nonfinite, stop_msg = 0, False, 0, ""
+    bar = _progress(data.n, config.progress)
+    try:
+        for b, (px, idx, consumed) in enumerate(data.batches(config.batch_size)):
+            if bar is not None:
+                bar.update(consumed - bar.n)
+            if px is None:
+                continue
+            out = model(imgs.normalize(px, mean, std), taps=[name], compiled=config.compiled)
+            act = np.asarray(out[name])[:, channel].astype(np.float64)  # (B, H, W)
+            bad = ~np.isfinite(act)
+            nonfinite += int(bad.sum())
+            act[bad] = -np.inf
+            flat = act.reshape(len(px), -1)
+            if config.one_per_image:  # argmax: the first (lowest) position of a tie
+                cand_b, cand_p = np.arange(len(px)), np.argmax(flat, axis=1)
+            else:
+                cand_b, cand_p = np.divmod(_top_flat(flat.ravel(), k), flat.shape[1])
+            cand_v = flat[cand_b, cand_p]
+            keep = np.isfinite(cand_v)
+            cand_b, cand_p, cand_v = cand_b[keep], cand_p[keep], cand_v[keep]
+            cy, cx = np.divmod(cand_p, shape[3])
+            all_v = np.concatenate([values, cand_v])
+            all_i = np.concatenate([index, idx[cand_b]])
+            all_y = np.concatenate([pos[:, 0], cy])
+            all_x = np.concatenate([pos[:, 1], cx])
+            order = np.lexsort((all_x, all_y, all_i, -all_v))[:k]
+            new_patches, new_boxes = [], []
+            for o in order:
+                if o < len(values):
+                    new_patches.append(patches[o])
+                    new_boxes.append(boxes[o])
+                else:
+                    c = o - len(values)
+                    canvas, box = _crop(px[cand_b[c]], rf.box(cy[c], cx[c]), data.hw,
+                                        config.pad_value, rf.size)
+                    new_patches.append(canvas)
+                    new_boxes.append(box)
+            values, index = all_v[order], all_i[order]
+            pos = np.stack([all_y[order], all_x[order]], axis=1)
+            patches = np.stack(new_patches) if new_patches else patches
+            boxes = np.asarray(new_boxes, np.int64).reshape(-1, 4)
+            scanned += len(px)
+            if callback is not None and callback(b + 1, scanned):
+                stop_msg = f"stopped by the callback after {scanned} images"
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+        stop_msg = f"interrupted after {scanned} of {data.n} images: the top-k found so far"
+    finally:
+        if bar is not None:
+            bar.close()
+    messages = [stop_msg] if stop_msg else []
+    if data.skipped:
+        where = getattr(data, "folder", "the folder")
+        if len(data.skipped) == data.n:
+            first = "; ".join(f"{f}: {r}" for f, r in data.skipped[:3])
+            raise VisualizationError(
+                f"none of the {data.n} photos in {where} could be read ({first}); check the "
+                "files or point to another folder")
+        note = (f"skipped {len(data.skipped)} of {data.n} files in {where} that could not be "
+                f"read: " + ", ".join(f for f, _ in data.skipped[:5])
+                + (" ..." if len(data.skipped) > 5 else ""))
+        warnings.warn(note, stacklevel=2)
+        messages.append(note)
+    if nonfinite:
+        messages.append(f"ignored {nonfinite} non-finite activations")
+    if len(values) < k and not interrupted and not stop_msg:
+        messages.append(f"found only {len(values)} patches (k={k})")
+    return Patches(
+        layer=layer, channel=channel, patches=patches, values=values.astype(np.float32),
+        indices=index, positions=pos, boxes=boxes, field=rf, sources=data.sources,
+        images_scanned=scanned, skipped=data.skipped, interrupted=interrupted,
+        message="; ".join(messages), seconds=time.perf_counter() - started,
+        config=config.to_dict(),
+    )
+
+
+def draw_patches(path, found: Patches, *, ncols: int | None = None, title: str | None = None,
+                 size: float = 1.4) -> None:
+    """The patches in a grid, best first, each captioned with its activation and source.
+
+    Canvas rows and columns that are padding in every patch (a field larger than the image)
+    are trimmed from the picture; the arrays in ``found`` keep the full field."""
+    import math
+
+    from ..report import _pyplot, to_uint8
+
+    n = len(found.values)
+    if n == 0:
+        raise VisualizationError("no patches to draw (the scan found none)")
+    rf = found.field
+    full = np.array([rf.box(y, x) for y, x in found.positions]).reshape(-1, 4)
+    inner = found.boxes - full[:, [0, 0, 2, 2]]  # the image part, in canvas coordinates
+    r0, r1 = inner[:, 0].min(), inner[:, 1].max()
+    c0, c1 = inner[:, 2].min(), inner[:, 3].max()
+    shown = found.patches[:, :, r0:r1, c0:c1] if r1 > r0 and c1 > c0 else found.patches
+    plt = _pyplot()
+    ncols = ncols or min(n, max(1, math.ceil(math.sqrt(n))))
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 0.3, (size + 0.35) * nrows
+                                                    + 0.5), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, patch, v, i in zip(axes.ravel(), shown, found.values, found.indices):
+        ax.imshow(to_uint8(patch), interpolation="nearest")
+        ax.set_title(f"{v:.3g}\n{found.sources[i]}", fontsize=6, pad=1)
+    fig.suptitle(title if title is not None else
+                 f"{found.layer} channel {found.channel}: top {n} (field {rf.size[0]}x"
+                 f"{rf.size[1]}, stride {rf.jump[0]})", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)

@@ -1,0 +1,775 @@
+"""Which pixels matter to a classifier: backprop saliency, guided backprop, occlusion, and a
+segmentation seeded by the saliency map.
+
+- **Saliency** (Simonyan, Vedaldi & Zisserman, "Deep Inside Convolutional Networks:
+  Visualising Image Classification Models and Saliency Maps", ICLR workshop 2014, section 3):
+  the gradient w = dS_c / dI of the class's *unnormalised* score S_c (the logit) with respect to
+  the image, and the map M_ij = max_c |w_c,i,j| (eq. 3 and the text after it).
+- **Guided backprop** (Springenberg, Dosovitskiy, Brox & Riedmiller, "Striving for Simplicity:
+  The All Convolutional Net", ICLR workshop 2015, section 3.4): the same gradient, but every
+  ReLU passes back only positive gradients through positive inputs. The rule is applied to
+  every Relu node of the ONNX graph by the importer (``model(x, relu_mode="guided")``), not by
+  matching layer types.
+- **Occlusion** (Zeiler & Fergus, "Visualizing and Understanding Convolutional Networks",
+  ECCV 2014, section 4.2): a window filled with a baseline value slides over the image; each
+  pixel gets the mean, over the windows that cover it, of S_c(original) - S_c(occluded). This
+  is exactly Captum's ``Occlusion``: windows start at 0, step by ``stride`` until the image is
+  covered (the last window along an axis may be cut off at the border), and the occluded
+  inputs are batched ``batch_size`` windows per forward pass.
+- **Segmentation** (Simonyan et al. 2014, section 3.1): the pixels above the 95th percentile
+  of the saliency map seed the foreground colour model, those below the 30th the background
+  one, and GrabCut (Rother, Kolmogorov & Blake 2004; OpenCV's ``cv2.grabCut`` with
+  ``GC_INIT_WITH_MASK``) labels the rest.
+
+Spaces. Images go in as pixels in [0, 1] (NCHW; or a bundled name / file); the model sees
+``(pixel - mean) / std``. Gradients are taken with respect to that normalised *model input*
+(as Captum does on the same model) unless ``wrt="pixels"`` (then divided by std per channel).
+The occlusion baseline is given in pixel space by default (``0.5``: a mid-grey square, as in
+Zeiler & Fergus) or in the model's input space (``baseline_space="input"``, Captum's
+convention, where 0 is the dataset mean colour).
+
+The PyTorch reference is Captum (``converters/torch_reference/saliency.py``) on the onnx2torch
+copy of the same ONNX file; ``tests/test_vis_saliency.py`` checks the maps agree to 1e-4.
+
+Example:
+    >>> import model_zoo
+    >>> from converters import onnx_to_tf
+    >>> model = onnx_to_tf.load(model_zoo.load("resnet20_cifar"))           # doctest: +SKIP
+    >>> pixels, _ = model_zoo.data.cifar10("test", n=2, normalize=False)      # doctest: +SKIP
+    >>> s = saliency(model, pixels)                  # target: the predicted class  # doctest: +SKIP
+    >>> s.map.shape, s.predicted, s.target                                    # doctest: +SKIP
+    ((2, 32, 32), array([3, 8]), array([3, 8]))
+    >>> occ = occlusion(model, pixels, config=OcclusionConfig(window=8, stride=4))  # doctest: +SKIP
+    >>> mask = grabcut_segmentation(pixels, s.map)   # (2, 32, 32) bool       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import weakref
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+
+from .. import images as imgs
+from ..optimize import TechniqueConfig
+from . import checks
+from .checks import VisualizationError
+
+__all__ = [
+    "Attribution",
+    "SaliencyConfig",
+    "GuidedBackpropConfig",
+    "OcclusionConfig",
+    "GrabCutConfig",
+    "saliency",
+    "guided_backprop",
+    "occlusion",
+    "grabcut_seeds",
+    "grabcut_segmentation",
+    "saliency_segmentation",
+    "input_gradients",
+    "occlusion_attributions",
+    "window_starts",
+    "gradient_image",
+    "magnitude_map",
+    "normalize_map",
+    "colorize",
+    "draw_saliency",
+    "draw_guided_backprop",
+    "draw_occlusion",
+    "draw_segmentation",
+]
+
+_WRT = ("input", "pixels")
+_SPACES = ("pixels", "input")
+_SCORES = ("logit", "probability")
+_UNKNOWN = ("probable_background", "probable_foreground")
+
+
+# -- configs ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SaliencyConfig(TechniqueConfig):
+    """Backprop saliency (Simonyan et al. 2014, sec. 3): |dS_c/dI|, max over colour channels.
+
+    Attributes:
+        wrt: differentiate with respect to the normalised model ``"input"`` (Captum's
+            convention on the same model) or the ``"pixels"`` in [0, 1] (the input gradient
+            divided by the per-channel std).
+    """
+
+    wrt: str = "input"
+
+    def __post_init__(self):
+        if self.wrt not in _WRT:
+            raise VisualizationError(f"wrt must be one of {_WRT}; got {self.wrt!r}")
+
+
+@dataclass(frozen=True)
+class GuidedBackpropConfig(TechniqueConfig):
+    """Guided backprop (Springenberg et al. 2015, sec. 3.4).
+
+    Attributes:
+        wrt: as in :class:`SaliencyConfig`.
+    """
+
+    wrt: str = "input"
+
+    def __post_init__(self):
+        if self.wrt not in _WRT:
+            raise VisualizationError(f"wrt must be one of {_WRT}; got {self.wrt!r}")
+
+
+def _pair(name: str, value) -> tuple[int, int]:
+    v = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(v) != 2 or not all(isinstance(a, (int, np.integer)) for a in v):
+        raise VisualizationError(f"{name} must be an int or a pair of ints (h, w); got {value!r}")
+    return int(v[0]), int(v[1])
+
+
+@dataclass(frozen=True)
+class OcclusionConfig(TechniqueConfig):
+    """Occlusion sensitivity (Zeiler & Fergus 2014, sec. 4.2), defined as Captum's Occlusion.
+
+    Zeiler & Fergus slide a grey square over 224x224 ImageNet images and plot the classifier's
+    output per position; they give no window size. The defaults suit 32x32 CIFAR images (a
+    quarter of the side, half-overlapping); for 224x224 use e.g. ``window=32, stride=16``.
+
+    Attributes:
+        window: the occluder's (height, width) in pixels, or one int for a square. It covers
+            all colour channels.
+        stride: the step between window positions, int or (h, w); 1 <= stride <= window, so
+            that every pixel is covered. Windows start at 0 and continue until the image is
+            covered: ceil((H - window) / stride) + 1 positions per axis, the last one cut off
+            at the border when the step does not divide H - window (Captum's rule).
+        baseline: the value the window is filled with.
+        baseline_space: ``"pixels"`` (``baseline`` is a pixel value in [0, 1], the same in every
+            channel: 0.5 is mid-grey; it is normalised per channel for the model) or
+            ``"input"`` (``baseline`` is put into the normalised model input as it is, as
+            Captum's ``baselines=`` does; 0 is the dataset mean colour).
+        score: ``"logit"`` (the unnormalised class score, Captum on the raw model) or
+            ``"probability"`` (the softmax probability, as plotted by Zeiler & Fergus).
+        batch_size: at most this many occluded images per forward pass (Captum's
+            ``perturbations_per_eval``; the windows are split into chunks of equal size, the
+            last one padded, so one traced shape serves them all); 1 runs one window per
+            forward pass. The result does not depend on it (to float32 rounding).
+    """
+
+    window: int | tuple[int, int] = 8
+    stride: int | tuple[int, int] = 4
+    baseline: float = 0.5
+    baseline_space: str = "pixels"
+    score: str = "logit"
+    batch_size: int = 64
+
+    def __post_init__(self):
+        wh, ww = _pair("window", self.window)
+        sh, sw = _pair("stride", self.stride)
+        if wh < 1 or ww < 1:
+            raise VisualizationError(f"window must be >= 1 pixel; got {self.window!r}")
+        if sh < 1 or sw < 1:
+            raise VisualizationError(
+                f"stride must be >= 1 pixel; got {self.stride!r} (use 1 to {min(wh, ww)}, at "
+                "most the window size)")
+        if sh > wh or sw > ww:
+            raise VisualizationError(
+                f"stride {self.stride!r} is larger than the window {self.window!r}: some pixels "
+                "would never be occluded. Use a stride of at most the window size")
+        if self.baseline_space not in _SPACES:
+            raise VisualizationError(
+                f"baseline_space must be one of {_SPACES}; got {self.baseline_space!r}")
+        if self.score not in _SCORES:
+            raise VisualizationError(f"score must be one of {_SCORES}; got {self.score!r}")
+        if not math.isfinite(float(self.baseline)):
+            raise VisualizationError(f"baseline must be a finite number; got {self.baseline!r}")
+        if self.baseline_space == "pixels" and not 0.0 <= float(self.baseline) <= 1.0:
+            raise VisualizationError(
+                f"a pixel-space baseline must lie in [0, 1] (0.5 is mid-grey); got "
+                f"{self.baseline!r}. For a value in the model's input space use "
+                "baseline_space='input'")
+        if int(self.batch_size) != self.batch_size or self.batch_size < 1:
+            raise VisualizationError(
+                f"batch_size must be an integer >= 1 (1: one window per forward pass); got "
+                f"{self.batch_size!r}")
+
+    @property
+    def window_hw(self) -> tuple[int, int]:
+        return _pair("window", self.window)
+
+    @property
+    def stride_hw(self) -> tuple[int, int]:
+        return _pair("stride", self.stride)
+
+
+@dataclass(frozen=True)
+class GrabCutConfig(TechniqueConfig):
+    """Saliency-seeded GrabCut (Simonyan et al. 2014, sec. 3.1).
+
+    Attributes:
+        fg_percentile: pixels with saliency above this percentile of the image's map seed the
+            foreground (the paper: 95).
+        bg_percentile: pixels below this percentile seed the background (the paper: 30).
+        definite_foreground: mark the foreground seeds ``GC_FGD`` (hard constraints, like the
+            background seeds) rather than ``GC_PR_FGD`` (GrabCut may relabel them).
+        unknown: the initial label of the pixels between the two percentiles, which GrabCut
+            relabels: ``"probable_background"`` (``GC_PR_BGD``: the foreground colour model
+            starts from the seeds alone, as in the paper) or ``"probable_foreground"``.
+        iterations: GrabCut's iterations (colour-model re-estimation and graph cut).
+        seed: OpenCV's random seed (its k-means initialises the colour models).
+    """
+
+    fg_percentile: float = 95.0
+    bg_percentile: float = 30.0
+    definite_foreground: bool = True
+    unknown: str = "probable_background"
+    iterations: int = 5
+    seed: int = 0
+
+    def __post_init__(self):
+        if not 0.0 <= self.bg_percentile < self.fg_percentile <= 100.0:
+            raise VisualizationError(
+                f"need 0 <= bg_percentile < fg_percentile <= 100; got bg {self.bg_percentile}, "
+                f"fg {self.fg_percentile} (the paper: 30 and 95)")
+        if self.unknown not in _UNKNOWN:
+            raise VisualizationError(f"unknown must be one of {_UNKNOWN}; got {self.unknown!r}")
+        if int(self.iterations) != self.iterations or self.iterations < 1:
+            raise VisualizationError(f"iterations must be an integer >= 1; got {self.iterations!r}")
+
+
+# -- the result ---------------------------------------------------------------------------------
+@dataclass
+class Attribution:
+    """What :func:`saliency`, :func:`guided_backprop` and :func:`occlusion` return.
+
+    Attributes:
+        method: ``"saliency"``, ``"guided_backprop"`` or ``"occlusion"``.
+        map: (N, H, W) float32: the saliency map (max over channels of |gradient|), the
+            guided-backprop magnitude (the same reduction of the guided gradient) or the
+            occlusion map (mean score drop per pixel; negative where occluding helps).
+        attribution: the raw attribution: the signed gradient (N, 3, H, W) for saliency and
+            guided backprop; the occlusion map as (N, 1, H, W) (the same for every channel).
+        pixels: the images, (N, 3, H, W) in [0, 1].
+        target: (N,) the explained class of each image.
+        predicted: (N,) the model's top class; ``probability`` its softmax probability, and
+            ``target_probability`` the target's.
+        config: the configuration as a dict; ``seconds`` the wall time.
+    """
+
+    method: str
+    map: np.ndarray
+    attribution: np.ndarray
+    pixels: np.ndarray
+    target: np.ndarray
+    predicted: np.ndarray
+    probability: np.ndarray
+    target_probability: np.ndarray
+    config: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def summary(self) -> dict:
+        """JSON-ready fields (no arrays but the per-image class data)."""
+        return {
+            "method": self.method,
+            "target_class": self.target.tolist(),
+            "predicted_class": self.predicted.tolist(),
+            "probability": [round(float(p), 6) for p in self.probability],
+            "target_probability": [round(float(p), 6) for p in self.target_probability],
+            "config": self.config,
+            "seconds": round(self.seconds, 4),
+        }
+
+
+# -- the pieces ---------------------------------------------------------------------------------
+def _logits(model, x, relu_mode: str = "standard") -> tf.Tensor:
+    out = model(x, relu_mode=relu_mode)
+    out = out[0] if isinstance(out, tuple) else out
+    if out.shape.rank != 2:
+        raise VisualizationError(
+            f"this model's output has shape {tuple(out.shape)}, not (batch, classes): saliency "
+            "and occlusion explain a class score, so they need a classifier (e.g. "
+            "resnet20_cifar, vgg16)")
+    return out
+
+
+def _targets(target, logits: np.ndarray, model) -> np.ndarray:
+    """One class per image: the predicted one (``None``), one int for all, or one per image."""
+    n, classes = logits.shape
+    if target is None:
+        return logits.argmax(1).astype(np.int64)
+    if np.ndim(target) == 0:
+        return np.full(n, checks.check_class(model, target, classes=classes), np.int64)
+    ts = list(np.asarray(target).reshape(-1)) if not isinstance(target, (list, tuple)) else \
+        list(target)
+    if len(ts) != n:
+        raise VisualizationError(
+            f"give one target class per image: {n} images, {len(ts)} targets (or one int for "
+            "all, or None for each image's predicted class)")
+    return np.array([checks.check_class(model, t, classes=classes) for t in ts], np.int64)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def _prepare(model, image, target, preprocessing):
+    """pixels, normalised input, (mean, std), logits, targets, predicted, probabilities."""
+    pixels, x = checks.model_input(model, image, preprocessing=preprocessing)
+    mean, std = preprocessing or imgs.preprocessing_of(model)
+    logits = _logits(model, x).numpy()
+    targets = _targets(target, logits, model)
+    probs = _softmax(logits.astype(np.float64))
+    return pixels, x, (mean, std), logits, targets, probs
+
+
+def _std_array(std, channels: int) -> np.ndarray:
+    s = np.asarray(std, np.float32).reshape(-1)
+    s = np.repeat(s, channels) if s.size == 1 else s
+    return s.reshape(1, -1, 1, 1)
+
+
+def input_gradients(model, x, targets, *, relu_mode: str = "standard") -> np.ndarray:
+    """d logits[i, targets[i]] / d x[i] for every image of the normalised batch ``x`` (N,C,H,W).
+
+    The images are independent (BatchNorm in eval mode), so one backward pass of the sum of
+    the N target logits gives every image's own gradient. ``relu_mode="guided"`` gives guided
+    backprop, ``"deconvnet"`` Zeiler & Fergus' deconvnet rule.
+    """
+    x = tf.convert_to_tensor(np.asarray(x, np.float32))
+    idx = tf.constant(np.stack([np.arange(len(targets)), np.asarray(targets)], 1), tf.int32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        scores = tf.gather_nd(_logits(model, x, relu_mode), idx)
+        total = tf.reduce_sum(scores)
+    return tape.gradient(total, x).numpy()
+
+
+def magnitude_map(gradient) -> np.ndarray:
+    """(N, H, W): max over channels of |gradient| (Simonyan et al. 2014, after eq. 3)."""
+    return np.abs(np.asarray(gradient, np.float32)).max(axis=1)
+
+
+def normalize_map(m) -> np.ndarray:
+    """Each map rescaled to [0, 1] (min to 0, max to 1; a constant map gives zeros)."""
+    m = np.asarray(m, np.float32)
+    axes = tuple(range(1, m.ndim)) if m.ndim == 3 else None
+    lo, hi = m.min(axis=axes, keepdims=True), m.max(axis=axes, keepdims=True)
+    return np.where(hi > lo, (m - lo) / np.where(hi > lo, hi - lo, 1), 0).astype(np.float32)
+
+
+def gradient_image(gradient, contrast: float = 0.15) -> np.ndarray:
+    """A signed gradient (N, 3, H, W) as RGB pixels in [0, 1] for display.
+
+    Each image is centred on its mean and divided by its standard deviation, scaled by
+    ``contrast`` and shifted to 0.5 (zero gradient is mid-grey), then clipped; this keeps the
+    few largest values from washing out the rest, unlike a min-max stretch.
+    """
+    g = np.asarray(gradient, np.float32)
+    axes = (1, 2, 3)
+    g = g - g.mean(axis=axes, keepdims=True)
+    std = g.std(axis=axes, keepdims=True)
+    g = g / np.where(std > 0, std, 1)
+    return np.clip(0.5 + contrast * g, 0, 1).astype(np.float32)
+
+
+def _result(method, smap, attribution, pixels, targets, logits, probs, config, t0):
+    pred = logits.argmax(1).astype(np.int64)
+    rows = np.arange(len(pred))
+    return Attribution(
+        method=method, map=np.asarray(smap, np.float32), attribution=attribution,
+        pixels=pixels, target=targets, predicted=pred,
+        probability=probs[rows, pred].astype(np.float32),
+        target_probability=probs[rows, targets].astype(np.float32),
+        config=config.to_dict(), seconds=time.perf_counter() - t0)
+
+
+# -- saliency and guided backprop ---------------------------------------------------------------
+def saliency(model, image, target=None, config: SaliencyConfig | None = None, *,
+             preprocessing=None) -> Attribution:
+    """Backprop saliency maps (Simonyan et al. 2014, sec. 3) of a batch.
+
+    Args:
+        model: a classifier (:class:`converters.onnx_to_tf.TFModel` returning logits).
+        image: pixels in [0, 1] (NCHW, CHW or HWC array, uint8 or float; N images), or a
+            bundled name / file (loaded at the model's input size).
+        target: the class to explain: ``None`` for each image's predicted class, one int for
+            all images, or one per image. Out of range raises with the valid range.
+        config: :class:`SaliencyConfig`.
+        preprocessing: (mean, std) of the model input; the zoo's record by default.
+
+    Returns:
+        an :class:`Attribution` whose ``map`` is max_c |dS_c/dI| (N, H, W) and ``attribution``
+        the signed gradient (N, 3, H, W).
+    """
+    config = config or SaliencyConfig()
+    t0 = time.perf_counter()
+    pixels, x, (_, std), logits, targets, probs = _prepare(model, image, target, preprocessing)
+    grad = input_gradients(model, x, targets)
+    if config.wrt == "pixels":
+        grad = grad / _std_array(std, grad.shape[1])
+    return _result("saliency", magnitude_map(grad), grad, pixels, targets, logits, probs,
+                   config, t0)
+
+
+def guided_backprop(model, image, target=None, config: GuidedBackpropConfig | None = None, *,
+                    preprocessing=None) -> Attribution:
+    """Guided backprop (Springenberg et al. 2015, sec. 3.4) of a batch.
+
+    The gradient of the target logit with every ReLU's backward rule replaced by
+    ``dy * (x > 0) * (dy > 0)``: the importer applies it to every Relu node of the ONNX graph
+    (``model(x, relu_mode="guided")``). A model without ReLUs gives the plain gradient.
+
+    Returns:
+        an :class:`Attribution` whose ``attribution`` is the raw signed gradient (N, 3, H, W)
+        (show it with :func:`gradient_image`) and ``map`` its channel-max magnitude.
+    """
+    config = config or GuidedBackpropConfig()
+    t0 = time.perf_counter()
+    pixels, x, (_, std), logits, targets, probs = _prepare(model, image, target, preprocessing)
+    grad = input_gradients(model, x, targets, relu_mode="guided")
+    if config.wrt == "pixels":
+        grad = grad / _std_array(std, grad.shape[1])
+    return _result("guided_backprop", magnitude_map(grad), grad, pixels, targets, logits, probs,
+                   config, t0)
+
+
+# -- occlusion ----------------------------------------------------------------------------------
+def window_starts(size: int, window: int, stride: int) -> list[int]:
+    """Start positions along one axis: 0, stride, ... until the axis is covered (Captum's rule:
+    ceil((size - window) / stride) + 1 positions, the last window possibly cut off)."""
+    if window > size:
+        raise VisualizationError(
+            f"the occlusion window ({window} pixels) is larger than the image ({size} pixels): "
+            f"use a window of 1 to {size}")
+    n = int(np.ceil((size - window) / stride)) + 1
+    return [k * stride for k in range(n)]
+
+
+def _occlude(x, base, y0, x0, wh, ww):
+    """(B, C, H, W) copies of x (1, C, H, W) with window b filled by ``base``; and the masks."""
+    h, w = tf.shape(x)[2], tf.shape(x)[3]
+    ys = tf.range(h)[None, :, None]
+    xs = tf.range(w)[None, None, :]
+    y0, x0 = y0[:, None, None], x0[:, None, None]
+    m = (ys >= y0) & (ys < y0 + wh) & (xs >= x0) & (xs < x0 + ww)  # (B, H, W)
+    occluded = tf.where(m[:, None], base, x)
+    return occluded, tf.cast(m, x.dtype)
+
+
+def _score(logits, target, kind: str):
+    if kind == "probability":
+        logits = tf.nn.softmax(logits, axis=-1)
+    return tf.gather(logits, target, axis=1)
+
+
+_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _occlusion_step(model, kind: str):
+    """One compiled step per (model, score kind): occlude a chunk of windows, run the model,
+    add each window's score drop to the running sums. One call per chunk keeps the
+    per-forward overhead as low for ``batch_size=1`` as for large batches."""
+    steps = _STEPS.setdefault(model, {})
+    if kind not in steps:
+
+        @tf.function(reduce_retracing=True)
+        def step(x, base, y0, x0, wh, ww, target, ref, used, total, count):
+            occluded, masks = _occlude(x, base, y0, x0, wh, ww)
+            drop = ref - _score(_logits(model, occluded), target, kind)
+            drop, masks = drop[:used], masks[:used]  # padding windows are left out
+            return total + tf.tensordot(drop, masks, 1), count + tf.reduce_sum(masks, 0)
+
+        steps[kind] = step
+    return steps[kind]
+
+
+def occlusion_attributions(model, x, targets, config: OcclusionConfig, baseline,
+                           *, progress: bool = False) -> np.ndarray:
+    """The occlusion map (N, H, W) of a normalised batch ``x``, for ``targets``.
+
+    ``baseline`` is the fill value in the model's input space: a scalar or one value per
+    channel. Each pixel gets the mean over the windows covering it of
+    score(x) - score(x with the window filled); ``config.batch_size`` windows per forward pass.
+    """
+    x = np.asarray(x, np.float32)
+    n, c, h, w = x.shape
+    wh, ww = config.window_hw
+    sh, sw = config.stride_hw
+    if wh > h or ww > w:
+        raise VisualizationError(
+            f"the occlusion window {wh}x{ww} is larger than the image {h}x{w}: use a window of "
+            f"at most {h}x{w}")
+    starts = np.array([(y, xx) for y in window_starts(h, wh, sh)
+                       for xx in window_starts(w, ww, sw)], np.int32)
+    base = np.broadcast_to(np.asarray(baseline, np.float32).reshape(1, -1, 1, 1), (1, c, 1, 1))
+    base = tf.constant(np.ascontiguousarray(base))
+    chunks = -(-len(starts) // int(config.batch_size))
+    bs = -(-len(starts) // chunks)  # <= batch_size, chunks as even as possible
+    pad = -len(starts) % bs  # copies of the last window: every chunk has one shape, one trace
+    padded = np.concatenate([starts, np.repeat(starts[-1:], pad, 0)])
+    step = _occlusion_step(model, config.score)
+    wh_t, ww_t = tf.constant(wh), tf.constant(ww)
+    bar = _progress(n * len(starts), progress)
+    out = np.zeros((n, h, w), np.float32)
+    try:
+        for i in range(n):
+            xi = tf.constant(x[i:i + 1])
+            t = tf.constant(int(targets[i]))
+            ref = _score(_logits(model, xi), t, config.score)
+            total = tf.zeros((h, w), tf.float32)
+            count = tf.zeros((h, w), tf.float32)
+            for k in range(0, len(starts), bs):
+                chunk = padded[k:k + bs]
+                used = min(bs, len(starts) - k)
+                total, count = step(xi, base, tf.constant(chunk[:, 0]), tf.constant(chunk[:, 1]),
+                                    wh_t, ww_t, t, ref, tf.constant(used), total, count)
+                if bar is not None:
+                    bar.update(used)
+            out[i] = (total / count).numpy()
+    finally:
+        if bar is not None:
+            bar.close()
+    return out
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="occlusion", unit="window", leave=False)
+
+
+def occlusion(model, image, target=None, config: OcclusionConfig | None = None, *,
+              preprocessing=None, progress: bool = False) -> Attribution:
+    """Occlusion sensitivity maps (Zeiler & Fergus 2014, sec. 4.2) of a batch.
+
+    Args:
+        model, image, target, preprocessing: as in :func:`saliency`.
+        config: :class:`OcclusionConfig` (window, stride, baseline and its space, score,
+            batch size).
+        progress: show a progress bar over the windows.
+
+    Returns:
+        an :class:`Attribution` whose ``map`` (N, H, W) is the mean drop of the target score
+        over the windows covering each pixel (positive: occluding the pixel hurts the class),
+        as Captum's ``Occlusion`` defines it.
+    """
+    config = config or OcclusionConfig()
+    t0 = time.perf_counter()
+    pixels, x, (mean, std), logits, targets, probs = _prepare(model, image, target, preprocessing)
+    if config.baseline_space == "pixels":
+        c = x.shape[1]
+        base = imgs.normalize(np.full((1, c, 1, 1), config.baseline, np.float32), mean, std)
+    else:
+        base = np.float32(config.baseline)
+    omap = occlusion_attributions(model, x, targets, config, base, progress=progress)
+    return _result("occlusion", omap, omap[:, None], pixels, targets, logits, probs, config, t0)
+
+
+# -- segmentation -------------------------------------------------------------------------------
+def _cv2():
+    import cv2
+
+    return cv2
+
+
+def grabcut_seeds(saliency_map, config: GrabCutConfig | None = None) -> np.ndarray:
+    """GrabCut's initial labels (H, W) uint8 from one saliency map: ``GC_FGD`` (or
+    ``GC_PR_FGD``) above the ``fg_percentile``, ``GC_BGD`` below the ``bg_percentile``, the rest
+    ``GC_PR_BGD`` (or ``GC_PR_FGD``)."""
+    cv2 = _cv2()
+    config = config or GrabCutConfig()
+    s = np.asarray(saliency_map, np.float64)
+    if s.ndim != 2:
+        raise VisualizationError(f"one saliency map (H, W) expected; got shape {s.shape}")
+    if not np.all(np.isfinite(s)):
+        raise VisualizationError("the saliency map contains NaN or Inf values")
+    hi = np.percentile(s, config.fg_percentile)
+    lo = np.percentile(s, config.bg_percentile)
+    fg, bg = s > hi, s < lo
+    if config.fg_percentile >= 100:
+        fg = s >= hi
+    if not fg.any() or not bg.any():
+        raise VisualizationError(
+            f"the saliency map has too few distinct values to seed GrabCut (no pixel above its "
+            f"{config.fg_percentile:g}th or below its {config.bg_percentile:g}th percentile): "
+            "is it constant? Check the map, or lower fg_percentile / raise bg_percentile")
+    unknown = cv2.GC_PR_BGD if config.unknown == "probable_background" else cv2.GC_PR_FGD
+    seeds = np.full(s.shape, unknown, np.uint8)
+    seeds[fg] = cv2.GC_FGD if config.definite_foreground else cv2.GC_PR_FGD
+    seeds[bg] = cv2.GC_BGD
+    return seeds
+
+
+def grabcut_segmentation(pixels, saliency_maps, config: GrabCutConfig | None = None) -> np.ndarray:
+    """Foreground masks (N, H, W) bool: GrabCut seeded by each image's saliency map
+    (Simonyan et al. 2014, sec. 3.1).
+
+    Args:
+        pixels: the images (N, 3, H, W) (or one (3, H, W)), in [0, 1].
+        saliency_maps: (N, H, W) (or one (H, W)), e.g. :func:`saliency`'s ``map``.
+        config: :class:`GrabCutConfig` (percentiles 95 / 30, 5 iterations).
+    """
+    cv2 = _cv2()
+    config = config or GrabCutConfig()
+    px = imgs.as_pixels(pixels, name="pixels").pixels
+    maps = np.asarray(saliency_maps, np.float32)
+    maps = maps[None] if maps.ndim == 2 else maps
+    if maps.ndim != 3 or maps.shape[0] != px.shape[0] or maps.shape[1:] != px.shape[2:]:
+        raise VisualizationError(
+            f"need one (H, W) saliency map per image: images {px.shape}, maps {maps.shape}")
+    out = np.zeros(maps.shape, bool)
+    for i in range(len(px)):
+        seeds = grabcut_seeds(maps[i], config)
+        img = np.ascontiguousarray((np.clip(px[i], 0, 1).transpose(1, 2, 0)[..., ::-1] * 255
+                                    + 0.5).astype(np.uint8))  # BGR, as OpenCV expects
+        bgd = np.zeros((1, 65), np.float64)
+        fgd = np.zeros((1, 65), np.float64)
+        cv2.setRNGSeed(int(config.seed))
+        mask = seeds.copy()
+        try:
+            cv2.grabCut(img, mask, None, bgd, fgd, int(config.iterations),
+                        cv2.GC_INIT_WITH_MASK)
+        except cv2.error as err:
+            raise VisualizationError(
+                f"GrabCut failed on image {i} ({str(err).strip().splitlines()[-1]}); the seeds "
+                f"have {int((seeds == cv2.GC_FGD).sum() + (seeds == cv2.GC_PR_FGD).sum())} "
+                f"foreground and {int((seeds == cv2.GC_BGD).sum())} background pixels") from err
+        out[i] = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+    return out
+
+
+def saliency_segmentation(model, image, target=None, config: GrabCutConfig | None = None, *,
+                          saliency_config: SaliencyConfig | None = None, preprocessing=None):
+    """(masks (N, H, W) bool, the :class:`Attribution` of :func:`saliency`) in one call."""
+    s = saliency(model, image, target, saliency_config, preprocessing=preprocessing)
+    return grabcut_segmentation(s.pixels, s.map, config), s
+
+
+# -- pictures -----------------------------------------------------------------------------------
+def colorize(m, cmap: str = "inferno", *, symmetric: bool = False) -> np.ndarray:
+    """A map (H, W) as RGB pixels (3, H, W) through a matplotlib colour map; ``symmetric``
+    centres zero (for signed maps such as occlusion), else the map is stretched to [0, 1]."""
+    from matplotlib import colormaps
+
+    m = np.asarray(m, np.float32)
+    m = m[0] if m.ndim == 3 else m
+    if symmetric:
+        a = float(np.abs(m).max())
+        v = 0.5 + 0.5 * m / a if a > 0 else np.full_like(m, 0.5)
+    else:
+        v = normalize_map(m[None])[0]
+    rgb = colormaps[cmap](v)[..., :3]
+    return rgb.transpose(2, 0, 1).astype(np.float32)
+
+
+def _hwc(pixels) -> np.ndarray:
+    from ..report import to_uint8
+
+    return to_uint8(pixels)
+
+
+def _one(a) -> np.ndarray:
+    a = np.asarray(a, np.float32)
+    while a.ndim > 2 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim != 2:
+        raise VisualizationError(f"one map (H, W) expected; got shape {a.shape}")
+    return a
+
+
+def _panels(path, panels, title: str = "", size: float = 3.0) -> None:
+    """Draw [(caption, drawer(ax))] side by side."""
+    from ..report import _pyplot
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), size + 0.5),
+                             squeeze=False)
+    for ax, (caption, draw) in zip(axes[0], panels):
+        draw(ax, fig)
+        ax.set_title(caption, fontsize=9)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)
+
+
+def _image_panel(pixels):
+    return lambda ax, fig: ax.imshow(_hwc(pixels), interpolation="nearest")
+
+
+def draw_saliency(path, pixels, saliency_map, *, title: str = "") -> None:
+    """Image | saliency heat map | the heat map over the image."""
+    m = normalize_map(_one(saliency_map)[None])[0]
+
+    def heat(ax, fig):
+        im = ax.imshow(m, cmap="hot", vmin=0, vmax=1, interpolation="nearest")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+
+    def overlay(ax, fig):
+        ax.imshow(_hwc(pixels), interpolation="nearest")
+        ax.imshow(m, cmap="jet", alpha=0.45, vmin=0, vmax=1, interpolation="nearest")
+
+    _panels(path, [("image", _image_panel(pixels)), ("saliency max_c |dS/dI|", heat),
+                   ("overlay", overlay)], title)
+
+
+def draw_guided_backprop(path, pixels, gradient, *, title: str = "") -> None:
+    """Image | guided-backprop gradient as RGB | its channel-max magnitude."""
+    g = np.asarray(gradient, np.float32)
+    g = g[None] if g.ndim == 3 else g[:1]
+    rgb = gradient_image(g)
+    mag = normalize_map(magnitude_map(g))[0]
+    _panels(path, [("image", _image_panel(pixels)),
+                   ("guided backprop", lambda ax, fig: ax.imshow(_hwc(rgb))),
+                   ("magnitude max_c |g|",
+                    lambda ax, fig: ax.imshow(mag, cmap="gray", vmin=0, vmax=1))], title)
+
+
+def draw_occlusion(path, pixels, occlusion_map, *, title: str = "") -> None:
+    """Image | occlusion map (score drop, zero centred: red hurts the class when occluded) |
+    the positive part over the image."""
+    m = _one(occlusion_map)
+    a = float(np.abs(m).max()) or 1.0
+
+    def heat(ax, fig):
+        im = ax.imshow(m, cmap="RdBu_r", vmin=-a, vmax=a, interpolation="nearest")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+
+    def overlay(ax, fig):
+        ax.imshow(_hwc(pixels), interpolation="nearest")
+        ax.imshow(np.clip(m, 0, None) / a, cmap="jet", alpha=0.45, vmin=0, vmax=1,
+                  interpolation="nearest")
+
+    _panels(path, [("image", _image_panel(pixels)), ("score drop when occluded", heat),
+                   ("overlay (drops > 0)", overlay)], title)
+
+
+def draw_segmentation(path, pixels, mask, saliency_map=None, config: GrabCutConfig | None = None,
+                      *, title: str = "") -> None:
+    """Image | saliency with the GrabCut seeds (red foreground, blue background) | the mask
+    over the image (background dimmed)."""
+    mask = _one(mask).astype(bool)
+    px = _hwc(pixels).astype(np.float32) / 255
+    panels = [("image", _image_panel(pixels))]
+    if saliency_map is not None:
+        cv2 = _cv2()
+        seeds = grabcut_seeds(_one(saliency_map), config)
+        m = normalize_map(_one(saliency_map)[None])[0]
+        seed_rgb = np.repeat(m[..., None], 3, axis=2)
+        fg = (seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)
+        seed_rgb[fg] = (1.0, 0.1, 0.1)
+        seed_rgb[seeds == cv2.GC_BGD] = (0.2, 0.3, 1.0)
+        panels.append(("saliency + seeds", lambda ax, fig: ax.imshow(seed_rgb)))
+    shown = np.where(mask[..., None], px, 0.25 * px)
+    panels.append((f"GrabCut mask ({mask.mean():.0%} foreground)",
+                   lambda ax, fig: (ax.imshow(shown), ax.contour(mask, levels=[0.5],
+                                                                 colors="yellow",
+                                                                 linewidths=1))))
+    _panels(path, panels, title)

@@ -11,8 +11,11 @@ This package never imports torch, so a TensorFlow user can use it without PyTorc
 - :mod:`tf_impl.feature_inversion` -- Mahendran & Vedaldi 2015.
 - :mod:`tf_impl.gradient_inversion` -- DLG, iDLG, Inverting Gradients, GradInversion, label
   restoration.
+- :mod:`tf_impl.visualization` -- filters, activations, top patches, embeddings, saliency,
+  guided backprop, occlusion, class visualization, adversarial examples, DeepDream, texture
+  synthesis, style transfer and fast style transfer.
 - :mod:`tf_impl.images`, :mod:`tf_impl.report`, :mod:`tf_impl.result` -- input checks,
   output files and figures, the result record; :mod:`tf_impl.cli` -- ``python -m tf_impl``.
 
-Visualization and attribution arrive with their issues.
+Attribution arrives with its issue.
 """

@@ -270,20 +270,41 @@ VIS_RUNS = (
 )
 
 
-def run_visualization(out: Path, quick: bool) -> dict:
-    """The visualization gallery: each CLI technique once, at a small setting."""
+ATTR_TEXT = " ".join("""Attribution on the trained CIFAR ResNet-20: Integrated Gradients, IDGI
+on the Guided IG path (exactly complete at any number of steps), FullGrad (input gradient plus
+every layer's bias gradients), and the insertion/deletion comparison of all the methods on a few
+test images (the 200-image table is benchmarks/results/attribution.md). Then HDR-GAN's
+objectives: a tiny network merging three synthetic exposures, trained with the mu-law
+tonemapped L1 and the hypersphere adversarial loss. Made by <code>python -m tf_impl
+&lt;technique&gt;</code>.""".split())
+
+ATTR_RUNS = (
+    ("integrated-gradients", ["integrated-gradients", "--image", "cifar10:3"], [],
+     ["--steps", "4"], ["overlay.png"]),
+    ("idgi", ["idgi", "--image", "cifar10:3", "--method", "guided-ig"], [], ["--steps", "4"],
+     ["overlay.png"]),
+    ("fullgrad", ["fullgrad", "--image", "cifar10:3"], [], [], ["overlay.png"]),
+    ("attribution-eval", ["attribution-eval"], ["--n", "8", "--steps", "16"],
+     ["--n", "2", "--steps", "2", "--methods", "ig,idgi_ig,saliency"], ["curves.png"]),
+    ("hdr-gan", ["hdr-gan"], ["--steps", "150"], ["--steps", "2", "--quick"], ["hdr_gan.png"]),
+)
+
+
+def run_visualization(out: Path, quick: bool, *, technique: str = "visualization",
+                      runs=VIS_RUNS) -> dict:
+    """A gallery section: each CLI technique of ``runs`` once, at a small setting."""
     from tf_impl.cli import main as tf_impl_main
 
-    res = {"technique": "visualization", "ok": True, "runs": {}, "images": []}
+    res = {"technique": technique, "ok": True, "runs": {}, "images": []}
     t0 = time.perf_counter()
-    for name, argv, full, small, figures in VIS_RUNS:
-        folder = out / "visualization" / name
+    for name, argv, full, small, figures in runs:
+        folder = out / technique / name
         cmd = [*argv, *(small if quick else full), "--quiet", "--out", str(folder)]
         t1 = time.perf_counter()
         code = tf_impl_main(cmd)
         entry = {"command": "python -m tf_impl " + " ".join(cmd), "exit_code": code,
                  "seconds": round(time.perf_counter() - t1, 2)}
-        shown = [f"visualization/{name}/{f}" for f in figures if (folder / f).is_file()]
+        shown = [f"{technique}/{name}/{f}" for f in figures if (folder / f).is_file()]
         if code != 0 or not shown:
             res["ok"] = False
         res["images"] += shown
@@ -294,6 +315,8 @@ def run_visualization(out: Path, quick: bool) -> dict:
 
 def visualization_html(out: Path, tech: dict) -> str:
     esc = html.escape
+    heading, text = {"visualization": ("Visualization gallery", VIS_TEXT),
+                     "attribution": ("Attribution and HDR-GAN", ATTR_TEXT)}[tech["technique"]]
     rows = "".join(
         f"<tr><td>{esc(name)}</td><td{'' if e['exit_code'] == 0 else ' class=bad'}>"
         f"{'ok' if e['exit_code'] == 0 else 'failed (exit ' + str(e['exit_code']) + ')'}</td>"
@@ -302,7 +325,7 @@ def visualization_html(out: Path, tech: dict) -> str:
     imgs = "".join(
         f'<img src="data:image/png;base64,{base64.b64encode((out / p).read_bytes()).decode()}" '
         f'alt="{esc(p)}">' for p in tech["images"])
-    return (f"<h2>Visualization gallery</h2><p>{VIS_TEXT}</p><table><tr><th>technique</th>"
+    return (f"<h2>{heading}</h2><p>{text}</p><table><tr><th>technique</th>"
             f"<th>status</th><th>seconds</th><th>command</th></tr>{rows}</table>"
             f"<p>({tech['seconds']:.0f} s)</p>{imgs}")
 
@@ -333,7 +356,7 @@ def gradient_inversion_html(out: Path, tech: dict) -> str:
 def technique_html(out: Path, tech: dict) -> str:
     if tech["technique"] == "gradient_inversion":
         return gradient_inversion_html(out, tech)
-    if tech["technique"] == "visualization":
+    if tech["technique"] in ("visualization", "attribution"):
         return visualization_html(out, tech)
     esc = html.escape
     if not tech.get("images"):
@@ -460,6 +483,9 @@ def main(argv: list[str] | None = None) -> int:
         print("visualization gallery (saliency, class viz, adversarial, DeepDream, style)...",
               flush=True)
         techniques.append(run_visualization(args.out, args.quick))
+        print("attribution (IG, IDGI, FullGrad, insertion/deletion) and HDR-GAN...", flush=True)
+        techniques.append(run_visualization(args.out, args.quick, technique="attribution",
+                                            runs=ATTR_RUNS))
     total = time.perf_counter() - start
     write_outputs(args.out, results, total, techniques)
     failed = [r["model"] for r in results if not r["ok"]]

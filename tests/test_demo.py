@@ -15,7 +15,7 @@ def test_demo_writes_page_report_and_figures(tmp_path):
     assert "<table" in page and all(name in page for name in MODELS)
     # + feature inversion's comparison and history, gradient inversion's two comparisons,
     # and the visualization gallery's figures
-    n_vis = sum(len(run[-1]) for run in demo.VIS_RUNS)
+    n_vis = sum(len(run[-1]) for run in demo.VIS_RUNS + demo.ATTR_RUNS)
     assert page.count("data:image/png;base64,") == len(MODELS) + 4 + n_vis
     report = json.loads((tmp_path / "parity.json").read_text())
     assert report["ok"] and report["failed"] == []
@@ -28,13 +28,15 @@ def test_demo_writes_page_report_and_figures(tmp_path):
     md = (tmp_path / "parity.md").read_text(encoding="utf-8")
     assert md.count("| pass |") == len(MODELS)
     # the techniques section: feature inversion at three depths, figures embedded
-    fi, gi, vis = report["techniques"]
+    fi, gi, vis, attr = report["techniques"]
     assert fi["ok"] and set(fi["result"]["metrics"]) == set(demo.FI_LAYERS)
     assert gi["ok"] and set(gi["runs"]) == {"dlg", "gradinversion"}
     assert "Gradient inversion" in page
     assert vis["ok"] and set(vis["runs"]) == {run[0] for run in demo.VIS_RUNS}
     assert all(e["exit_code"] == 0 for e in vis["runs"].values())
     assert "Visualization gallery" in page
+    assert attr["ok"] and set(attr["runs"]) == {run[0] for run in demo.ATTR_RUNS}
+    assert "Attribution and HDR-GAN" in page
     assert "Feature inversion" in page and (tmp_path / "feature_inversion/comparison.png").is_file()
 
 

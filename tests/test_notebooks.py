@@ -22,6 +22,7 @@ KERNEL = "tfmi-test-python"
 EXPECTED_FILES = {
     "gradient_inversion.ipynb": [],  # shows its figures inline, writes no files
     "visualization.ipynb": [],  # draws into a temporary folder and shows the PNGs inline
+    "attribution.ipynb": [],  # likewise
     "feature_inversion.ipynb": [
         "runs/feature_inversion/summary.md",
         "runs/feature_inversion/results.json",
@@ -31,7 +32,7 @@ EXPECTED_FILES = {
 }
 # a word each notebook's printed results must contain (its numbers were computed and shown)
 EXPECTED_TEXT = {"feature_inversion.ipynb": "PSNR", "gradient_inversion.ipynb": "PSNR",
-                 "visualization.ipynb": "fooled"}
+                 "visualization.ipynb": "fooled", "attribution.ipynb": "IDGI completeness"}
 PROBE = "import sys; print('KERNEL-PREFIX', sys.prefix); print('KERNEL-EXE', sys.executable)"
 
 

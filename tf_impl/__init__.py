@@ -14,8 +14,9 @@ This package never imports torch, so a TensorFlow user can use it without PyTorc
 - :mod:`tf_impl.visualization` -- filters, activations, top patches, embeddings, saliency,
   guided backprop, occlusion, class visualization, adversarial examples, DeepDream, texture
   synthesis, style transfer and fast style transfer.
+- :mod:`tf_impl.attribution` -- Integrated Gradients, Guided IG, Blur IG, IDGI, FullGrad,
+  insertion/deletion; :mod:`tf_impl.hdr_gan` -- HDR-GAN's tonemapper and hypersphere loss.
 - :mod:`tf_impl.images`, :mod:`tf_impl.report`, :mod:`tf_impl.result` -- input checks,
   output files and figures, the result record; :mod:`tf_impl.cli` -- ``python -m tf_impl``.
 
-Attribution arrives with its issue.
 """

@@ -7,6 +7,8 @@
     python -m tf_impl saliency|occlusion|guided-backprop --model resnet20_cifar --out runs/sal
     python -m tf_impl class-viz|adversarial|deepdream ...
     python -m tf_impl texture|style-transfer|fast-style|fast-style-train ...
+    python -m tf_impl integrated-gradients|idgi|fullgrad|attribution-eval ...
+    python -m tf_impl hdr-gan --steps 300 --out runs/hdr
 
 Each technique writes its pictures, its loss history (CSV and plot) and a ``result.json``
 into ``--out``. Ctrl-C stops the optimisation and still writes what was reached.
@@ -342,9 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="technique", metavar="TECHNIQUE", required=True)
     _add_feature_inversion(sub)
     _add_gradient_inversion(sub)
+    from . import cli_hdr_gan
+    from .attribution import cli_eval, cli_paths
     from .visualization import cli_ascent, cli_fast_style, cli_saliency, cli_style
 
-    for module in (cli_saliency, cli_ascent, cli_style, cli_fast_style):
+    for module in (cli_saliency, cli_ascent, cli_style, cli_fast_style, cli_paths, cli_eval,
+                   cli_hdr_gan):
         module.add_parsers(sub)
     return parser
 

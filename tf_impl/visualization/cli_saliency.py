@@ -34,8 +34,12 @@ def _epilog() -> str:
     ])
 
 
-def _common(sub, name: str, help_: str, description: str):
-    p = sub.add_parser(name, help=help_, description=description, epilog=_epilog(),
+def _common(sub, name: str, help_: str, description: str, *, epilog: str | None = None,
+            quiet_help: str = "no progress bar"):
+    """A sub-command explaining one picture: --model, --image, --size, --target, --quiet
+    (shared with the attribution commands)."""
+    p = sub.add_parser(name, help=help_, description=description,
+                       epilog=_epilog() if epilog is None else epilog,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="resnet20_cifar", help="zoo classifier or .onnx path "
                    "(default: %(default)s)")
@@ -45,7 +49,7 @@ def _common(sub, name: str, help_: str, description: str):
                    "size (fixed-size models use theirs; default %(default)s)")
     p.add_argument("--target", type=int, default=None, help="class to explain (default: the "
                    "predicted class)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help=quiet_help)
     return p
 
 

@@ -41,3 +41,19 @@ def time_interleaved(contenders: dict, rounds: int, *, block: int = 1,
                 fn()
                 samples[name].append(time.perf_counter() - t0)
     return samples
+
+
+def contender_rows(res: dict) -> list[str]:
+    """The markdown rows of a TF-vs-PyTorch step benchmark: each contender's median and
+    p10-p90 milliseconds (``res["median_ms"]``, ``res["p10_p90_ms"]``), the reference marked,
+    then the TF/PyTorch ratio against the 1.0 target."""
+    ms, pct, ref = res["median_ms"], res["p10_p90_ms"], res["reference"]
+    lines = ["| contender | median ms | p10 - p90 ms |", "|---|---|---|"]
+    for k, v in ms.items():
+        mark = " (reference)" if k == ref else ""
+        lines.append(f"| {k}{mark} | {v:.1f} | {pct[k][0]:.1f} - {pct[k][1]:.1f} |")
+    ok = res["ratio_tf_vs_torch"] <= 1.0
+    lines += ["", f"TF / PyTorch ({ref}, the fastest PyTorch variant): "
+              f"**{res['ratio_tf_vs_torch']:.2f}** (target <= 1.0: {'met' if ok else 'NOT met'}); "
+              f"TF / fastest PyTorch NCHW: {res['ratio_tf_vs_torch_nchw']:.2f}"]
+    return lines

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 import converters  # noqa: F401  (blocks triton before torch: see converters/_compat.py)
-from benchmarks import time_interleaved, write_results
+from benchmarks import contender_rows, time_interleaved, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL = "resnet20_cifar"
@@ -132,8 +132,6 @@ def bench(batch: int, rounds: int, block: int, warmup: int) -> dict:
 
 
 def markdown(res: dict) -> str:
-    ms, pct = res["median_ms"], res["p10_p90_ms"]
-    ref = res["reference"]
     lines = [
         "# GradInversion step speed", "",
         f"Machine: {res['machine']}; TF {res['tf_version']} (intra/inter-op threads "
@@ -145,16 +143,10 @@ def markdown(res: dict) -> str:
         f"{res['rounds']} interleaved rounds x {res['block']} steps after "
         f"{res['warmup_steps']} warm-up steps (TF's first step, with tracing: "
         f"{res['first_tf_step_s']:.1f} s).", "",
-        "| contender | median ms | p10 - p90 ms |", "|---|---|---|",
     ]
-    for k, v in ms.items():
-        mark = " (reference)" if k == ref else ""
-        lines.append(f"| {k}{mark} | {v:.1f} | {pct[k][0]:.1f} - {pct[k][1]:.1f} |")
-    ok = res["ratio_tf_vs_torch"] <= 1.0
-    lines += ["", f"TF / PyTorch ({ref}, the fastest PyTorch variant): "
-              f"**{res['ratio_tf_vs_torch']:.2f}** (target <= 1.0: {'met' if ok else 'NOT met'}); "
-              f"TF / fastest PyTorch NCHW: {res['ratio_tf_vs_torch_nchw']:.2f}; TF / fastest "
-              f"PyTorch channels_last: {res['ratio_tf_vs_torch_channels_last']:.2f}."]
+    lines += contender_rows(res)
+    lines[-1] += (f"; TF / fastest PyTorch channels_last: "
+                  f"{res['ratio_tf_vs_torch_channels_last']:.2f}.")
     return "\n".join(lines) + "\n"
 
 

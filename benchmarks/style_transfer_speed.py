@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 import converters  # noqa: F401  (blocks triton before torch: see converters/_compat.py)
-from benchmarks import time_interleaved, write_results
+from benchmarks import contender_rows, time_interleaved, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL = "vgg16_features"
@@ -155,8 +155,6 @@ def full_run(size: int, steps: int, out: Path | None) -> dict:
 
 
 def markdown(res: dict) -> str:
-    ms, pct = res["median_ms"], res["p10_p90_ms"]
-    ref = res["reference"]
     lines = [
         "# Style transfer step speed", "",
         f"Machine: {res['machine']}; TF {res['tf_version']} (intra/inter-op threads "
@@ -168,15 +166,9 @@ def markdown(res: dict) -> str:
         f"{res['rounds']} interleaved rounds x {res['block']} steps after "
         f"{res['warmup_steps']} warm-up steps (TF's first step, with tracing: "
         f"{res['first_tf_step_s']:.1f} s).", "",
-        "| contender | median ms | p10 - p90 ms |", "|---|---|---|",
     ]
-    for k, v in ms.items():
-        mark = " (reference)" if k == ref else ""
-        lines.append(f"| {k}{mark} | {v:.1f} | {pct[k][0]:.1f} - {pct[k][1]:.1f} |")
-    ok = res["ratio_tf_vs_torch"] <= 1.0
-    lines += ["", f"TF / PyTorch ({ref}, the fastest PyTorch variant): "
-              f"**{res['ratio_tf_vs_torch']:.2f}** (target <= 1.0: {'met' if ok else 'NOT met'}); "
-              f"TF / fastest PyTorch NCHW: {res['ratio_tf_vs_torch_nchw']:.2f}."]
+    lines += contender_rows(res)
+    lines[-1] += "."
     run = res.get("run")
     if run:
         m = run["metrics"]

@@ -34,13 +34,10 @@ def check_inputs(model, inputs) -> np.ndarray:
 
 def logits(model, x) -> tf.Tensor:
     """The model's output for ``x``; refuses outputs that are not (batch, classes) scores."""
-    out = model(x)
-    out = out[0] if isinstance(out, tuple) else out
-    if out.shape.rank != 2:
-        raise AttributionError(
-            f"the model's output has shape {tuple(out.shape)}, not (batch, classes): attribution "
-            "explains one class score, so the model must output a vector of scores per image")
-    return out
+    from ..visualization.checks import class_scores
+
+    return class_scores(model, x, error=AttributionError,
+                        what="attribution explains one class score, so it needs")
 
 
 def resolve_targets(model, x: np.ndarray, target=None, *, out=None) -> np.ndarray:

@@ -12,19 +12,26 @@ class VisualizationError(ValueError):
     """A bad argument to a visualization method; the message names the valid choices."""
 
 
+def class_scores(model, x, *, relu_mode: str = "standard", error=VisualizationError,
+                 what: str = "class scores need") -> tf.Tensor:
+    """The model's (batch, classes) output for ``x``; any other output shape raises ``error``
+    (the visualization and attribution methods explain one class score)."""
+    out = model(x, relu_mode=relu_mode) if relu_mode != "standard" else model(x)
+    out = out[0] if isinstance(out, tuple) else out
+    if out.shape.rank != 2:
+        raise error(
+            f"this model's output has shape {tuple(out.shape)}, not (batch, classes): {what} a "
+            "classifier (e.g. resnet20_cifar, vgg16); for a feature extractor pick a layer and "
+            "channel instead")
+    return out
+
+
 def num_classes(model) -> int:
     """The size of the model's last output axis (its class count)."""
     spec = model.inputs[0]
     dims = [1 if i == 0 and d is None else (64 if d is None else d)
             for i, d in enumerate(spec.shape)]
-    out = model(tf.zeros(dims, spec.dtype))
-    out = out[0] if isinstance(out, tuple) else out
-    if out.shape.rank != 2:
-        raise VisualizationError(
-            f"this model's output has shape {tuple(out.shape)}, not (batch, classes): class "
-            "scores need a classifier (e.g. resnet20_cifar, vgg16); for a feature extractor pick "
-            "a layer and channel instead")
-    return int(out.shape[-1])
+    return int(class_scores(model, tf.zeros(dims, spec.dtype)).shape[-1])
 
 
 def check_class(model, target, *, classes: int | None = None) -> int:

@@ -283,14 +283,8 @@ class Attribution:
 
 # -- the pieces ---------------------------------------------------------------------------------
 def _logits(model, x, relu_mode: str = "standard") -> tf.Tensor:
-    out = model(x, relu_mode=relu_mode)
-    out = out[0] if isinstance(out, tuple) else out
-    if out.shape.rank != 2:
-        raise VisualizationError(
-            f"this model's output has shape {tuple(out.shape)}, not (batch, classes): saliency "
-            "and occlusion explain a class score, so they need a classifier (e.g. "
-            "resnet20_cifar, vgg16)")
-    return out
+    return checks.class_scores(model, x, relu_mode=relu_mode,
+                               what="saliency and occlusion explain a class score, so they need")
 
 
 def _targets(target, logits: np.ndarray, model) -> np.ndarray:

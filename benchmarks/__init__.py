@@ -57,3 +57,27 @@ def contender_rows(res: dict) -> list[str]:
               f"**{res['ratio_tf_vs_torch']:.2f}** (target <= 1.0: {'met' if ok else 'NOT met'}); "
               f"TF / fastest PyTorch NCHW: {res['ratio_tf_vs_torch_nchw']:.2f}"]
     return lines
+
+
+def contender_summary(samples: dict[str, list[float]]) -> dict:
+    """The figures :func:`contender_rows` reads, from :func:`time_interleaved`'s samples of a
+    ``"TF"`` contender and ``"PyTorch ..."`` variants: medians and p10-p90 in ms, the fastest
+    PyTorch variant as the reference, and TF's ratios to it and to the fastest NCHW and
+    channels-last variants."""
+    import numpy as np
+
+    ms = {k: float(np.median(v) * 1e3) for k, v in samples.items()}
+    torch_ms = {k: v for k, v in ms.items() if k.startswith("PyTorch")}
+    reference = min(torch_ms, key=torch_ms.get)
+    out = {
+        "median_ms": ms,
+        "p10_p90_ms": {k: [float(np.percentile(v, 10) * 1e3), float(np.percentile(v, 90) * 1e3)]
+                       for k, v in samples.items()},
+        "reference": reference,
+        "ratio_tf_vs_torch": ms["TF"] / ms[reference],
+    }
+    for layout, key in (("NCHW", "nchw"), ("channels_last", "channels_last")):
+        variants = [v for k, v in torch_ms.items() if layout in k]
+        if variants:
+            out[f"ratio_tf_vs_torch_{key}"] = ms["TF"] / min(variants)
+    return out

@@ -35,10 +35,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 import converters  # noqa: F401  (blocks triton before torch: see converters/_compat.py)
-from benchmarks import contender_rows, time_interleaved, write_results
+from benchmarks import contender_rows, contender_summary, time_interleaved, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL = "resnet20_cifar"
@@ -103,9 +101,6 @@ def bench(batch: int, rounds: int, block: int, warmup: int) -> dict:
     tf_step()
     first_tf = time.perf_counter() - t0
     samples = time_interleaved(contenders, rounds, block=block, warmup=warmup)
-    ms = {k: float(np.median(v) * 1e3) for k, v in samples.items()}
-    torch_ms = {k: v for k, v in ms.items() if k.startswith("PyTorch")}
-    reference = min(torch_ms, key=torch_ms.get)
     return {
         "model": MODEL,
         "input": [batch, *shape],
@@ -115,14 +110,7 @@ def bench(batch: int, rounds: int, block: int, warmup: int) -> dict:
         "block": block,
         "warmup_steps": warmup,
         "first_tf_step_s": first_tf,
-        "median_ms": ms,
-        "p10_p90_ms": {k: [float(np.percentile(v, 10) * 1e3), float(np.percentile(v, 90) * 1e3)]
-                       for k, v in samples.items()},
-        "reference": reference,
-        "ratio_tf_vs_torch": ms["TF"] / ms[reference],
-        "ratio_tf_vs_torch_nchw": ms["TF"] / min(v for k, v in torch_ms.items() if "NCHW" in k),
-        "ratio_tf_vs_torch_channels_last": ms["TF"] / min(
-            v for k, v in torch_ms.items() if "channels_last" in k),
+        **contender_summary(samples),
         "torch_threads": all_threads,
         "tf_threads": [tf.config.threading.get_intra_op_parallelism_threads(),
                        tf.config.threading.get_inter_op_parallelism_threads()],

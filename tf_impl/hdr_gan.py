@@ -607,26 +607,25 @@ class HDRGANSteps:
     def generator_step(self, inputs, hdr) -> dict[str, float]:
         """One Adam step of the generator; returns the terms before it (``l1``, ``g_adv``,
         ``loss``)."""
-        terms, grads = self._g_grads(tf.convert_to_tensor(inputs, tf.float32),
-                                     tf.convert_to_tensor(hdr, tf.float32))
-        terms = _floats(terms)
-        if not _finite(terms, grads):
-            raise FloatingPointError(f"generator: {terms}")
-        self._g_apply(grads)
-        return terms
+        return _checked_step(self._g_grads, self._g_apply, inputs, hdr, "generator")
 
     def discriminator_step(self, inputs, hdr) -> dict[str, float]:
         """One Adam step of the discriminator; returns ``d_loss`` and the first moments
         ``d_real``/``d_fake`` (mean north-pole distance) before it."""
         if self.disc is None:
             raise HDRGANError("no discriminator: lambda_adv is 0 (L1 only)")
-        terms, grads = self._d_grads(tf.convert_to_tensor(inputs, tf.float32),
-                                     tf.convert_to_tensor(hdr, tf.float32))
-        terms = _floats(terms)
-        if not _finite(terms, grads):
-            raise FloatingPointError(f"discriminator: {terms}")
-        self._d_apply(grads)
-        return terms
+        return _checked_step(self._d_grads, self._d_apply, inputs, hdr, "discriminator")
+
+
+def _checked_step(grads_fn, apply_fn, inputs, hdr, who: str) -> dict[str, float]:
+    """Compute the terms and gradients, refuse a non-finite step (nothing applied), apply."""
+    terms, grads = grads_fn(tf.convert_to_tensor(inputs, tf.float32),
+                            tf.convert_to_tensor(hdr, tf.float32))
+    terms = _floats(terms)
+    if not _finite(terms, grads):
+        raise FloatingPointError(f"{who}: {terms}")
+    apply_fn(grads)
+    return terms
 
 
 def _finite(terms: dict[str, float], grads) -> bool:

@@ -5,9 +5,10 @@ and the cost of importing VGG16.
     python -m benchmarks.foundation --quick    # fewer repetitions, small models only
 
 Writes ``benchmarks/results/foundation.json`` and ``foundation.md`` and prints the tables.
-Timings are interleaved within a group (one call of each contender per round: onnxruntime
-and TF forward; then TF and PyTorch forward+gradient) and summarised by the median, so
-machine noise hits the contenders of a group alike; ratios are what to read.
+Each speed contender (onnxruntime, TF ``model(x)``, TF with XLA, TF ``model.freeze``,
+PyTorch; forward and forward + input gradient) runs in its own process, and the processes
+are alternated over rounds, so machine noise hits all contenders alike and no runtime's idle
+threads slow another down; medians over all rounds are compared, ratios are what to read.
 
 Targets (issue "Foundation"):
 - forward TF vs onnxruntime <= 1e-5 relative to max |output|; input gradient TF vs PyTorch
@@ -33,101 +34,145 @@ import numpy as np
 import converters  # noqa: F401  (blocks triton before torch: see converters/_compat.py)
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BLOCK = 3  # timed calls per contender per round, after one untimed call
 
 
 def _median_ms(samples: list[float]) -> float:
     return float(np.median(samples) * 1e3)
 
 
-def bench_speed(name: str, rounds: int, threads: int | None = None) -> dict:
-    """Interleaved timings at batch 1 of forward and forward + input gradient."""
-    import tensorflow as tf
-    import torch
+# What each contender times; the worker process builds only the runtime it needs.
+CONTENDERS = {
+    "onnxruntime forward": "ort",
+    "TF forward": "tf",
+    "TF forward (XLA)": "tf_xla",
+    "TF forward (frozen)": "tf_frozen",
+    "PyTorch forward": "torch",
+    "TF forward+grad": "tf_grad",
+    "PyTorch forward+grad": "torch_grad",
+}
 
+
+def _contender(name: str, kind: str):
+    """``(call, setup_seconds)`` for one contender on ``name`` at batch 1."""
     import model_zoo
-    from converters import onnx_to_tf, onnx_to_torch
-    from converters.crosscheck import ort_session
 
     path = model_zoo.load(name)
     shape = list(model_zoo.info(name).input_shape)
     shape[0] = 1
     shape = [224 if d is None else d for d in shape]
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    sess = ort_session(path)
-    feed = {sess.get_inputs()[0].name: x}
-    model = onnx_to_tf.load(path)
-    model_xla = onnx_to_tf.load(path, jit_compile=True)
     t0 = time.perf_counter()
-    frozen = model.freeze(shape)
-    freeze_s = time.perf_counter() - t0
-    net = onnx_to_torch.load(path)
+    if kind == "ort":
+        from converters.crosscheck import ort_session
+
+        sess = ort_session(path)
+        feed = {sess.get_inputs()[0].name: x}
+        return (lambda: sess.run(None, feed)), time.perf_counter() - t0
+    if kind.startswith("torch"):
+        import torch
+
+        from converters import onnx_to_torch
+
+        net = onnx_to_torch.load(path)
+        with torch.no_grad():
+            w = torch.from_numpy(_weights(net(torch.from_numpy(x)).shape))
+        setup = time.perf_counter() - t0
+        if kind == "torch":
+            def forward():
+                with torch.no_grad():
+                    return net(torch.from_numpy(x)).numpy()
+
+            return forward, setup
+
+        def forward_grad():
+            xx = torch.from_numpy(x).requires_grad_(True)
+            (net(xx) * w).sum().backward()
+            return xx.grad.numpy()
+
+        return forward_grad, setup
+
+    import tensorflow as tf
+
+    from converters import onnx_to_tf
+
+    model = onnx_to_tf.load(path, jit_compile=kind == "tf_xla")
     xt = tf.constant(x)
-    w = np.random.default_rng(1).standard_normal(sess.run(None, feed)[0].shape).astype(np.float32)
-    wt = tf.constant(w)
-    w_torch = torch.from_numpy(w)
+    if kind == "tf_frozen":
+        frozen = model.freeze(shape)
+        return (lambda: frozen(xt).numpy()), time.perf_counter() - t0
+    if kind in ("tf", "tf_xla"):
+        return (lambda: model(xt).numpy()), time.perf_counter() - t0
+    wt = tf.constant(_weights(model(xt).shape))
 
     @tf.function
-    def tf_grad(x):
+    def grad(x):
         with tf.GradientTape() as tape:
             tape.watch(x)
             s = tf.reduce_sum(model(x) * wt)
         return tape.gradient(s, x)
 
-    def torch_grad():
-        xx = torch.from_numpy(x).requires_grad_(True)
-        (net(xx) * w_torch).sum().backward()
-        return xx.grad.numpy()
+    return (lambda: grad(xt).numpy()), time.perf_counter() - t0
 
-    def torch_forward():
-        with torch.no_grad():
-            return net(torch.from_numpy(x)).numpy()
 
-    # Two groups, each timed in interleaved rounds: the forward contenders together, then the
-    # forward+gradient ones. Interleaving all six at once lets one runtime's idle threads
-    # (still spinning after its call) slow the next one down, which flatters the ratios. For
-    # the same reason each round times a block of BLOCK calls per contender and drops the
-    # block's first call (onnxruntime's worker threads spin for a while after a run and took
-    # ~40 % off the next TF call on 2 cores).
-    groups = [
-        {
-            "onnxruntime forward": lambda: sess.run(None, feed),
-            "TF forward": lambda: model(xt).numpy(),
-            "TF forward (XLA)": lambda: model_xla(xt).numpy(),
-            "TF forward (frozen)": lambda: frozen(xt).numpy(),
-        },
-        {
-            "PyTorch forward": torch_forward,
-            "TF forward+grad": lambda: tf_grad(xt).numpy(),
-            "PyTorch forward+grad": torch_grad,
-        },
-    ]
-    samples: dict[str, list[float]] = {}
-    for group in groups:
-        for fn in group.values():  # warm-up: tracing, XLA compilation, allocator
-            fn()
-            fn()
-        for key in group:
-            samples[key] = []
-        for _ in range(rounds):
-            for key, fn in group.items():
-                for k in range(BLOCK + 1):
-                    t0 = time.perf_counter()
-                    fn()
-                    if k:
-                        samples[key].append(time.perf_counter() - t0)
+def _weights(shape) -> np.ndarray:
+    """The seeded output weights of the scalar whose input gradient is timed."""
+    return np.random.default_rng(1).standard_normal(tuple(shape)).astype(np.float32)
+
+
+def speed_worker(name: str, kind: str, calls: int) -> dict:
+    """Time ``calls`` calls of one contender after a warm-up of >= 5 calls and >= 1 s
+    (tracing, XLA compilation, oneDNN primitives, allocators)."""
+    fn, setup = _contender(name, kind)
+    t0, n = time.perf_counter(), 0
+    while n < 5 or time.perf_counter() - t0 < 1.0:
+        fn()
+        n += 1
+    seconds = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        fn()
+        seconds.append(time.perf_counter() - t)
+    return {"seconds": seconds, "setup_seconds": setup}
+
+
+def bench_speed(name: str, rounds: int, calls: int = 15) -> dict:
+    """Batch-1 timings of forward and forward + input gradient, each contender in its own
+    process, the processes alternated over ``rounds`` (the order rotated each round).
+
+    One process per runtime, because the runtimes disturb each other inside one process on
+    2 cores: onnxruntime's worker threads keep spinning after a run and slowed the next few
+    TF calls by up to 2x (measured: the first TF call after an onnxruntime block took 23 ms,
+    the eighth 13.6 ms, against 11.5 ms with no onnxruntime session in the process).
+    """
+    keys = list(CONTENDERS)
+    samples: dict[str, list[float]] = {k: [] for k in keys}
+    setup: dict[str, list[float]] = {k: [] for k in keys}
+    for r in range(rounds):
+        for key in keys[r % len(keys):] + keys[: r % len(keys)]:
+            out = subprocess.run(
+                [sys.executable, "-m", "benchmarks.foundation", "--speed-worker", name,
+                 CONTENDERS[key], "--calls", str(calls)],
+                capture_output=True, text=True, check=False,
+                cwd=Path(__file__).resolve().parent.parent,
+            )
+            if out.returncode:
+                raise RuntimeError(f"speed worker {name} / {key} failed:\n{out.stderr[-3000:]}")
+            res = json.loads(out.stdout.strip().splitlines()[-1])
+            samples[key] += res["seconds"]
+            setup[key].append(res["setup_seconds"])
     ms = {k: _median_ms(v) for k, v in samples.items()}
     return {
         "model": name,
-        "input": shape,
         "rounds": rounds,
+        "calls_per_round": calls,
         "median_ms": ms,
+        "p10_p90_ms": {k: [float(np.percentile(v, 10) * 1e3), float(np.percentile(v, 90) * 1e3)]
+                       for k, v in samples.items()},
         "ratio_tf_vs_ort_forward": ms["TF forward"] / ms["onnxruntime forward"],
         "ratio_tf_xla_vs_ort_forward": ms["TF forward (XLA)"] / ms["onnxruntime forward"],
         "ratio_tf_frozen_vs_ort_forward": ms["TF forward (frozen)"] / ms["onnxruntime forward"],
-        "freeze_seconds": freeze_s,
+        "freeze_seconds": float(np.median(setup["TF forward (frozen)"])),
         "ratio_tf_vs_torch_forward_grad": ms["TF forward+grad"] / ms["PyTorch forward+grad"],
-        "torch_threads": torch.get_num_threads(),
     }
 
 
@@ -213,9 +258,8 @@ def markdown(results: dict) -> str:
         )
     lines += [
         "",
-        "## Speed (batch 1, median ms, interleaved rounds of 3 calls per contender within each "
-        "group: "
-        "ORT + TF forward; PyTorch + TF gradient)",
+        "## Speed (batch 1, median ms; each contender in its own process, the processes "
+        "alternated over rounds)",
         "",
         "| model | ORT fwd | TF fwd | TF fwd XLA | TF fwd frozen | PyTorch fwd | TF fwd+grad | "
         "PyTorch fwd+grad | TF/ORT fwd | TF frozen/ORT fwd (target <= 1.3) | "
@@ -234,10 +278,23 @@ def markdown(results: dict) -> str:
         )
     lines += [
         "",
+        "Spread (p10 - p90 ms): "
+        + "; ".join(
+            f"{s['model']}: " + ", ".join(
+                f"{k} {lo:.1f} - {hi:.1f}" for k, (lo, hi) in s["p10_p90_ms"].items()
+                if k in ("onnxruntime forward", "TF forward", "TF forward (frozen)"))
+            for s in results["speed"] if "p10_p90_ms" in s)
+        + ".",
+        "",
         "TF fwd is `model(x)` (variables, differentiable); TF fwd frozen is `model.freeze(shape)`",
-        "(weights baked in as constants, forward only; freezing took "
+        "(weights baked in as constants, forward only; loading and freezing took "
         + ", ".join(f"{s['model']} {s['freeze_seconds']:.1f} s" for s in results["speed"])
-        + ").",
+        + "). "
+        + ", ".join(f"{s['model']} {s['rounds']} rounds x {s['calls_per_round']} calls"
+                    for s in results["speed"])
+        + " per contender. One process per runtime: inside one process onnxruntime's worker "
+        "threads keep spinning after a run and slowed the following TF calls by up to 2x on "
+        "2 cores.",
     ]
     imp = results.get("import")
     if imp:
@@ -266,8 +323,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--speed-only", action="store_true", help="re-time the speed rows and "
                         "keep the parity and import figures of the last full run")
+    parser.add_argument("--speed-worker", nargs=2, metavar=("MODEL", "CONTENDER"),
+                        help=argparse.SUPPRESS)  # one contender's timings, as JSON on stdout
+    parser.add_argument("--calls", type=int, default=15, help="timed calls per contender and "
+                        "round (default 15)")
     args = parser.parse_args(argv)
-    rounds = args.rounds or (3 if args.quick else 8)
+    if args.speed_worker:
+        print(json.dumps(speed_worker(*args.speed_worker, args.calls)))
+        return 0
+    rounds = args.rounds or (2 if args.quick else 4)
     if args.speed_only:
         path = args.out / "foundation.json"
         if not path.is_file():
@@ -275,8 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         results = json.loads(path.read_text())
         results["speed"] = []
         for name in ["resnet18", "vgg16"]:
-            print(f"timing {name} ({rounds} interleaved rounds)...", flush=True)
-            results["speed"].append(bench_speed(name, rounds))
+            print(f"timing {name} ({rounds} rounds of one process per contender)...", flush=True)
+            results["speed"].append(bench_speed(name, rounds, args.calls))
         path.write_text(json.dumps(results, indent=2))
         md = markdown(results)
         (args.out / "foundation.md").write_text(md)
@@ -293,8 +357,8 @@ def main(argv: list[str] | None = None) -> int:
         "speed": [],
     }
     for name in speed_models:
-        print(f"timing {name} ({rounds} interleaved rounds)...", flush=True)
-        results["speed"].append(bench_speed(name, rounds))
+        print(f"timing {name} ({rounds} rounds of one process per contender)...", flush=True)
+        results["speed"].append(bench_speed(name, rounds, args.calls))
     if not args.quick:
         results["import"] = bench_import("vgg16")
     args.out.mkdir(parents=True, exist_ok=True)

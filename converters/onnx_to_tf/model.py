@@ -460,8 +460,9 @@ class TFModel(tf.Module):
 
         The weights are copied into the graph as constants, which lets TensorFlow's graph
         optimiser fold BatchNorm into the convolutions and the CPU kernels keep their weights
-        pre-packed between calls: on CPU at batch 1 this is 1.2-1.5x faster than ``model(x)``
-        (see ``benchmarks/results/foundation.md``). Later changes to the variables are *not*
+        pre-packed between calls: on CPU at batch 1 this is 1.3-1.4x faster than ``model(x)``
+        and within 1.2x of onnxruntime on resnet18 and vgg16 (see
+        ``benchmarks/results/foundation.md``). Later changes to the variables are *not*
         seen, and nothing can be differentiated with respect to the weights; use ``model(x)``
         for attacks and explanations, ``freeze`` for evaluation.
 

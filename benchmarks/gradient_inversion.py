@@ -1,6 +1,6 @@
 """Gradient-inversion quality: DLG on LeNet, and the GradInversion ablation on ResNet-20.
 
-    python -m benchmarks.gradient_inversion            # full run (~45 minutes on 2 cores)
+    python -m benchmarks.gradient_inversion            # full run (~2 hours on 2 cores)
     python -m benchmarks.gradient_inversion --quick    # toy settings, to check the script
 
 Writes ``benchmarks/results/gradient_inversion.json`` and ``.md`` and prints the tables.
@@ -68,7 +68,12 @@ BN_SWEEP = tuple((f"TV / L2 + BN prior {w:g}", {"bn_weight": w, "group_weight": 
 
 
 def bench_ablation(batch: int, steps: int, seeds: int, distance: str = "l2",
-                   first: int = 0, configurations=ABLATION) -> dict:
+                   n_batches: int = 1, configurations=ABLATION) -> dict:
+    """Every configuration on ``n_batches`` disjoint batches of CIFAR-10 test images (the
+    first ``batch`` images, the next ``batch``, ...); per-image scores are kept so that each
+    row can be compared with the one before it image by image."""
+    import tensorflow as tf
+
     import model_zoo
     from converters import onnx_to_tf
     from tf_impl.gradient_inversion import client_gradient
@@ -77,31 +82,93 @@ def bench_ablation(batch: int, steps: int, seeds: int, distance: str = "l2",
     from tf_impl.gradient_inversion.labels import label_accuracy, restore_labels
 
     model = onnx_to_tf.load(model_zoo.load("resnet20_cifar"))
-    pixels, y = model_zoo.data.cifar10("test", n=first + batch, normalize=False)
-    pixels, y = pixels[first:], y[first:]
-    x, _ = model_zoo.data.cifar10("test", n=first + batch)
-    shared = client_gradient(model, x[first:], y)
-    restored = restore_labels(model, shared)
-    probs = np.asarray(__import__("tensorflow").nn.softmax(model(x[first:])))
-    slack = (1.0 - probs[np.arange(len(y)), y]).tolist()  # 0: the sample leaves no gradient
+    total = batch * n_batches
+    pixels, y = model_zoo.data.cifar10("test", n=total, normalize=False)
+    x, _ = model_zoo.data.cifar10("test", n=total)
+    batches = []
+    for i in range(n_batches):
+        part = slice(i * batch, (i + 1) * batch)
+        shared = client_gradient(model, x[part], y[part])
+        probs = np.asarray(tf.nn.softmax(model(x[part])))
+        batches.append({
+            "labels": y[part].tolist(),
+            "restored_labels": restore_labels(model, shared).tolist(),
+            # 0: the sample leaves no trace in the gradient
+            "one_minus_p_label": (1.0 - probs[np.arange(batch), y[part]]).tolist(),
+            "shared": shared, "x": x[part], "pixels": pixels[part], "y": y[part],
+        })
     rows = []
     for name, change in configurations:
         cfg = GradInversionConfig(seeds=seeds, distance=distance, group_start=steps // 3,
                                   group_every=max(steps // 6, 1), **change).with_(
             steps=steps, progress=False)
         t0 = time.perf_counter()
-        r = grad_inversion(model, shared, cfg, labels=y)  # true labels: isolate the priors
-        s = score(pixels, r.image)
-        rows.append({"config": name, "psnr": s["psnr_mean"], "ssim": s["ssim_mean"],
-                     "lpips": s["lpips_mean"], "seconds": round(time.perf_counter() - t0, 1),
-                     "final": {k: v[-1] for k, v in r.history.items()}})
-        print(f"  batch {batch}, {distance}, {name}: PSNR {s['psnr_mean']:.2f}, "
-              f"LPIPS {s['lpips_mean']:.3f} ({rows[-1]['seconds']:.0f} s)", flush=True)
-    return {"batch": batch, "steps": steps, "seeds": seeds, "distance": distance,
-            "labels": y.tolist(),
-            "restored_labels": restored.tolist(),
-            "label_accuracy": label_accuracy(y, restored), "one_minus_p_label": slack,
+        per_image = {"psnr": [], "ssim": [], "lpips": []}
+        for b in batches:  # true labels: isolate the priors
+            r = grad_inversion(model, b["shared"], cfg, labels=b["y"])
+            s = score(b["pixels"], r.image)
+            for k in per_image:
+                per_image[k] += s[k]
+        rows.append({"config": name, **{k: float(np.mean(v)) for k, v in per_image.items()},
+                     "per_image": per_image, "seconds": round(time.perf_counter() - t0, 1)})
+        print(f"  batch {batch} x {n_batches}, {distance}, {name}: PSNR {rows[-1]['psnr']:.2f}, "
+              f"LPIPS {rows[-1]['lpips']:.3f} ({rows[-1]['seconds']:.0f} s)", flush=True)
+    return {"batch": batch, "n_batches": n_batches, "steps": steps, "seeds": seeds,
+            "distance": distance,
+            "labels": [b["labels"] for b in batches],
+            "restored_labels": [b["restored_labels"] for b in batches],
+            "label_accuracy": float(np.mean([label_accuracy(b["y"], np.array(b["restored_labels"]))
+                                             for b in batches])),
+            "one_minus_p_label": [v for b in batches for v in b["one_minus_p_label"]],
             "rows": rows}
+
+
+def paired_change(before: dict, after: dict, key: str) -> tuple[float, float]:
+    """Mean per-image change of ``key`` from one ablation row to the next, and its standard
+    error (the same images, so the comparison is paired)."""
+    d = np.asarray(after["per_image"][key]) - np.asarray(before["per_image"][key])
+    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+    return float(d.mean()), se
+
+
+def _ablation_section(a: dict) -> list[str]:
+    dist = {"l2": "squared-L2 gradient distance (the paper's)",
+            "cosine": "cosine gradient distance (Geiping et al.)"}[a["distance"]]
+    n_img = a["batch"] * a["n_batches"]
+    slack = np.asarray(a["one_minus_p_label"])
+    lines = [f"## GradInversion ablation, resnet20_cifar (trained), batch {a['batch']} x "
+             f"{a['n_batches']} batches ({n_img} CIFAR-10 test images), {dist}, {a['steps']} "
+             f"Adam steps, {a['seeds']} seeds, true labels", "",
+             "Labels restored from the gradient (not used here): "
+             + "; ".join(f"{r} for {sorted(t)}" for r, t in zip(a["restored_labels"], a["labels"]))
+             + f" ({a['label_accuracy']:.0%}). {int((slack == 0).sum())} of {n_img} images have "
+             "1 - p(label) = 0 in float32 and leave no trace in the gradient.", "",
+             "| configuration | PSNR (dB) | change (+- s.e.) | SSIM | LPIPS | change (+- s.e.) "
+             "| seconds |", "|---|---|---|---|---|---|---|"]
+    worse, worse_lp, sig, sig_lp = [], [], [], []
+    for k, r in enumerate(a["rows"]):
+        dp = dl = ""
+        if k:
+            (mp, sp), (ml, sl) = (paired_change(a["rows"][k - 1], r, key)
+                                  for key in ("psnr", "lpips"))
+            dp, dl = f"{mp:+.2f} +- {sp:.2f}", f"{ml:+.3f} +- {sl:.3f}"
+            worse += [r["config"]] if mp < 0 else []
+            worse_lp += [r["config"]] if ml > 0 else []
+            sig += [r["config"]] if mp < -2 * sp else []
+            sig_lp += [r["config"]] if ml > 2 * sl else []
+        lines.append(f"| {r['config']} | {r['psnr']:.2f} | {dp} | {r['ssim']:.3f} | "
+                     f"{r['lpips']:.3f} | {dl} | {r['seconds']:.0f} |")
+
+    def said(names, what):
+        return "yes" if not names else f"no, it {what} at: {', '.join(names)}"
+
+    lines += ["", "Change: the mean over the images of each image's change from the row above "
+              "(paired), with its standard error. Each added term keeps or raises the mean "
+              f"PSNR: {said(worse, 'drops')}; keeps or lowers the mean LPIPS: "
+              f"{said(worse_lp, 'rises')}. Drops in PSNR larger than two standard errors: "
+              f"{', '.join(sig) or 'none'}; rises in LPIPS larger than two standard errors: "
+              f"{', '.join(sig_lp) or 'none'}.", ""]
+    return lines
 
 
 def markdown(res: dict) -> str:
@@ -118,29 +185,11 @@ def markdown(res: dict) -> str:
               f">= 30: {'met' if ok else 'NOT met'}); labels recovered "
               f"{d['label_accuracy']:.0%}.", ""]
     for a in res["ablation"]:
-        dist = {"l2": "squared-L2 gradient distance (the paper's)",
-                "cosine": "cosine gradient distance (Geiping et al.)"}[a.get("distance", "l2")]
-        lines += [f"## GradInversion ablation, resnet20_cifar (trained), batch {a['batch']}, "
-                  f"{dist}, {a['steps']} Adam steps, {a['seeds']} seeds, true labels", "",
-                  f"Labels restored from the gradient (not used here): {a['restored_labels']} for "
-                  f"{sorted(a['labels'])} ({a['label_accuracy']:.0%}). Per image 1 - p(label) "
-                  "(0 means the image leaves no trace in the gradient): "
-                  + ", ".join(f"{v:.1e}" for v in a.get("one_minus_p_label", [])) + ".", "",
-                  "| configuration | PSNR (dB) | SSIM | LPIPS | seconds |", "|---|---|---|---|---|"]
-        lines += [f"| {r['config']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['lpips']:.3f} | "
-                  f"{r['seconds']:.0f} |" for r in a["rows"]]
-        worse = [b["config"] for a_, b in zip(a["rows"], a["rows"][1:])
-                 if b["psnr"] < a_["psnr"] - 1e-9]
-        worse_lp = [b["config"] for a_, b in zip(a["rows"], a["rows"][1:])
-                    if b["lpips"] > a_["lpips"] + 1e-9]
-        lines += ["", "Each added term keeps or raises the mean PSNR: "
-                  + ("yes" if not worse else f"no, it drops at: {', '.join(worse)}") + ". "
-                  "Each added term keeps or lowers the mean LPIPS: "
-                  + ("yes" if not worse_lp else f"no, it rises at: {', '.join(worse_lp)}") + ".",
-                  ""]
+        lines += _ablation_section(a)
     sweep = res.get("bn_sweep")
     if sweep:
-        lines += [f"## BN-prior weight, resnet20_cifar, batch {sweep['batch']}, cosine distance, "
+        lines += [f"## BN-prior weight, resnet20_cifar, batch {sweep['batch']} x "
+                  f"{sweep.get('n_batches', 1)} batches, cosine distance, "
                   f"{sweep['steps']} Adam steps, {sweep['seeds']} seeds, no group term", "",
                   "The paper's weight 0.1 was set beside its squared-L2 distance on ImageNet; "
                   "with the cosine distance (at most 2) the BN prior's share of the loss is "
@@ -175,34 +224,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--distances", default="l2,cosine",
                         help="gradient distances of the ablation (default: %(default)s)")
     parser.add_argument("--steps", type=int, help="Adam steps per ablation row (default 400)")
+    parser.add_argument("--batches", type=int, help="disjoint batches per ablation row "
+                        "(default 3; 1 with --quick)")
     parser.add_argument("--sweep-only", action="store_true",
                         help="run only the BN-weight sweep and keep the DLG and ablation figures "
                         "of the last full run")
+    parser.add_argument("--ablation-only", action="store_true",
+                        help="run only the ablation and keep the DLG and BN-sweep figures of the "
+                        "last full run")
     args = parser.parse_args(argv)
     if args.quick:
-        dlg_n, dlg_steps, batches, steps, seeds = 2, 5, (2,), 4, 2
+        dlg_n, dlg_steps, batches, steps, seeds, n_batches = 2, 5, (2,), 4, 2, 1
     else:
-        dlg_n, dlg_steps, batches, steps, seeds = 10, 300, (4, 8), 400, 2
+        dlg_n, dlg_steps, batches, steps, seeds, n_batches = 10, 300, (4, 8), 400, 2, 3
     steps = args.steps or steps
+    n_batches = args.batches or n_batches
     distances = [d.strip() for d in args.distances.split(",") if d.strip()]
-    if args.sweep_only:
-        previous = args.out / ("gradient_inversion_quick.json" if args.quick
-                               else "gradient_inversion.json")
+    previous = args.out / ("gradient_inversion_quick.json" if args.quick
+                           else "gradient_inversion.json")
+    if args.sweep_only or args.ablation_only:
         if not previous.is_file():
-            parser.error(f"--sweep-only needs a previous full run's {previous}")
+            parser.error(f"--sweep-only and --ablation-only need a previous full run's {previous}")
         res = json.loads(previous.read_text())
     else:
         print("DLG...", flush=True)
         res = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, "
-               f"{platform.python_version()}", "dlg": bench_dlg(dlg_n, dlg_steps),
-               "ablation": []}
+               f"{platform.python_version()}", "dlg": bench_dlg(dlg_n, dlg_steps)}
+    if not args.sweep_only:
+        res["ablation"] = []
         for distance in distances:
             for b in batches:
-                print(f"GradInversion ablation, batch {b}, {distance} distance...", flush=True)
-                res["ablation"].append(bench_ablation(b, steps, seeds, distance))
-    print(f"BN-weight sweep, batch {batches[-1]}, cosine distance...", flush=True)
-    res["bn_sweep"] = bench_ablation(batches[-1], steps, seeds, "cosine",
-                                     configurations=BN_SWEEP)
+                print(f"GradInversion ablation, batch {b} x {n_batches}, {distance} distance...",
+                      flush=True)
+                res["ablation"].append(bench_ablation(b, steps, seeds, distance, n_batches))
+    if not args.ablation_only:
+        print(f"BN-weight sweep, batch {batches[-1]} x {n_batches}, cosine distance...",
+              flush=True)
+        res["bn_sweep"] = bench_ablation(batches[-1], steps, seeds, "cosine", n_batches,
+                                         configurations=BN_SWEEP)
     write_results(args.out, "gradient_inversion", args.quick, res, markdown(res))
     return 0
 

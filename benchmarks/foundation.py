@@ -1,7 +1,7 @@
 """Foundation targets: parity on every zoo model, TF speed beside onnxruntime and PyTorch,
 and the cost of importing VGG16.
 
-    python -m benchmarks.foundation            # full run (~10 minutes on 2 cores)
+    python -m benchmarks.foundation            # full run (~25 minutes on 2 cores)
     python -m benchmarks.foundation --quick    # fewer repetitions, small models only
 
 Writes ``benchmarks/results/foundation.json`` and ``foundation.md`` and prints the tables.

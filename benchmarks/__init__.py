@@ -81,3 +81,17 @@ def contender_summary(samples: dict[str, list[float]]) -> dict:
         if variants:
             out[f"ratio_tf_vs_torch_{key}"] = ms["TF"] / min(variants)
     return out
+
+
+def runtime_info(torch_threads: int) -> dict:
+    """The thread counts and versions a TF-vs-PyTorch speed figure was taken with."""
+    import tensorflow as tf
+    import torch
+
+    return {
+        "torch_threads": torch_threads,
+        "tf_threads": [tf.config.threading.get_intra_op_parallelism_threads(),
+                       tf.config.threading.get_inter_op_parallelism_threads()],
+        "tf_version": tf.__version__,
+        "torch_version": torch.__version__,
+    }

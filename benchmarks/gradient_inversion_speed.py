@@ -36,7 +36,13 @@ import time
 from pathlib import Path
 
 import converters  # noqa: F401  (blocks triton before torch: see converters/_compat.py)
-from benchmarks import contender_rows, contender_summary, time_interleaved, write_results
+from benchmarks import (
+    contender_rows,
+    contender_summary,
+    runtime_info,
+    time_interleaved,
+    write_results,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL = "resnet20_cifar"
@@ -111,11 +117,7 @@ def bench(batch: int, rounds: int, block: int, warmup: int) -> dict:
         "warmup_steps": warmup,
         "first_tf_step_s": first_tf,
         **contender_summary(samples),
-        "torch_threads": all_threads,
-        "tf_threads": [tf.config.threading.get_intra_op_parallelism_threads(),
-                       tf.config.threading.get_inter_op_parallelism_threads()],
-        "tf_version": tf.__version__,
-        "torch_version": torch.__version__,
+        **runtime_info(all_threads),
     }
 
 

@@ -36,14 +36,19 @@ from pathlib import Path
 import numpy as np
 
 import converters  # noqa: F401  (blocks triton before torch: see converters/_compat.py)
-from benchmarks import contender_rows, contender_summary, time_interleaved, write_results
+from benchmarks import (
+    contender_rows,
+    contender_summary,
+    runtime_info,
+    time_interleaved,
+    write_results,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL = "vgg16_features"
 
 
 def bench(size: int, rounds: int, block: int, warmup: int) -> dict:
-    import tensorflow as tf
     import torch
 
     import model_zoo
@@ -99,11 +104,7 @@ def bench(size: int, rounds: int, block: int, warmup: int) -> dict:
         "warmup_steps": warmup,
         "first_tf_step_s": first_tf,
         **contender_summary(samples),
-        "torch_threads": all_threads,
-        "tf_threads": [tf.config.threading.get_intra_op_parallelism_threads(),
-                       tf.config.threading.get_inter_op_parallelism_threads()],
-        "tf_version": tf.__version__,
-        "torch_version": torch.__version__,
+        **runtime_info(all_threads),
     }
 
 

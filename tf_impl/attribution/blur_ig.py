@@ -34,7 +34,6 @@ sum(attr) - (F(x) - F(G_{max_sigma} x)) per input.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -78,8 +77,7 @@ class BlurIGConfig(ConfigMethods):
         common.check_steps(self.steps, self.batch_size)
         for name in ("max_sigma", "grad_step", "truncate"):
             v = getattr(self, name)
-            if not isinstance(v, numbers.Real) or isinstance(v, bool) or not np.isfinite(v) \
-                    or v <= 0:
+            if not common.is_real(v) or not np.isfinite(v) or v <= 0:
                 raise AttributionError(f"{name} must be a positive number; got {v!r}")
 
 

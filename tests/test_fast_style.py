@@ -17,7 +17,7 @@ import pytest
 
 import model_zoo
 from converters import onnx_to_tf
-from tf_impl.visualization import cli_fast_style
+from tf_impl.cli import fast_style as cli_fast_style
 from tf_impl.visualization import fast_style as fs
 
 TINY = dict(channels=(4, 8, 8), residual_blocks=1, outer_kernel=5, image_size=32,

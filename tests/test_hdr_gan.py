@@ -364,15 +364,15 @@ def test_tf_impl_module_does_not_import_torch():
 
 def _cli_available():
     try:
-        import tf_impl.cli_hdr_gan  # noqa: F401
+        import tf_impl.cli.hdr_gan  # noqa: F401
     except ImportError:
         return False
     return True
 
 
-@pytest.mark.skipif(not _cli_available(), reason="no tf_impl.cli_hdr_gan")
+@pytest.mark.skipif(not _cli_available(), reason="no tf_impl.cli.hdr_gan")
 def test_cli_writes_the_figure_and_result(tmp_path):
-    from tf_impl.cli_hdr_gan import add_parsers
+    from tf_impl.cli.hdr_gan import add_parsers
 
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="technique", required=True)
@@ -386,9 +386,9 @@ def test_cli_writes_the_figure_and_result(tmp_path):
     assert (tmp_path / "run" / "hdr_gan.png").exists()
 
 
-@pytest.mark.skipif(not _cli_available(), reason="no tf_impl.cli_hdr_gan")
+@pytest.mark.skipif(not _cli_available(), reason="no tf_impl.cli.hdr_gan")
 def test_cli_refuses_bad_settings_with_a_value_error(tmp_path):
-    from tf_impl.cli_hdr_gan import add_parsers
+    from tf_impl.cli.hdr_gan import add_parsers
 
     p = argparse.ArgumentParser()
     add_parsers(p.add_subparsers(dest="technique", required=True))

@@ -1277,14 +1277,21 @@ def test_taps_match_onnxruntime_extra_outputs(compiled):
         atol=CHAIN_ATOL,
     )
 
+    # layout= names where the channels go. "nhwc_view" is a Transpose (0, 2, 3, 1) of a
+    # channels-first tensor: the graph already holds it channels-last, so NHWC returns it as
+    # the graph has it and NCHW moves its channels back to axis 1.
     nhwc = model(g.inputs["input"], taps=taps, layout="NHWC", compiled=compiled)
+    nchw = model(g.inputs["input"], taps=taps, layout="NCHW", compiled=compiled)
     for name in taps:
-        want = ref[name]
-        if want.ndim >= 3:
-            want = np.moveaxis(want, 1, -1)
-        np.testing.assert_allclose(
-            np.asarray(nhwc[name]), want, rtol=CHAIN_RTOL, atol=CHAIN_ATOL, err_msg=name
-        )
+        want_last = want_first = ref[name]
+        if name == "nhwc_view":
+            want_first = np.moveaxis(want_last, -1, 1)
+        elif want_last.ndim >= 3:
+            want_last = np.moveaxis(want_first, 1, -1)
+        for got, want in ((nhwc[name], want_last), (nchw[name], want_first)):
+            np.testing.assert_allclose(
+                np.asarray(got), want, rtol=CHAIN_RTOL, atol=CHAIN_ATOL, err_msg=name
+            )
 
 
 # ---------------------------------------------------------------------------------------

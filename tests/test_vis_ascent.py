@@ -34,6 +34,7 @@ from converters import onnx_to_tf
 from converters.torch_reference import ascent as ref
 from converters.torch_reference.feature_inversion import TorchTaps
 from tf_impl import images as imgs
+from tf_impl.cli.ascent import add_parsers
 from tf_impl.optimize import pixel_box
 from tf_impl.visualization import adversarial as adv
 from tf_impl.visualization.checks import VisualizationError
@@ -47,7 +48,6 @@ from tf_impl.visualization.class_viz import (
     initial_input,
     normalize_per_image,
 )
-from tf_impl.visualization.cli_ascent import add_parsers
 from tf_impl.visualization.deepdream import DeepDreamConfig, deepdream, layer_objective
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -326,7 +326,7 @@ def test_bad_input_is_refused_with_the_valid_range(resnet, cifar, vgg, photo):
 def zoo_models(monkeypatch, resnet, vgg):
     """The CLI loads its model by name; hand it the module's models (already traced)."""
     models = {"resnet20_cifar": resnet[0], "vgg16_features": vgg[1]}
-    monkeypatch.setattr("tf_impl.cli._load_model", lambda name: models[name])
+    monkeypatch.setattr("tf_impl.cli.ascent.load_model", lambda args: models[args.model])
 
 
 def _parse(argv):

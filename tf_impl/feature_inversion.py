@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
+from converters.onnx_to_tf import contract_model
+
 from . import images as imgs
 from . import metrics as m
 from .optimize import Optimization, OptimizeConfig, TechniqueConfig, pixel_box, seeded_noise
@@ -113,6 +115,7 @@ def build_objective(
     weights: Mapping[str, float] | None = None,
 ) -> Objective:
     """The data term over the layers plus the configured priors."""
+    model = contract_model(model)
     objective = feature_match(model, targets, weights)
     if config.tv_weight:
         objective = objective + config.tv_weight * TotalVariation(config.tv_beta, normalize=True)
@@ -122,6 +125,7 @@ def build_objective(
 
 
 def _layers(model, layers) -> list[str]:
+    model = contract_model(model)
     if isinstance(layers, str):
         layers = [layers]
     layers = list(layers)
@@ -168,6 +172,7 @@ def invert_features(
     Returns:
         a :class:`tf_impl.result.Result` with the reconstruction in pixel space.
     """
+    model = contract_model(model)
     config = config or FeatureInversionConfig()
     layers = _layers(model, layers)
     picture = imgs.load_image(image, size)

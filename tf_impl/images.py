@@ -21,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-# the normalisation used when a model carries no preprocessing: identity
+from converters.onnx_to_tf import contract_model
+
+# pixels as they are, and the ImageNet statistics most models are trained with
 IDENTITY = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
@@ -40,14 +42,15 @@ class Image:
 
 
 def preprocessing_of(model) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) of a model: from the zoo's record when it came from ``model_zoo``."""
-    name = getattr(model, "metadata", {}).get("model_zoo.name")
-    if name:
-        import model_zoo
+    """(mean, std) of a model's working input, in pixel units and RGB order.
 
-        p = model_zoo.info(name).preprocessing
-        return tuple(p.mean), tuple(p.std)
-    return IDENTITY
+    Read from the model's contract (``converters.onnx_to_tf.contract``): the file's metadata
+    (the zoo writes its preprocessing there), a sidecar or the command line's flags. A model
+    that divides by a std works on ``(pixel - mean) / std`` exactly as it was trained; a
+    Caffe-style model (0..255, mean subtraction only) on ``pixel - mean / 255``.
+    """
+    model = contract_model(model)
+    return getattr(model, "preprocessing", IDENTITY)
 
 
 def normalize(pixels, mean, std) -> np.ndarray:
@@ -181,6 +184,7 @@ def check_memory(model, shape, layers, *, factor: float = 4.0, available: int | 
     ``shape`` and allows ``factor`` times that (forward values kept for the gradient,
     gradients, optimizer state).
     """
+    model = contract_model(model)
     import psutil
 
     n, c, h, w = shape

@@ -27,6 +27,8 @@ from numbers import Real
 import numpy as np
 import tensorflow as tf
 
+from converters.onnx_to_tf import contract_model
+
 
 class Term:
     """One named scalar loss. Subclasses implement :meth:`value`; models declare layers."""
@@ -186,6 +188,7 @@ class FeatureMatch(Term):
     """
 
     def __init__(self, model, layer: str, target, *, name: str | None = None):
+        model = contract_model(model)
         self.model, self.layer = model, layer
         self.target = tf.constant(np.asarray(target), tf.float32)
         self._norm = float(tf.reduce_sum(tf.square(self.target)))
@@ -213,6 +216,7 @@ def feature_match(
     model, targets: Mapping[str, object], weights: Mapping[str, float] | None = None
 ) -> Objective:
     """``sum_l w_l * FeatureMatch(model, l, targets[l])`` (weights default to 1)."""
+    model = contract_model(model)
     weights = dict(weights or {})
     unknown = set(weights) - set(targets)
     if unknown:

@@ -74,6 +74,28 @@ class OutputDir:
         """``draw(path)`` makes a matplotlib figure and saves it to ``path``."""
         return self._atomic(name, draw)
 
+    def write_history(self, histories: Mapping[str, Mapping[str, Sequence]], title: str = "",
+                      *, plotted: Mapping[str, Mapping[str, Sequence]] | None = None,
+                      linear: bool = False) -> tuple[Path, Path]:
+        """``history.csv`` (every term of every run, :func:`history_csv`) and ``history.png``.
+
+        The plot shows ``plotted`` (default: ``histories``) on a log scale
+        (:func:`history_figure`), or with ``linear=True`` the one run's terms on a linear scale
+        (:func:`linear_history_figure`, for gradient ascent's negative scores).
+        """
+        shown = histories if plotted is None else plotted
+        csv_path = self.write_history_csv("history.csv", histories)
+        if linear:
+            if len(shown) != 1:
+                raise ValueError(f"a linear history plot shows one run; got {len(shown)}")
+            (hist,) = shown.values()
+            png = self.write_figure("history.png",
+                                    lambda p: linear_history_figure(p, hist, title))
+        else:
+            png = self.write_figure("history.png",
+                                    lambda p: history_figure(p, shown, title=title))
+        return csv_path, png
+
 
 def to_uint8(pixels) -> np.ndarray:
     """(H, W, 3) uint8 from a pixel-space image (3, H, W) / (1, 3, H, W) in [0, 1]."""
@@ -145,6 +167,24 @@ def history_figure(path, histories: Mapping[str, Mapping[str, Sequence]], title:
         ax.set_title("total loss", fontsize=9)
         ax.set_xlabel("step")
         ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)
+
+
+def linear_history_figure(path, history: Mapping[str, Sequence], title: str = "") -> None:
+    """Each term of one run per step on a linear scale, one panel per term (gradient ascent
+    records negative scores, which the log-scale :func:`history_figure` cannot show)."""
+    plt = _pyplot()
+    keys = [k for k, v in history.items() if k != "lr" and v]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        values = np.asarray(history[key], float)
+        ax.plot(np.arange(1, len(values) + 1), values, lw=1.5)
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("step")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -5,12 +5,17 @@
 >>> logits = model(x_nchw)                  # doctest: +SKIP
 """
 
+from .contract import ContractError, ContractModel, ModelContract, contract_model
 from .errors import ModelInputError, OnnxImportError, UnknownTapError, UnsupportedOpError
 from .model import BNLayer, TFModel, load
 from .registry import supported_ops
 
 __all__ = [
     "load",
+    "ModelContract",
+    "ContractModel",
+    "ContractError",
+    "contract_model",
     "TFModel",
     "BNLayer",
     "supported_ops",

@@ -59,10 +59,48 @@ class Node:
 
 @dataclass
 class Context:
-    """Per-call options and helpers shared by the op handlers."""
+    """Per-call options and helpers shared by the op handlers.
+
+    ``float_dtype`` is the model's float type (``load(..., dtype=...)``). The importer runs
+    every float tensor of the graph in it: the weights and the input are stored in it, and in
+    a model loaded in another precision than float32 (``dtype="float64"``), a ``Cast`` to any
+    float type yields it and every float constant or tensor a node reads is brought to it
+    (:meth:`conform`), so a float32 ``Constant``, ``Clip`` bound or ``Cast(to=FLOAT)`` never
+    meets a float64 tensor.
+    """
 
     bn_mode: str = "eval"  # "eval": running statistics; "train": batch statistics
     relu_mode: str = "standard"  # "standard" | "guided" | "deconvnet"
+    float_dtype: tf.DType = tf.float32
+
+    def __post_init__(self):
+        self.float_dtype = tf.as_dtype(self.float_dtype)
+
+    # -- the model's float type ----------------------------------------------------------
+    @property
+    def widened(self) -> bool:
+        """The model runs in another float type than float32 (e.g. float64 for checks)."""
+        return self.float_dtype != tf.float32
+
+    def float_type(self, dtype) -> tf.DType:
+        """The type a value of ``dtype`` takes in this model: a float type becomes the
+        model's float type when the model is not float32 (other types are kept)."""
+        dtype = tf.as_dtype(dtype)
+        return self.float_dtype if self.widened and dtype.is_floating else dtype
+
+    def conform(self, v: Value | None) -> Value | None:
+        """``v`` with its float data in the model's float type (unchanged for a float32
+        model, for non-float data, and for data already in that type)."""
+        if v is None or not self.widened:
+            return v
+        data = v.data
+        if isinstance(data, np.ndarray):
+            if data.dtype.kind == "f" and data.dtype != self.float_dtype.as_numpy_dtype:
+                return Value(data.astype(self.float_dtype.as_numpy_dtype), v.perm)
+            return v
+        if data.dtype.is_floating and data.dtype != self.float_dtype:
+            return Value(tf.cast(data, self.float_dtype), v.perm)
+        return v
 
     # -- static values -------------------------------------------------------------------
     @staticmethod
@@ -133,6 +171,9 @@ def execute(
     """Run ``nodes`` (already pruned and ordered) on ``env`` and return the ``wanted`` values."""
     env = dict(env)
     for node in nodes:
+        for name in node.inputs:
+            if name:  # (a float64 model: float32 constants and casts become float64, once)
+                env[name] = ctx.conform(env[name])
         args = [env[name] if name else None for name in node.inputs]
         try:
             result = node.fn(ctx, node, *args)

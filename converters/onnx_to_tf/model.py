@@ -23,9 +23,10 @@ import tensorflow as tf
 from onnx import numpy_helper
 
 from . import ops  # noqa: F401  (registers the handlers)
+from .contract import ContractModel, ModelContract, resolve_contract, tensor_layouts
 from .errors import ModelInputError, UnknownTapError, UnsupportedOpError
 from .graph import Context, Node, execute, parse_attributes
-from .layout import Value, channels_last, inverse
+from .layout import Value, channels_last, identity, inverse
 from .lean_reader import RawWeights
 from .ops.conv import kernel_storage_perm
 from .reader import check_structure, default_opset, read_model
@@ -34,7 +35,7 @@ from .registry import lookup, supported_ops
 __all__ = ["TFModel", "BNLayer", "load"]
 
 ALIAS_KEY = "model_zoo.layer_aliases"
-_LAYOUTS = ("NCHW", "NHWC")
+_LAYOUTS = ("NCHW", "NHWC", "ONNX")
 _BN_MODES = ("eval", "train")
 _RELU_MODES = ("standard", "guided", "deconvnet")
 
@@ -141,6 +142,9 @@ class TFModel(tf.Module):
         onnx_variables: ONNX initializer name -> ``tf.Variable`` (float initializers).
     """
 
+    # the cached contract view holds this model: keep it out of the variable walk
+    _TF_MODULE_IGNORED_PROPERTIES = tf.Module._TF_MODULE_IGNORED_PROPERTIES | {"_contract_view"}
+
     def __init__(
         self,
         proto: onnx.ModelProto,
@@ -175,6 +179,7 @@ class TFModel(tf.Module):
             self._input_spec(i, self.dtype) for i in graph.input if i.name not in init_names
         )
         self.output_names = tuple(o.name for o in graph.output)
+        self.output_shapes = tuple(_declared_shape(o) for o in graph.output)
         self.layer_names = [i.name for i in self.inputs] + [
             o for n in self._nodes for o in n.outputs if o
         ]
@@ -200,6 +205,9 @@ class TFModel(tf.Module):
         self._producer = {o: k for k, n in enumerate(self._nodes) for o in n.outputs if o}
         self._plans: dict[tuple[str, ...], list[Node]] = {}
         self._functions: dict[tuple, tf.types.experimental.GenericFunction] = {}
+        self._contract: ModelContract | None = None
+        self._contract_view: ContractModel | None = None
+        self._layouts: dict[str, str] | None = None
 
     # -- import ---------------------------------------------------------------------------
     def _parse_nodes(self, graph: onnx.GraphProto) -> list[Node]:
@@ -290,6 +298,16 @@ class TFModel(tf.Module):
         perm = self._perms.get(name)
         return tf.convert_to_tensor(value) if perm is None else tf.transpose(value, perm)
 
+    def static_value(self, name: str) -> np.ndarray | None:
+        """The value of a tensor fixed at import (an integer initializer, a shape constant)
+        or of a weight variable; None for tensors computed from the input."""
+        const = self._consts.get(name)
+        if const is None:
+            return None
+        if const.is_const:
+            return np.asarray(const.data)
+        return np.asarray(self.to_onnx_layout(name, const.data).numpy())
+
     def onnx_weights(self) -> dict[str, np.ndarray]:
         """All float initializers as numpy arrays in ONNX layout."""
         return {k: self.to_onnx_layout(k, v).numpy() for k, v in self.onnx_variables.items()}
@@ -377,26 +395,67 @@ class TFModel(tf.Module):
     def _run(
         self, feeds, wanted: tuple[str, ...], layout: str, bn_mode: str, relu_mode: str, consts=None
     ):
-        ctx = Context(bn_mode=bn_mode, relu_mode=relu_mode)
+        ctx = Context(bn_mode=bn_mode, relu_mode=relu_mode, float_dtype=self.dtype)
         env = dict(self._consts if consts is None else consts)
-        env.update({k: Value(v) for k, v in feeds.items()})
+        env.update({k: v if isinstance(v, Value) else Value(v) for k, v in feeds.items()})
         values = execute(self._plan(wanted), env, wanted, ctx)
-        out = {}
-        for name, v in values.items():
-            if v.is_const:
-                out[name] = tf.constant(v.data)
-            elif layout == "NHWC" and v.rank >= 3:
-                out[name] = tf.convert_to_tensor(v.as_perm(channels_last(v.rank)))
-            else:
-                out[name] = tf.convert_to_tensor(v.logical())
-        return out
+        return {name: self._laid_out(name, v, layout) for name, v in values.items()}
+
+    def _laid_out(self, name: str, v: Value, layout: str) -> tf.Tensor:
+        """``v`` in ``layout``: ONNX order, or channels first/last for image tensors (a
+        tensor the graph holds channels-last, e.g. a Keras model's input, is known as such)."""
+        if v.is_const:
+            return tf.constant(v.data)
+        if layout == "ONNX" or v.rank < 3 or (layout == "NCHW" and v.rank != 4):
+            return tf.convert_to_tensor(v.logical())
+        last = self.tensor_layouts.get(name) == "NHWC" and v.rank == 4
+        if layout == "NHWC":
+            perm = identity(v.rank) if last else channels_last(v.rank)
+        else:
+            perm = (0, 3, 1, 2) if last else identity(v.rank)
+        return tf.convert_to_tensor(v.as_perm(perm))
+
+    @property
+    def tensor_layouts(self) -> dict[str, str]:
+        """Tensor name -> ``"NCHW"`` or ``"NHWC"`` for the 4-D tensors whose channel axis the
+        graph makes known (its input by the contract, convolutions, Transposes between)."""
+        if self._layouts is None:
+            self._layouts = tensor_layouts(self, self.contract.layout)
+        return self._layouts
+
+    # -- the contract ---------------------------------------------------------------------
+    @property
+    def contract(self) -> ModelContract:
+        """How this model wants its input and what its output means (see ``contract.py``):
+        read from the metadata and the graph, a sidecar and ``load(..., contract=...)``."""
+        if self._contract is None:
+            self._contract = resolve_contract(self)
+        return self._contract
+
+    def set_contract(self, contract: ModelContract) -> None:
+        self._contract, self._contract_view, self._layouts = contract, None, None
+
+    def with_contract(self, overrides=None) -> ContractModel:
+        """This model behind its contract (cached), or behind ``overrides`` applied on top
+        (a new view): takes NCHW RGB input normalised by ``.preprocessing``, returns logits."""
+        if overrides is None:
+            if self._contract_view is None:
+                self._contract_view = ContractModel(self, self.contract)
+            return self._contract_view
+        from .contract import parse_overrides
+
+        contract = self.contract.with_("override", **parse_overrides(overrides))
+        from .contract import check_contract
+
+        check_contract(self, contract)
+        return ContractModel(self, contract)
 
     def __call__(
         self,
         x=None,
         *,
         taps: Sequence[str] | None = None,
-        layout: str = "NCHW",
+        layout: str = "ONNX",
         bn_mode: str = "eval",
         relu_mode: str = "standard",
         compiled: bool = True,
@@ -407,7 +466,9 @@ class TFModel(tf.Module):
         Args:
             x: the input, NCHW float32 (numpy or tensor); a dict for multi-input models.
             taps: tensor names or aliases to return instead of the output, as a dict.
-            layout: ``"NCHW"`` (ONNX order) or ``"NHWC"`` for 3-D+ taps/outputs.
+            layout: ``"ONNX"`` (the default: every tensor in the graph's own order, as
+                onnxruntime gives it), ``"NCHW"`` (image tensors channels-first, also those
+                a Keras graph holds channels-last) or ``"NHWC"`` (channels-last).
             bn_mode: ``"eval"`` (running statistics) or ``"train"`` (batch statistics).
             relu_mode: backward rule of every Relu: ``"standard"``, ``"guided"``
                 (guided backprop) or ``"deconvnet"``.
@@ -454,7 +515,7 @@ class TFModel(tf.Module):
         input_shape: Sequence[int] | None = None,
         *,
         taps: Sequence[str] | None = None,
-        layout: str = "NCHW",
+        layout: str = "ONNX",
     ) -> FrozenForward:
         """A forward-only snapshot of the model for fast inference.
 
@@ -481,22 +542,35 @@ class TFModel(tf.Module):
                 f"freeze() needs a full input shape; the model's is {_fmt_shape(spec.shape)}. "
                 f"Pass one, e.g. model.freeze({tuple(1 if d is None else d for d in shape)})"
             )
-        probe = tf.zeros(shape, spec.dtype)
-        self._check_input(spec, probe)  # same shape rules (rank, channels) as a call
         if isinstance(taps, str):
             taps = [taps]
         wanted = tuple(dict.fromkeys(self.resolve(t) for t in taps)) if taps else self.output_names
+
+        def finish(values):
+            if taps:
+                return {tap: values[self.resolve(tap)] for tap in taps}
+            outs = tuple(values[n] for n in wanted)
+            return outs[0] if len(outs) == 1 else outs
+
+        return self._freeze(shape, wanted, layout, lambda x: x, finish,
+                            check=lambda x: self._check_input(spec, x))
+
+    def _freeze(self, shape, wanted, layout, feed, finish, *, check) -> FrozenForward:
+        """The frozen forward behind :meth:`freeze` (and the contract view's): ``feed`` maps
+        the caller's input to the graph input, ``finish`` the values to the result."""
+        spec = self.inputs[0]
+        check(tf.zeros(shape, spec.dtype))  # same shape rules (rank, channels) as a call
         arrays = {name: v.numpy() for name, v in self.onnx_variables.items()}
 
         def forward(x):
             consts = dict(self._consts)
             for name, arr in arrays.items():  # tf.constant in a graph: a Const node
                 consts[name] = Value(tf.constant(arr), self._perms[name])
-            return self._run({spec.name: x}, wanted, layout, "eval", "standard", consts)
+            return self._run({spec.name: feed(x)}, wanted, layout, "eval", "standard", consts)
 
         concrete = tf.function(forward).get_concrete_function(tf.TensorSpec(shape, spec.dtype))
         arrays.clear()  # the graph holds the constants now
-        return FrozenForward(self, concrete, shape, tuple(taps) if taps else None, wanted)
+        return FrozenForward(concrete, shape, check, finish)
 
     @property
     def nodes(self) -> tuple[Node, ...]:
@@ -523,26 +597,28 @@ class TFModel(tf.Module):
 
 
 class FrozenForward:
-    """What ``TFModel.freeze`` returns: ``frozen(x)`` gives what ``model(x)`` gave at freezing."""
+    """What ``freeze`` returns: ``frozen(x)`` gives what the model gave at freezing."""
 
-    def __init__(self, model: TFModel, concrete, input_shape, taps, wanted):
-        self._model, self._fn = model, concrete
-        self.input_shape, self.taps, self._wanted = input_shape, taps, wanted
+    def __init__(self, concrete, input_shape, check, finish):
+        self._fn, self._check, self._finish = concrete, check, finish
+        self.input_shape = input_shape
 
     def __call__(self, x):
-        spec = self._model.inputs[0]
-        t = self._model._check_input(spec, x)
+        t = self._check(x)
         if tuple(t.shape) != self.input_shape:
             raise ModelInputError(
                 f"this frozen forward was built for input shape {_fmt_shape(self.input_shape)}; "
                 f"got {_fmt_shape(tuple(t.shape))}. Freeze again with model.freeze("
                 f"{tuple(t.shape)})"
             )
-        values = self._fn(t)
-        if self.taps:
-            return {tap: values[self._model.resolve(tap)] for tap in self.taps}
-        outs = tuple(values[n] for n in self._wanted)
-        return outs[0] if len(outs) == 1 else outs
+        return self._finish(self._fn(t))
+
+
+def _declared_shape(vi: onnx.ValueInfoProto) -> tuple[int | None, ...] | None:
+    t = vi.type.tensor_type
+    if not t.HasField("shape"):
+        return None
+    return tuple(d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim)
 
 
 def _fmt_shape(shape) -> str:
@@ -568,6 +644,7 @@ def load(
     jit_compile: bool = False,
     dtype: str | tf.DType = "float32",
     name: str | None = None,
+    contract=None,
 ) -> TFModel:
     """Import an ONNX model (path, bytes or ``ModelProto``) as a :class:`TFModel`.
 
@@ -576,15 +653,25 @@ def load(
     ``aliases`` adds more. ``dtype="float64"`` runs the whole graph in double precision
     (useful to compare gradients exactly across frameworks, away from float32 ReLU kinks).
 
+    ``model.contract`` says how the model wants its input (layout, channel order, scale,
+    mean/std) and where its logits are: read from the file's metadata and the graph, then a
+    sidecar next to the file (``<stem>.contract.json`` or ``.yaml``), then ``contract`` (a
+    dict of fields, a :class:`~converters.onnx_to_tf.contract.ModelContract` or a sidecar
+    path). A contract that contradicts the graph raises ``ContractError``.
+    ``model.with_contract()`` is the model the techniques use.
+
     >>> model = load(model_zoo.load("resnet20_cifar"))          # doctest: +SKIP
     >>> model(x, taps=["layer2"])["layer2"].shape               # doctest: +SKIP
     TensorShape([1, 32, 16, 16])
     """
     proto, raw = read_model(source)
     try:
-        return TFModel(
+        model = TFModel(
             proto, aliases=aliases, raw=raw, jit_compile=jit_compile, dtype=dtype, name=name
         )
     finally:
         if raw is not None:
             raw.close()
+    path = source if isinstance(source, (str, os.PathLike)) else None
+    model.set_contract(resolve_contract(model, path=path, overrides=contract))
+    return model

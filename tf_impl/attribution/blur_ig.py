@@ -40,6 +40,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from converters.onnx_to_tf import contract_model
+
 from . import common
 from .common import AttributionError
 from .integrated_gradients import (
@@ -119,6 +121,7 @@ def blur_derivative(x, sigma: float, grad_step: float, truncate: float = 4.0) ->
 def blur_walk(model, x: np.ndarray, targets: np.ndarray, cfg: BlurIGConfig,
               size: int) -> Iterator[PathChunk]:
     """Path points j = 0..steps: G_{sigma_{steps - j}} x (most blurred first, input last)."""
+    model = contract_model(model)
     sig = blur_sigmas(cfg.steps, cfg.max_sigma)
     x64 = x.astype(np.float64)
 
@@ -181,6 +184,7 @@ def blur_ig(model, inputs, target=None, baseline=None, steps: int | None = None,
     Returns:
         attributions (float32, the inputs' shape), or ``(attributions, delta)``.
     """
+    model = contract_model(model)
     _no_baseline(baseline)
     cfg = _settings(config, BlurIGConfig, steps=steps, batch_size=batch_size,
                     max_sigma=max_sigma, grad_step=grad_step)

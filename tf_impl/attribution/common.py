@@ -7,6 +7,8 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
+from converters.onnx_to_tf import contract_model
+
 
 class AttributionError(ValueError):
     """A bad argument to an attribution method; the message says what is expected."""
@@ -14,6 +16,7 @@ class AttributionError(ValueError):
 
 def check_inputs(model, inputs) -> np.ndarray:
     """``inputs`` as float32 NCHW matching the model's input (rank and fixed sizes)."""
+    model = contract_model(model)
     x = np.asarray(inputs)
     if not np.issubdtype(x.dtype, np.floating):
         raise AttributionError(
@@ -34,17 +37,28 @@ def check_inputs(model, inputs) -> np.ndarray:
     return x.astype(np.float32)
 
 
+_NEEDS = "attribution explains one class score, so it needs"
+
+
+def require_classifier(model):
+    """``model`` behind its contract; refuses a model with no classifier output."""
+    from ..visualization.checks import require_classifier as require
+
+    return require(model, error=AttributionError, what=_NEEDS)
+
+
 def logits(model, x) -> tf.Tensor:
-    """The model's output for ``x``; refuses outputs that are not (batch, classes) scores."""
+    """The model's logits for ``x``; refuses outputs that are not (batch, classes) scores."""
+    model = contract_model(model)
     from ..visualization.checks import class_scores
 
-    return class_scores(model, x, error=AttributionError,
-                        what="attribution explains one class score, so it needs")
+    return class_scores(model, x, error=AttributionError, what=_NEEDS)
 
 
 def resolve_targets(model, x: np.ndarray, target=None, *, out=None) -> np.ndarray:
     """One class index per input: the prediction when ``target`` is None, an int for all, or a
     sequence with one per input. Out-of-range targets name the valid range."""
+    model = contract_model(model)
     out = logits(model, x) if out is None else out
     n, classes = int(out.shape[0]), int(out.shape[1])
     if target is None:
@@ -96,6 +110,7 @@ def check_steps(steps, batch_size) -> tuple[int, int]:
 
 def target_scores(model, x, targets) -> tf.Tensor:
     """The ``targets``' scores (logits), one per row of ``x``."""
+    model = contract_model(model)
     out = logits(model, x)
     return tf.gather(out, tf.convert_to_tensor(targets), axis=1, batch_dims=1)
 
@@ -104,6 +119,7 @@ def gradients(model, points: np.ndarray, targets: np.ndarray, batch_size: int, *
               relu_mode: str = "standard") -> tuple[np.ndarray, np.ndarray]:
     """(target scores, d score / d input) at every row of ``points``, ``batch_size`` rows per
     forward pass. ``targets`` has one entry per row."""
+    model = contract_model(model)
     scores, grads = [], []
     for i in range(0, len(points), batch_size):
         p = tf.convert_to_tensor(points[i:i + batch_size])

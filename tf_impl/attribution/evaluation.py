@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
+from converters.onnx_to_tf import contract_model
+
 from ..optimize import TechniqueConfig
 from .common import AttributionError, check_baseline, check_inputs, logits, resolve_targets
 
@@ -220,6 +222,7 @@ def blur(x: np.ndarray, size: int = 11, sigma: float = 5.0) -> np.ndarray:
 def _probabilities(model, rows: np.ndarray, targets: np.ndarray, batch_size: int) -> np.ndarray:
     """Softmax probability of ``targets`` for every row; the last batch is padded to
     ``batch_size`` so that the model sees a single input shape (no retracing)."""
+    model = contract_model(model)
     out = np.empty(len(rows))
     for i in range(0, len(rows), batch_size):
         chunk = rows[i:i + batch_size]
@@ -234,6 +237,7 @@ def _probabilities(model, rows: np.ndarray, targets: np.ndarray, batch_size: int
 
 
 def _curves(model, x, order, start, finish, targets, per_step, batch_size, max_rows):
+    model = contract_model(model)
     n, c, h, w = x.shape
     hw = h * w
     steps = math.ceil(hw / per_step)
@@ -257,6 +261,7 @@ def _curves(model, x, order, start, finish, targets, per_step, batch_size, max_r
 
 
 def _prepare(model, inputs, attributions, target, config, batch_size):
+    model = contract_model(model)
     x = check_inputs(model, inputs)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
             or batch_size < 1:
@@ -289,6 +294,7 @@ def deletion(model, inputs, attributions, target=None, baseline=None, *,
     Returns:
         :class:`CausalCurves` (``.auc``: lower is better).
     """
+    model = contract_model(model)
     x, order, targets, config = _prepare(model, inputs, attributions, target, config,
                                          batch_size)
     base = check_baseline(baseline, x)
@@ -309,6 +315,7 @@ def insertion(model, inputs, attributions, target=None, substrate=None, *,
     Returns:
         :class:`CausalCurves` (``.auc``: higher is better).
     """
+    model = contract_model(model)
     x, order, targets, config = _prepare(model, inputs, attributions, target, config,
                                          batch_size)
     if substrate is None:
@@ -325,6 +332,7 @@ def insertion_deletion(model, inputs, attributions, target=None, baseline=None, 
                        config: CausalMetricConfig | None = None, batch_size: int = 64,
                        max_rows: int = 4096) -> dict[str, CausalCurves]:
     """Both curves: ``{"insertion": ..., "deletion": ...}`` (``baseline`` is deletion's)."""
+    model = contract_model(model)
     x = check_inputs(model, inputs)
     targets = resolve_targets(model, x, target, out=logits(model, x))
     kw = dict(config=config, batch_size=batch_size, max_rows=max_rows)
@@ -355,6 +363,7 @@ def attribute(method: str, model, inputs, target=None, *, steps: int | None = No
     :data:`METHODS`, each at its defaults (``steps`` overrides the path methods' steps):
     attributions of the inputs' shape for the path methods, maps (N, H, W) for ``saliency``
     (max over channels of |d score / d x|, Simonyan et al. 2014) and ``fullgrad``."""
+    model = contract_model(model)
     key = method_name(method)
     if key == "saliency":
         from ..visualization.saliency import input_gradients, magnitude_map

@@ -65,6 +65,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from converters.onnx_to_tf import contract_model
+
 from ..optimize import TechniqueConfig
 from .common import AttributionError, check_inputs, check_steps, logits, resolve_targets
 
@@ -180,12 +182,14 @@ class FullGradDecomposition:
 # -- the bias layers of an imported model ---------------------------------------------------------
 def _constant_operands(model) -> tuple[set[str], set[str]]:
     """(initializer names, Constant-node outputs): the operands that hold fixed values."""
+    model = contract_model(model)
     consts = {o for n in model.nodes if n.op_type == "Constant" for o in n.outputs}
     return set(model.onnx_variables), consts
 
 
 def bias_layers(model) -> list[BiasLayer]:
     """The nodes of ``model`` that add a bias and feed its (first) output, in graph order."""
+    model = contract_model(model)
     feeding = set(model.dependencies([model.output_names[0]]))
     variables, consts = _constant_operands(model)
     fixed = variables | consts
@@ -214,6 +218,7 @@ def _bias_values(model, layers: list[BiasLayer], tapped: dict
                  ) -> list[tuple[np.ndarray, bool]]:
     """Each layer's bias in logical (ONNX) layout and whether it is one value per channel
     (Conv, BatchNormalization) rather than an array broadcast as ONNX does (Gemm, Add)."""
+    model = contract_model(model)
     values = []
     nodes = {n.name: n for n in model.nodes}
     for layer in layers:
@@ -250,6 +255,7 @@ def _gradient_pass(model, layers: list[BiasLayer], const_taps: list[str]):
     """(step, tapped outputs): ``step`` is a tf.function (x, targets) -> (targets, scores,
     d score/dx, [d score/dz_l per tapped output], [constant operands]); a negative target is
     replaced by the predicted class. Cached per model and set of taps."""
+    model = contract_model(model)
     key = (tuple(layer.tensor for layer in layers), tuple(const_taps))
     cache = _PASSES.setdefault(model, {})
     fn = cache.get(key)
@@ -300,6 +306,7 @@ def fullgrad_decompose(model, inputs, target=None, *, batch_size: int = 16
     Returns:
         a :class:`FullGradDecomposition`; ``.gap`` is the completeness check.
     """
+    model = contract_model(model)
     x, targets, batch_size = _prepare(model, inputs, target, batch_size)
     return _decompose(model, x, targets, batch_size)
 
@@ -308,6 +315,7 @@ def _prepare(model, inputs, target, batch_size):
     """Checked inputs, targets (-1: the predicted class, resolved in the gradient pass) and
     batch size. The output is probed on one input, eagerly: tracing the model's compiled
     forward only to learn the number of classes would cost more than the probe."""
+    model = contract_model(model)
     x = check_inputs(model, inputs)
     _, batch_size = check_steps(1, batch_size)
     if len(x) == 0:
@@ -324,6 +332,7 @@ def _prepare(model, inputs, target, batch_size):
 
 def _decompose(model, x: np.ndarray, targets: np.ndarray, batch_size: int
                ) -> FullGradDecomposition:
+    model = contract_model(model)
     layers = bias_layers(model)
     _, consts = _constant_operands(model)
     const_taps = list(dict.fromkeys(la.operand for la in layers if la.operand in consts
@@ -435,6 +444,7 @@ def fullgrad(model, inputs, target=None, *, batch_size: int = 16,
     Returns:
         the saliency maps (N, H, W), non-negative; with ``return_gap``, ``(maps, gap)``.
     """
+    model = contract_model(model)
     config = config or FullGradConfig()
     if not isinstance(config, FullGradConfig):
         raise AttributionError(f"config must be a FullGradConfig; got {type(config).__name__}")

@@ -46,6 +46,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from converters.onnx_to_tf import contract_model
+
 from . import common
 from .common import AttributionError
 from .integrated_gradients import ConfigMethods, PathChunk, _settings, evaluate, prepare
@@ -121,6 +123,7 @@ def guided_walk(model, x: np.ndarray, b: np.ndarray, targets: np.ndarray, cfg: G
                 size: int) -> Iterator[PathChunk]:
     """The Guided IG vertices x^(0) = b, ..., x^(steps) = x of every input, one chunk per
     vertex (all inputs), with the target scores and gradients there."""
+    model = contract_model(model)
     n = len(x)
     flat_x = x.reshape(n, -1).astype(np.float64)
     flat_b = b.reshape(n, -1).astype(np.float64)
@@ -178,6 +181,7 @@ def guided_ig(model, inputs, target=None, baseline=None, steps: int | None = Non
     Returns:
         attributions (float32, the inputs' shape), or ``(attributions, delta)``.
     """
+    model = contract_model(model)
     cfg = _settings(config, GuidedIGConfig, steps=steps, batch_size=batch_size,
                     fraction=fraction, max_dist=max_dist)
     x, b, targets, size = prepare(model, inputs, target, baseline, cfg.batch_size, 1)

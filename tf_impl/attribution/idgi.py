@@ -44,6 +44,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from converters.onnx_to_tf import contract_model
+
 from . import common
 from .blur_ig import BlurAccumulator, BlurIGConfig, _no_baseline, blur_walk
 from .common import AttributionError
@@ -194,6 +196,7 @@ class _StraightAccumulator:
 
 def _walk(model, inputs, target, baseline, cfg: IDGIConfig, options: dict):
     """(x, targets, base config, walk iterator, base accumulator) for ``cfg.base``."""
+    model = contract_model(model)
     allowed = _OPTIONS[cfg.base]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
@@ -241,6 +244,7 @@ def idgi(model, inputs, target=None, baseline=None, steps: int | None = None,
     Returns:
         attributions (float32, the inputs' shape), or ``(attributions, delta)``.
     """
+    model = contract_model(model)
     cfg = _settings(config, IDGIConfig, steps=steps, batch_size=batch_size, base=base)
     x, _, _, walk, _ = _walk(model, inputs, target, baseline, cfg, base_options)
     acc = IDGIAccumulator(x)
@@ -292,6 +296,7 @@ def path_points_and_gradients(model, inputs, target=None, baseline=None,
     :class:`PathSamples`): the base attribution and IDGI then come from the same forward
     passes. Holds (n + 1) * N gradients (and points) in memory: 2 * 4 bytes * (n + 1) * N *
     C * H * W, e.g. 245 MB for one 224x224 image on a 200-step path."""
+    model = contract_model(model)
     cfg = _settings(None, IDGIConfig, steps=steps, batch_size=batch_size, base=base)
     x, targets, config, walk, base_acc = _walk(model, inputs, target, baseline, cfg,
                                                base_options)

@@ -59,6 +59,8 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from converters.onnx_to_tf import contract_model
+
 from . import common
 from .common import AttributionError
 
@@ -156,6 +158,7 @@ def pixel_baseline(model, inputs, value: float = 0.0, *, preprocessing=None) -> 
     """A uniform grey baseline of ``inputs``' shape in the model's input space: ``value`` is
     the pixel value in [0, 1] (0: black, 1: white), normalised with the model's mean and std
     (or ``preprocessing=(mean, std)``)."""
+    model = contract_model(model)
     from .. import images as imgs
 
     x = np.asarray(inputs, np.float32)
@@ -173,6 +176,7 @@ def evaluate(model, points: np.ndarray, targets: np.ndarray, size: int):
     """(scores float64, gradients float32) at ``points`` through :func:`common.gradients`, in
     passes of exactly ``size`` rows (the last one padded by repeating its last row, the
     padding dropped), so that every pass reuses one traced function."""
+    model = contract_model(model)
     n = len(points)
     pad = (-n) % size
     if pad:
@@ -190,6 +194,7 @@ def evaluate(model, points: np.ndarray, targets: np.ndarray, size: int):
 def _forward(model):
     """The model called eagerly when it can be (a ``TFModel`` takes ``compiled=False``): one
     forward pass to find the predicted classes should not trace a new TensorFlow function."""
+    model = contract_model(model)
     try:
         takes = "compiled" in inspect.signature(model.__call__).parameters
     except (TypeError, ValueError):
@@ -200,6 +205,7 @@ def _forward(model):
 def output_scores(model, x: np.ndarray, size: int) -> np.ndarray:
     """The model's output for ``x`` (N, classes), ``size`` rows at a time (eagerly where
     possible); refuses outputs that are not (batch, classes) scores."""
+    model = common.require_classifier(model)
     fwd = _forward(model)
     return np.concatenate([np.asarray(common.logits(fwd, x[i:i + size]))
                            for i in range(0, len(x), size)])
@@ -211,6 +217,7 @@ def prepare(model, inputs, target, baseline, batch_size: int, points: int, *,
     (None when ``needs_baseline`` is False), one target class per input, and the rows per
     forward pass (``batch_size``, or fewer when a walk of ``points`` points per input has
     fewer rows in all)."""
+    model = contract_model(model)
     x = common.check_inputs(model, inputs)
     if x.shape[0] == 0:
         raise AttributionError("inputs hold no images (batch of 0)")
@@ -242,6 +249,7 @@ def walk_rows(model, make_points: Callable[[np.ndarray, np.ndarray], np.ndarray]
               targets: np.ndarray, size: int) -> Iterator[PathChunk]:
     """Evaluate path points 0..n_points-1 of every input, point-major (row r is point r // N of
     input r % N), ``size`` rows per forward pass. ``make_points(k, i)`` builds the rows."""
+    model = contract_model(model)
     n = len(targets)
     total = n_points * n
     for r0 in range(0, total, size):
@@ -259,6 +267,7 @@ def column(v: np.ndarray, ndim: int) -> np.ndarray:
 
 def straight_line_walk(model, x, b, targets, alphas, size) -> Iterator[PathChunk]:
     """The straight path x' + a (x - x') at ``alphas`` (float64 arithmetic, float32 points)."""
+    model = contract_model(model)
     x64, d64 = x.astype(np.float64), x.astype(np.float64) - b.astype(np.float64)
     b64, a = b.astype(np.float64), np.asarray(alphas, np.float64)
 
@@ -296,6 +305,7 @@ def integrated_gradients(model, inputs, target=None, baseline=None, steps: int |
     Returns:
         attributions (float32, the inputs' shape), or ``(attributions, delta)``.
     """
+    model = contract_model(model)
     cfg = _settings(config, IntegratedGradientsConfig, steps=steps, batch_size=batch_size,
                     method=method)
     alphas, weights = quadrature(cfg.method, cfg.steps)

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
+from converters.onnx_to_tf import contract_model
+
 from .. import images as imgs
 from ..optimize import Optimization, OptimizeConfig, TechniqueConfig, pixel_box, seeded_noise
 from ..priors import TotalVariation
@@ -84,6 +86,7 @@ def inverting_gradients_config(steps: int = 2000) -> DLGConfig:
 
 
 def _labels_for(model, shared, config, labels):
+    model = contract_model(model)
     if config.labels == "given":
         if labels is None:
             raise GradientInversionError("labels='given' needs labels=[...] (one per image)")
@@ -113,6 +116,7 @@ def dlg(model, shared: SharedGradient, config: DLGConfig | None = None, *, label
         a :class:`Result` with ``image`` (pixel space, unordered as recovered) and
         ``extra["labels"]`` (argmax of the soft labels, or the restored/given labels).
     """
+    model = contract_model(model)
     config = config or DLGConfig()
     shared = check_gradient(model, shared)
     fc = fc_layer(model)

@@ -25,10 +25,14 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
+
+from converters.onnx_to_tf import contract_model
 
 from .. import images as imgs
 from ..optimize import (
@@ -102,6 +106,7 @@ class _Objective:
     """Sum over seeds of the GradInversion terms; the consensus is a held constant."""
 
     def __init__(self, model, shared, labels, config, n, shape):
+        model = contract_model(model)
         self.config, self.n, self.g = config, n, config.seeds
         taps = bn_inputs(model) if config.bn_weight else []
         self.model = model
@@ -151,6 +156,7 @@ def grad_inversion(model, shared: SharedGradient, config: GradInversionConfig | 
         (pixel space, in recovered order), ``extra["seeds"]`` every seed's images,
         ``extra["consensus"]`` the last consensus, ``extra["labels"]`` the labels used.
     """
+    model = contract_model(model)
     from . import labels as label_rules
 
     config = config or GradInversionConfig()
@@ -163,6 +169,11 @@ def grad_inversion(model, shared: SharedGradient, config: GradInversionConfig | 
     else:
         y = check_labels(labels, n, fc.num_classes)
     mean, std = preprocessing or imgs.preprocessing_of(model)
+    if config.bn_weight and not model.bn_layers:
+        warnings.warn("this model has no BatchNormalization layers (Keras and Caffe exports "
+                      "fold them into the convolutions): GradInversion runs without the BN "
+                      "prior (bn_weight=0)", stacklevel=2)
+        config = dataclasses.replace(config, bn_weight=0.0)
     g = config.seeds
     objective = _Objective(model, shared, y, config, n, shape)
     start = seeded_noise((g * n, *shape), config.seed, config.init_std)

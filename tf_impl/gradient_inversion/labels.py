@@ -40,6 +40,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from converters.onnx_to_tf import contract_model
+
 from .victim import FCLayer, GradientInversionError, SharedGradient, check_gradient, fc_layer
 
 METHODS = ("auto", "idlg", "column_min", "duplicates")
@@ -361,6 +363,7 @@ def restore_labels(model, shared, method: str = "auto", k: int | None = None) ->
         >>> restore_labels(model, client_gradient(model, x[:1], y[:1]))   # doctest: +SKIP
         array([3])
     """
+    model = contract_model(model)
     if method not in METHODS:
         raise GradientInversionError(f"method must be one of {METHODS}; got {method!r}")
     if method == "auto":

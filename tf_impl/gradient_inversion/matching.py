@@ -19,6 +19,8 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
+from converters.onnx_to_tf import contract_model
+
 from .victim import GradientInversionError, SharedGradient, check_gradient, cross_entropy
 
 DISTANCES = ("l2", "cosine")
@@ -36,6 +38,7 @@ class GradientMatcher:
 
     def __init__(self, model, shared: SharedGradient, distance: str = "l2",
                  taps: Sequence[str] = ()):
+        model = contract_model(model)
         if distance not in DISTANCES:
             raise GradientInversionError(f"distance must be one of {DISTANCES}; got {distance!r}")
         shared = check_gradient(model, shared)
@@ -72,6 +75,7 @@ class GradientMatcher:
 
 def bn_inputs(model) -> list[str]:
     """The input tensor of every BatchNormalization layer (raises if there are none)."""
+    model = contract_model(model)
     if not model.bn_layers:
         raise GradientInversionError(
             "this model has no BatchNormalization layers, so the BN prior has nothing to match "
@@ -87,6 +91,7 @@ def safe_norm(v) -> tf.Tensor:
 
 def bn_prior(model, tapped: dict) -> tf.Tensor:
     """sum_l ||mean_l - running_mean_l||_2 + ||var_l - running_var_l||_2 (biased var)."""
+    model = contract_model(model)
     total = []
     for layer in model.bn_layers:
         a = tf.cast(tapped[layer.input], tf.float32)

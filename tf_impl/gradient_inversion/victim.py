@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
+from converters.onnx_to_tf import contract_model
+
 _REDUCTIONS = ("mean", "sum")
 
 
@@ -55,6 +57,7 @@ class SharedGradient:
 
 def parameter_names(model) -> list[str]:
     """Trainable weights of the model: float initializers except BN running statistics."""
+    model = contract_model(model)
     stats = {id(layer.running_mean) for layer in model.bn_layers} | {
         id(layer.running_var) for layer in model.bn_layers
     }
@@ -62,6 +65,7 @@ def parameter_names(model) -> list[str]:
 
 
 def _check_batch(model, images, labels, num_classes: int | None):
+    model = contract_model(model)
     x = tf.convert_to_tensor(np.asarray(images, np.float32))
     if x.shape.rank != 4:
         raise GradientInversionError(
@@ -89,7 +93,10 @@ def check_labels(labels, n: int, num_classes: int | None) -> np.ndarray:
 
 def image_shape_of(model, image_shape=None) -> tuple[int, ...]:
     """(C, H, W) of one image: ``image_shape`` if given, else the model's fixed input size."""
+    model = contract_model(model)
     shape = tuple(image_shape or model.input_shape[1:])
+    if not image_shape and shape and shape[0] is None:  # a grayscale model: it takes RGB too
+        shape = (3, *shape[1:])
     if any(d is None for d in shape):
         raise GradientInversionError(f"the model's input size is not fixed ({shape}); pass "
                                      "image_shape=(C, H, W)")
@@ -125,6 +132,7 @@ def client_gradient(model, images, labels, *, reduction: str = "mean", bn_mode: 
         bn_mode: ``"eval"`` (running statistics, default) or ``"train"`` (batch statistics,
             as in a local training step; running statistics are not updated).
     """
+    model = contract_model(model)
     if reduction not in _REDUCTIONS:
         raise GradientInversionError(f"reduction must be 'mean' or 'sum'; got {reduction!r}")
     if bn_mode not in ("eval", "train"):
@@ -142,6 +150,7 @@ def client_gradient(model, images, labels, *, reduction: str = "mean", bn_mode: 
 
 def check_gradient(model, shared: SharedGradient | Mapping[str, np.ndarray]) -> SharedGradient:
     """Validate a shared gradient against the model: keys and shapes (ONNX layout)."""
+    model = contract_model(model)
     if not isinstance(shared, SharedGradient):
         shared = SharedGradient({k: np.asarray(v) for k, v in shared.items()})
     names = parameter_names(model)
@@ -189,6 +198,7 @@ class FCLayer:
 
 def fc_layer(model) -> FCLayer:
     """Find the last Gemm/MatMul with an initializer weight feeding the model's output."""
+    model = contract_model(model)
     consts = set(model.onnx_variables)
     consumers: dict[str, list] = {}
     for n in model.nodes:

@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
+from converters.onnx_to_tf import contract_model
+
 from .. import images as imgs
 from ..optimize import Optimization, OptimizeConfig, TechniqueConfig
 from ..result import Result
@@ -131,6 +133,7 @@ def attack_terms(model, pixels, labels, targets, config: AdversarialConfig, mean
     untargeted ``{"neg_ce": -CE(f(x), y)}``; targeted ``{"target_ce": CE(f(x), t)}`` (ascent on
     log p_t) or ``{"neg_target_score": -S_t(x)}``.
     """
+    model = contract_model(model)
     m = tf.constant(np.asarray(mean, np.float32).reshape(1, -1, 1, 1))
     s = tf.constant(np.asarray(std, np.float32).reshape(1, -1, 1, 1))
     logits = model((pixels - m) / s)
@@ -157,6 +160,7 @@ def _cross_entropy(logits, labels) -> tf.Tensor:
 
 
 def _prepare(model, images, labels, target, preprocessing):
+    model = contract_model(model)
     pixels, x_norm = checks.model_input(model, images, preprocessing=preprocessing)
     n = checks.num_classes(model)
     probs = tf.nn.softmax(model(x_norm), axis=-1).numpy()
@@ -180,6 +184,7 @@ def _prepare(model, images, labels, target, preprocessing):
 
 
 def _gradient(model, pixels, labels, targets, config, mean, std) -> np.ndarray:
+    model = contract_model(model)
     p = tf.constant(pixels)
     with tf.GradientTape() as tape:
         tape.watch(p)
@@ -213,6 +218,7 @@ def fgsm(
     Returns:
         a :class:`tf_impl.result.Result` (see :func:`pgd`).
     """
+    model = contract_model(model)
     config = config or AdversarialConfig()
     t0 = time.perf_counter()
     pixels, labels, targets, probs = _prepare(model, images, labels, target, preprocessing)
@@ -252,6 +258,7 @@ def pgd(
         space); ``metrics``: ``success_rate``, ``accuracy_before``/``after``, the mean and max
         L-inf and the mean L2.
     """
+    model = contract_model(model)
     config = config or AdversarialConfig()
     pixels, labels, targets, probs = _prepare(model, images, labels, target, preprocessing)
     mean, std = preprocessing or imgs.preprocessing_of(model)
@@ -283,6 +290,7 @@ def pgd(
 def attack(model, images, labels=None, config: AdversarialConfig | None = None, *,
            method: str = "pgd", **kwargs) -> Result:
     """:func:`pgd` or :func:`fgsm` by name."""
+    model = contract_model(model)
     if method not in _METHODS:
         raise checks.VisualizationError(f"method must be one of {_METHODS}; got {method!r}")
     if method == "fgsm":
@@ -298,6 +306,7 @@ def _term_name(targets, config) -> str:
 
 
 def _predict(model, pixels, mean, std) -> np.ndarray:
+    model = contract_model(model)
     return tf.nn.softmax(model(imgs.normalize(pixels, mean, std)), axis=-1).numpy()
 
 
@@ -307,6 +316,7 @@ def _success(pred, labels, targets) -> np.ndarray:
 
 def _finish(method, model, pixels, adv, labels, targets, probs, config, mean, std, history,
             seconds, steps, stopped, message) -> Result:
+    model = contract_model(model)
     after = _predict(model, adv, mean, std)
     pred0, pred1 = probs.argmax(1), after.argmax(1)
     idx = np.arange(len(pixels))

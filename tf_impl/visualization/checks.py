@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from converters.onnx_to_tf import contract_model
+
 from .. import images as imgs
 
 
@@ -14,23 +16,39 @@ class VisualizationError(ValueError):
 
 def class_scores(model, x, *, relu_mode: str = "standard", error=VisualizationError,
                  what: str = "class scores need") -> tf.Tensor:
-    """The model's (batch, classes) output for ``x``; any other output shape raises ``error``
-    (the visualization and attribution methods explain one class score)."""
+    """The model's (batch, classes) logits for ``x`` (the input of a final Softmax, spatial
+    maps squeezed: see the model contract); a model with no classifier output raises
+    ``error`` (the visualization and attribution methods explain one class score)."""
+    model = require_classifier(model, error=error, what=what)
     out = model(x, relu_mode=relu_mode) if relu_mode != "standard" else model(x)
     out = out[0] if isinstance(out, tuple) else out
     if out.shape.rank != 2:
         raise error(
-            f"this model's output has shape {tuple(out.shape)}, not (batch, classes): {what} a "
-            "classifier (e.g. resnet20_cifar, vgg16); for a feature extractor pick a layer and "
-            "channel instead")
+            f"this model's class scores have shape {tuple(out.shape)}, not (batch, classes); "
+            "give the logits tensor with --logits TENSOR (python -m tf_impl layers MODEL "
+            "lists them)")
     return out
 
 
+def require_classifier(model, *, error=VisualizationError, what: str = "class scores need"):
+    """``model`` behind its contract, or ``error`` when it has no classifier output."""
+    model = contract_model(model)
+    contract = getattr(model, "contract", None)  # None: a plain callable (a test double)
+    if contract is not None and not contract.is_classifier:
+        raise error(
+            f"{what} a classifier, but this model's output {model.output_names[0]!r} is a "
+            "feature map (contract output 'features'); use a classifier (e.g. resnet20_cifar, "
+            "vgg16), or, if that output holds class scores, say so with --output logits")
+    return model
+
+
 def num_classes(model) -> int:
-    """The size of the model's last output axis (its class count)."""
+    """The number of classes of a classifier (the logits' last axis)."""
+    model = require_classifier(model)
+    if hasattr(model, "num_classes"):
+        return model.num_classes
     spec = model.inputs[0]
-    dims = [1 if i == 0 and d is None else (64 if d is None else d)
-            for i, d in enumerate(spec.shape)]
+    dims = [1 if i == 0 else (64 if d is None else d) for i, d in enumerate(spec.shape)]
     return int(class_scores(model, tf.zeros(dims, spec.dtype)).shape[-1])
 
 
@@ -75,7 +93,7 @@ def check_layer(model, layer: str) -> str:
 
 def fixed_size(model) -> tuple[int, int] | None:
     """(H, W) when the model's input has a fixed spatial size (a fully connected head)."""
-    shape = model.inputs[0].shape
+    shape = contract_model(model).inputs[0].shape
     if len(shape) == 4 and shape[2] is not None and shape[3] is not None:
         return int(shape[2]), int(shape[3])
     return None
@@ -87,8 +105,8 @@ def check_image_size(model, pixels: np.ndarray) -> None:
     if size is not None and tuple(pixels.shape[-2:]) != size:
         raise VisualizationError(
             f"this model takes {size[0]}x{size[1]} images (its input is fixed at "
-            f"{tuple(model.inputs[0].shape)}); got {pixels.shape[-2]}x{pixels.shape[-1]}. Resize "
-            f"it, e.g. load_image(path, size={size[0]})"
+            f"{tuple(contract_model(model).inputs[0].shape)}); got {pixels.shape[-2]}x"
+            f"{pixels.shape[-1]}. Resize it, e.g. load_image(path, size={size[0]})"
         )
 
 

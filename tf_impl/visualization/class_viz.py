@@ -38,6 +38,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import tensorflow as tf
 
+from converters.onnx_to_tf import contract_model
+
 from .. import images as imgs
 from ..feature_inversion import gaussian_blur
 from ..optimize import Optimization, OptimizeConfig, TechniqueConfig, pixel_box, seeded_noise
@@ -178,6 +180,7 @@ class RandomShift:
 # -- the objective --------------------------------------------------------------------------------
 def class_scores(model, x, targets) -> tf.Tensor:
     """S_c per image: the logits of ``targets`` (one class per image) at input ``x``."""
+    model = contract_model(model)
     logits = model(x)
     idx = tf.stack([tf.range(tf.shape(logits)[0]), tf.constant(targets, tf.int32)], axis=1)
     return tf.gather_nd(logits, idx)
@@ -187,6 +190,7 @@ def build_objective(model, targets: Sequence[int], config: ClassVizConfig,
                     shift: RandomShift | None = None) -> Callable:
     """``x -> {"score": -sum S_c, "l2": lambda ||x||^2, "tv": ...}`` on normalised input ``x``
     (the score is read at the shifted image when ``shift`` is given)."""
+    model = contract_model(model)
     targets = [int(t) for t in targets]
     tv = TotalVariation(2.0, normalize=True) if config.tv_weight else None
 
@@ -228,6 +232,7 @@ def effective_jitter(config: ClassVizConfig, size: tuple[int, int]) -> int:
 
 
 def _targets(model, target) -> list[int]:
+    model = contract_model(model)
     targets = [target] if np.isscalar(target) else list(target)
     if not targets:
         raise checks.VisualizationError("give at least one class index, e.g. target=3")
@@ -266,6 +271,7 @@ def class_visualization(
         score and softmax probability of the target at the start and the end; ``extra`` with
         the targets, their names and the per-image scores and probabilities.
     """
+    model = contract_model(model)
     config = config or ClassVizConfig()
     targets = _targets(model, target)
     fixed = checks.fixed_size(model)
@@ -333,6 +339,7 @@ def class_visualization(
 
 
 def _scores_and_probs(model, x, targets) -> tuple[np.ndarray, np.ndarray]:
+    model = contract_model(model)
     logits = model(tf.constant(x))
     idx = np.arange(len(targets))
     probs = tf.nn.softmax(logits, axis=-1).numpy()[idx, targets]
@@ -340,6 +347,7 @@ def _scores_and_probs(model, x, targets) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _class_names(model, given=None) -> list[str] | None:
+    model = contract_model(model)
     if given is not None:
         return list(given)
     name = getattr(model, "metadata", {}).get("model_zoo.name")

@@ -41,6 +41,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import tensorflow as tf
 
+from converters.onnx_to_tf import contract_model
+
 from .. import images as imgs
 from ..optimize import Optimization, OptimizeConfig, TechniqueConfig
 from ..result import Result
@@ -106,6 +108,7 @@ def layer_objective(model, layers: Sequence[str], config: DeepDreamConfig, mean,
                     shift: RandomShift | None = None) -> Callable:
     """``pixels -> {"dream": -sum over layers of mean(a^2) (or ||a||_2)}`` (minimised), read at
     the shifted picture when ``shift`` is given."""
+    model = contract_model(model)
     m = tf.constant(np.asarray(mean, np.float32).reshape(1, -1, 1, 1))
     s = tf.constant(np.asarray(std, np.float32).reshape(1, -1, 1, 1))
     layers = list(layers)
@@ -179,6 +182,7 @@ def deepdream(
         ``original``, ``history`` (``dream`` = -objective, per step over all octaves);
         ``extra``: layers, octave sizes, steps per octave done, notes.
     """
+    model = contract_model(model)
     config = config or DeepDreamConfig()
     layers = [layers] if isinstance(layers, str) else list(layers)
     if not layers:

@@ -31,6 +31,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from converters.onnx_to_tf import contract_model
+
 from .. import images as imgs
 from ..optimize import TechniqueConfig
 from . import checks
@@ -104,6 +106,7 @@ def features(model, images, layer: str, *, pooling: str | None = None, batch_siz
         pooling: ``None`` flattens (C*H*W, NCHW order), ``"avg"``/``"max"`` pool over the
             positions of a feature map (C values).
     """
+    model = contract_model(model)
     _choice("pooling", pooling, POOLINGS)
     if batch_size < 1:
         raise VisualizationError(f"batch_size must be >= 1; got {batch_size}")
@@ -178,6 +181,7 @@ def nearest_neighbours(query, pool, k: int = 5, space: str = "feature", *, model
         :class:`Neighbours` ``(indices, distances)``, each (Q, k), nearest first; ties go to
         the lower pool index, so a query that is in the pool comes first among its copies.
     """
+    model = None if model is None else contract_model(model)
     _choice("space", space, SPACES)
     _choice("metric", metric, METRICS)
     q, p = np.asarray(query), np.asarray(pool)

@@ -848,8 +848,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import converters  # noqa: F401  (quiet TF logs; blocks a crashing triton import)
 
+    from ..cli.fast_style import add_apply_parser, add_train_parser
     from ..report import OutputError
-    from .cli_fast_style import add_apply_parser, add_train_parser
 
     parser = argparse.ArgumentParser(prog="python -m tf_impl.visualization.fast_style",
                                      description=__doc__.split("\n\n")[0])

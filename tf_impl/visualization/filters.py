@@ -35,6 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from converters.onnx_to_tf import contract_model
+
 from . import checks
 from .checks import VisualizationError
 
@@ -67,11 +69,13 @@ class ConvKernels:
 
 
 def _producers(model) -> dict:
+    model = contract_model(model)
     return {o: n for n in model.nodes for o in n.outputs if o}
 
 
 def _is_activation(name: str, producers: dict, model) -> bool:
     """True for tensors computed from the graph input (not weights or Constant nodes)."""
+    model = contract_model(model)
     if name in {i.name for i in model.inputs}:
         return True
     node = producers.get(name)
@@ -80,12 +84,14 @@ def _is_activation(name: str, producers: dict, model) -> bool:
 
 def _conv_names(model) -> list[str]:
     """Names to suggest for convolution layers: aliases of Conv outputs, else the tensors."""
+    model = contract_model(model)
     outs = {n.outputs[0] for n in model.nodes if n.op_type == "Conv"}
     named = [a for a, t in model.aliases.items() if t in outs]
     return named or sorted(outs)
 
 
 def _kernels(model, node) -> ConvKernels:
+    model = contract_model(model)
     w = node.inputs[1] if len(node.inputs) > 1 else ""
     if w not in model.onnx_variables:
         raise VisualizationError(
@@ -103,6 +109,7 @@ def conv_kernels(model, layer: str) -> ConvKernels:
     constant...) to the Conv node; a layer made by pooling, by adding two branches, or by
     anything else is refused with the names of the model's convolution layers.
     """
+    model = contract_model(model)
     name = checks.check_layer(model, layer)
     producers = _producers(model)
     tensor = name
@@ -127,6 +134,7 @@ def conv_kernels(model, layer: str) -> ConvKernels:
 
 def first_conv(model) -> ConvKernels:
     """The kernels of the first Conv node in the graph (the one that sees the pixels)."""
+    model = contract_model(model)
     for node in model.nodes:
         if node.op_type == "Conv":
             return _kernels(model, node)
@@ -144,9 +152,11 @@ def _minmax(w: np.ndarray, axes) -> np.ndarray:
 def first_layer_filters(model) -> np.ndarray:
     """The first convolution's kernels as RGB tiles, (O, kh, kw, 3) float32 in [0, 1].
 
-    Each filter is min-max scaled on its own over all of its values. A one-channel first layer
+    Each filter is min-max scaled on its own over all of its values; a BGR model's kernels
+    are shown in RGB order (its contract says which). A one-channel first layer
     (grayscale models) is replicated to three channels; other channel counts are refused.
     """
+    model = contract_model(model)
     k = first_conv(model)
     w = k.weights
     if w.shape[1] == 1:
@@ -156,6 +166,9 @@ def first_layer_filters(model) -> np.ndarray:
             f"the first convolution ({k.node!r}) takes {w.shape[1]} input channels, not RGB, so "
             "its kernels cannot be shown as colour tiles; use layer_filters(model, layer)"
         )
+    contract = getattr(model, "contract", None)
+    if contract is not None and contract.bgr:  # the model's channel 0 is blue: show RGB
+        w = w[:, ::-1]
     return _minmax(w, (1, 2, 3)).transpose(0, 2, 3, 1)
 
 
@@ -192,6 +205,7 @@ def layer_filters(model, layer: str, *, normalize: str = "filter", pad: int = 1,
             (``"filter"``, default), over each tile (``"tile"``), over the whole layer
             (``"layer"``), or none (``"none"``: raw weights).
     """
+    model = contract_model(model)
     if normalize not in _NORMALIZE:
         raise VisualizationError(f"normalize must be one of {_NORMALIZE}; got {normalize!r}")
     w = conv_kernels(model, layer).weights
@@ -213,6 +227,7 @@ def activations(model, image, layer: str, *, preprocessing=None) -> np.ndarray:
         layer: any tensor (alias or ONNX name). A vector layer (N, C) gives (C, 1, 1).
         preprocessing: (mean, std) of the model input; the zoo's record by default.
     """
+    model = contract_model(model)
     name = checks.check_layer(model, layer)
     pixels, x = checks.model_input(model, image, preprocessing=preprocessing)
     if pixels.shape[0] != 1:

@@ -46,6 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
+from converters.onnx_to_tf import contract_model
+
 from .. import images as imgs
 from ..optimize import TechniqueConfig
 from . import checks
@@ -136,19 +138,16 @@ def _union(a: _Axis, b: _Axis) -> _Axis:
 
 def _static(model, producers: dict, name: str):
     """The value of a constant tensor (a Constant node's output or an integer initializer)."""
+    model = contract_model(model)
     node = producers.get(name)
     if node is not None and node.op_type == "Constant":
         return np.asarray(node.attr("value"))
-    const = getattr(model, "_consts", {}).get(name)
-    if const is not None and getattr(const, "is_const", False):
-        return np.asarray(const.data)
-    if name in model.onnx_variables:
-        return np.asarray(model.onnx_variables[name].numpy())
-    return None
+    return model.static_value(name)
 
 
 def _window(node, ax: _Axis, axis: int, in_size: int | None, model) -> _Axis:
     """A Conv/pool window along spatial ``axis`` (0: height, 1: width)."""
+    model = contract_model(model)
     if node.op_type == "Conv" and not node.attr("kernel_shape"):
         w = model.to_onnx_layout(node.inputs[1], model.onnx_variables[node.inputs[1]])
         kernel = list(w.shape[2:])
@@ -191,6 +190,7 @@ def _spatial_args(values, axes, rank: int = 4) -> dict[int, int]:
 
 
 def _apply(node, ins: list, model, producers, shape_of) -> tuple[_Axis, _Axis]:
+    model = contract_model(model)
     op = node.op_type
     if op in _KEEP:
         return ins[0]
@@ -201,6 +201,11 @@ def _apply(node, ins: list, model, producers, shape_of) -> tuple[_Axis, _Axis]:
         for other in ins[1:]:
             h, w = _union(h, other[0]), _union(w, other[1])
         return h, w
+    if op == "Transpose":  # between channels-last and channels-first (H stays before W)
+        if tuple(node.attr("perm") or ()) in ((0, 3, 1, 2), (0, 2, 3, 1), (0, 1, 2, 3)):
+            return ins[0]
+        raise ValueError(f"Transpose {tuple(node.attr('perm') or ())} that moves the spatial "
+                         "axes")
     if op in ("Softmax", "LogSoftmax"):
         if int(node.attr("axis", -1 if node.since >= 13 else 1)) % 4 != 1 or node.since < 13:
             raise ValueError(f"{op} over more than the channel axis")
@@ -256,6 +261,7 @@ def _apply(node, ins: list, model, producers, shape_of) -> tuple[_Axis, _Axis]:
 
 def _probe_shapes(model, names, input_hw):
     """NCHW shapes of ``names`` for one zero image of ``input_hw``."""
+    model = contract_model(model)
     c = model.inputs[0].shape[1] or 3
     outs = model(np.zeros((1, c, *input_hw), np.float32), taps=list(names), compiled=False)
     return {k: tuple(np.asarray(v).shape) for k, v in outs.items()}
@@ -277,6 +283,7 @@ def receptive_field(model, layer: str, input_hw: tuple[int, int] | None = None
             (``auto_pad=SAME``, global pooling, negative Slice starts). Defaults to the model's
             fixed size, else 224.
     """
+    model = contract_model(model)
     target = checks.check_layer(model, layer)
     hw = tuple(input_hw or checks.fixed_size(model) or (224, 224))
     producers = {o: n for n in model.nodes for o in n.outputs if o}
@@ -331,6 +338,7 @@ def gradient_support(model, layer: str, position: tuple[int, int], images, *,
     missed because one channel happens to be dead); union over several images (e.g. noise)
     keeps dead ReLUs from hiding parts of the field.
     """
+    model = contract_model(model)
     import tensorflow as tf
 
     name = checks.check_layer(model, layer)
@@ -464,6 +472,7 @@ class _Dataset:
     """Batches of pixels from CIFAR-10, an array or a folder, with skipped files counted."""
 
     def __init__(self, model, source, config: PatchesConfig, n: int | None, split: str):
+        model = contract_model(model)
         self.skipped: list[tuple[str, str]] = []
         self.files: list[Path] | None = None
         fixed = checks.fixed_size(model)
@@ -504,6 +513,7 @@ class _Dataset:
             raise VisualizationError("the dataset is empty; give at least one image")
 
     def _arrays(self, model, pixels, name):
+        model = contract_model(model)
         checks.check_image_size(model, pixels)
         self.pixels = pixels
         self.hw = tuple(pixels.shape[2:])
@@ -589,6 +599,7 @@ def top_patches(
         :class:`Patches`. Ctrl-C stops the scan and returns the top-k found so far
         (``interrupted=True``).
     """
+    model = contract_model(model)
     config = config or PatchesConfig()
     started = time.perf_counter()
     name = checks.check_layer(model, layer)

@@ -53,6 +53,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
+from converters.onnx_to_tf import contract_model
+
 from .. import images as imgs
 from ..optimize import TechniqueConfig
 from . import checks
@@ -283,12 +285,14 @@ class Attribution:
 
 # -- the pieces ---------------------------------------------------------------------------------
 def _logits(model, x, relu_mode: str = "standard") -> tf.Tensor:
+    model = contract_model(model)
     return checks.class_scores(model, x, relu_mode=relu_mode,
                                what="saliency and occlusion explain a class score, so they need")
 
 
 def _targets(target, logits: np.ndarray, model) -> np.ndarray:
     """One class per image: the predicted one (``None``), one int for all, or one per image."""
+    model = contract_model(model)
     n, classes = logits.shape
     if target is None:
         return logits.argmax(1).astype(np.int64)
@@ -311,6 +315,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 def _prepare(model, image, target, preprocessing):
     """pixels, normalised input, (mean, std), logits, targets, predicted, probabilities."""
+    model = contract_model(model)
     pixels, x = checks.model_input(model, image, preprocessing=preprocessing)
     mean, std = preprocessing or imgs.preprocessing_of(model)
     logits = _logits(model, x).numpy()
@@ -332,6 +337,7 @@ def input_gradients(model, x, targets, *, relu_mode: str = "standard") -> np.nda
     the N target logits gives every image's own gradient. ``relu_mode="guided"`` gives guided
     backprop, ``"deconvnet"`` Zeiler & Fergus' deconvnet rule.
     """
+    model = contract_model(model)
     x = tf.convert_to_tensor(np.asarray(x, np.float32))
     idx = tf.constant(np.stack([np.arange(len(targets)), np.asarray(targets)], 1), tf.int32)
     with tf.GradientTape() as tape:
@@ -398,6 +404,7 @@ def saliency(model, image, target=None, config: SaliencyConfig | None = None, *,
         an :class:`Attribution` whose ``map`` is max_c |dS_c/dI| (N, H, W) and ``attribution``
         the signed gradient (N, 3, H, W).
     """
+    model = contract_model(model)
     config = config or SaliencyConfig()
     t0 = time.perf_counter()
     pixels, x, (_, std), logits, targets, probs = _prepare(model, image, target, preprocessing)
@@ -420,6 +427,7 @@ def guided_backprop(model, image, target=None, config: GuidedBackpropConfig | No
         an :class:`Attribution` whose ``attribution`` is the raw signed gradient (N, 3, H, W)
         (show it with :func:`gradient_image`) and ``map`` its channel-max magnitude.
     """
+    model = contract_model(model)
     config = config or GuidedBackpropConfig()
     t0 = time.perf_counter()
     pixels, x, (_, std), logits, targets, probs = _prepare(model, image, target, preprocessing)
@@ -466,6 +474,7 @@ def _occlusion_step(model, kind: str):
     """One compiled step per (model, score kind): occlude a chunk of windows, run the model,
     add each window's score drop to the running sums. One call per chunk keeps the
     per-forward overhead as low for ``batch_size=1`` as for large batches."""
+    model = contract_model(model)
     steps = _STEPS.setdefault(model, {})
     if kind not in steps:
 
@@ -488,6 +497,7 @@ def occlusion_attributions(model, x, targets, config: OcclusionConfig, baseline,
     channel. Each pixel gets the mean over the windows covering it of
     score(x) - score(x with the window filled); ``config.batch_size`` windows per forward pass.
     """
+    model = contract_model(model)
     x = np.asarray(x, np.float32)
     n, c, h, w = x.shape
     wh, ww = config.window_hw
@@ -552,6 +562,7 @@ def occlusion(model, image, target=None, config: OcclusionConfig | None = None, 
         over the windows covering each pixel (positive: occluding the pixel hurts the class),
         as Captum's ``Occlusion`` defines it.
     """
+    model = contract_model(model)
     config = config or OcclusionConfig()
     t0 = time.perf_counter()
     pixels, x, (mean, std), logits, targets, probs = _prepare(model, image, target, preprocessing)
@@ -640,6 +651,7 @@ def grabcut_segmentation(pixels, saliency_maps, config: GrabCutConfig | None = N
 def saliency_segmentation(model, image, target=None, config: GrabCutConfig | None = None, *,
                           saliency_config: SaliencyConfig | None = None, preprocessing=None):
     """(masks (N, H, W) bool, the :class:`Attribution` of :func:`saliency`) in one call."""
+    model = contract_model(model)
     s = saliency(model, image, target, saliency_config, preprocessing=preprocessing)
     return grabcut_segmentation(s.pixels, s.map, config), s
 

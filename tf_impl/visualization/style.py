@@ -80,6 +80,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
+from converters.onnx_to_tf import contract_model
+
 from .. import images as imgs
 from ..optimize import Optimization, OptimizeConfig, TechniqueConfig, pixel_box, seeded_noise
 from ..priors import Objective, Term, TotalVariation
@@ -260,6 +262,7 @@ class GramTerm(Term):
     """
 
     def __init__(self, model, layer: str, target_gram, *, name: str | None = None):
+        model = contract_model(model)
         self.model, self.layer = model, layer
         self.target = tf.constant(np.asarray(target_gram), tf.float32)
         self.name = name or f"style:{layer}"
@@ -280,6 +283,7 @@ class ContentTerm(Term):
     """P_l(x) = mean (F_l(x) - F_l(content))^2 for one layer (:func:`perceptual.content_loss`)."""
 
     def __init__(self, model, layer: str, target, *, name: str | None = None):
+        model = contract_model(model)
         self.model, self.layer = model, layer
         self.target = tf.constant(np.asarray(target), tf.float32)
         self.name = name or f"content:{layer}"
@@ -311,6 +315,7 @@ def build_objective(
     :class:`~tf_impl.priors.Objective` (one forward with all the layers per evaluation); the
     history records each layer's weighted term (``style:<layer>``, ``content:<layer>``,
     ``tv``)."""
+    model = contract_model(model)
     parts = [(style_weight * style_weights[k], GramTerm(model, k, g)) for k, g in grams.items()]
     for k, t in (contents or {}).items():
         parts.append((content_weight, ContentTerm(model, k, t)))
@@ -321,11 +326,13 @@ def build_objective(
 
 # -- inputs -------------------------------------------------------------------------------------
 def _check_layers(model, layers: Sequence[str]) -> None:
+    model = contract_model(model)
     for layer in layers:
         check_layer(model, layer)  # names the valid aliases otherwise
 
 
 def _size(model, size, name: str = "size") -> int:
+    model = contract_model(model)
     if size is None:
         fixed = fixed_size(model)
         return fixed[0] if fixed else DEFAULT_SIZE
@@ -337,6 +344,7 @@ def _size(model, size, name: str = "size") -> int:
 
 
 def _picture(model, source, size: int, what: str) -> imgs.Image:
+    model = contract_model(model)
     picture = imgs.load_image(source, size)
     imgs.warn_notes(picture)
     px = picture.pixels
@@ -353,6 +361,7 @@ def target_features(model, x: np.ndarray, layers: Sequence[str], what: str
                     ) -> dict[str, tf.Tensor]:
     """The activations at ``layers`` for the normalised input ``x`` (computed once), checked
     to be convolutional feature maps (N, C, H, W) with at least one position."""
+    model = contract_model(model)
     try:
         feats = model(x, taps=list(layers))
     except KeyError:
@@ -399,6 +408,7 @@ def _start(init, shape, config, content_px=None, style_px=None) -> np.ndarray:
 
 
 def _run(model, objective, start_px, config, mean, std, callback):
+    model = contract_model(model)
     box = pixel_box(mean, std, channels=start_px.shape[1])
     opt = Optimization(objective, imgs.normalize(start_px, mean, std), config.optimize, box=box)
     run = opt.run(callback=callback)
@@ -453,6 +463,7 @@ def synthesize_texture(
         ``original`` the source, ``metrics`` ``style_loss`` (sum_l w_l S_l, without beta) at
         the start and at the end, ``history`` each layer's weighted term per step.
     """
+    model = contract_model(model)
     config = config or TextureConfig()
     _check_layers(model, config.layers)
     picture = _picture(model, texture, _size(model, size), "texture")
@@ -544,6 +555,7 @@ def style_transfer(
         (sum_l w_l S_l) and ``content_loss`` (sum P_l) at the start and at the end,
         ``history`` every weighted term per step.
     """
+    model = contract_model(model)
     config = config or StyleTransferConfig()
     _check_layers(model, config.content_layers + config.style_layers)
     size = _size(model, size)

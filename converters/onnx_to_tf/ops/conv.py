@@ -1,7 +1,17 @@
-"""Conv and ConvTranspose (1-D and 2-D), channels-last inside, explicit padding."""
+"""Conv and ConvTranspose (1-D and 2-D), channels-last inside, explicit padding.
+
+Grouped convolutions take the paths that TF can differentiate on the CPU (its grouped
+``Conv2D`` kernel has no gradient there, in any precision): a depthwise convolution (one input
+channel per group) runs ``DepthwiseConv2dNative`` in float32, about 40x faster than the
+grouped ``Conv2D`` kernel; any other group count is split into per-group ``Conv2D``s and
+concatenated. In float64 (``load(..., dtype="float64")``, used to check gradients exactly) a
+depthwise convolution is a sum over kernel taps of shifted input slices times the per-channel
+tap weights, written with basic ops that have float64 kernels and gradients of every order.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from ..errors import OnnxImportError
@@ -13,6 +23,13 @@ from ._common import conv_params, spatial_pads
 def kernel_storage_perm(rank: int) -> tuple[int, ...]:
     """How conv kernels are stored as variables: ONNX (O, I, k...) -> TF (k..., I, O)."""
     return (*range(2, rank), 1, 0)
+
+
+def _as(data, dtype):
+    """A kernel (variable, tensor or numpy constant) as a tensor of the input's dtype."""
+    if isinstance(data, np.ndarray):
+        return tf.constant(data, dtype=dtype)
+    return data if data.dtype == dtype else tf.cast(data, dtype)
 
 
 def _check_rank(node, x: Value) -> int:
@@ -76,16 +93,98 @@ def conv(ctx, node, x, w, b=None):
             f"{in_per_group} x group {group}"
         )
     pads = spatial_pads(node, x.logical_shape[2:], kernel, strides, dilations)
-    wk = w.as_perm(kernel_storage_perm(w.rank))
+    wk = _as(w.as_perm(kernel_storage_perm(w.rank)), xs.dtype)
     xs, wk, pads, strides, dilations = _to_2d(xs, wk, n, pads, strides, dilations)
-    # tf.nn.conv2d takes explicit paddings and grouped kernels (in = C / group) directly.
-    xs, padding = _tf_padding(xs, pads, wk.shape[:2], strides, dilations)
-    y = tf.nn.conv2d(xs, wk, [1, *strides, 1], padding, dilations=[1, *dilations, 1])
+    if group == 1 and any(d > 1 for d in dilations):
+        y = _dilated(xs, wk, pads, strides, dilations)
+    elif group == 1:
+        xs, padding = _tf_padding(xs, pads, wk.shape[:2], strides, dilations)
+        y = tf.nn.conv2d(xs, wk, [1, *strides, 1], padding, dilations=[1, *dilations, 1])
+    elif in_per_group == 1:
+        y = _depthwise(xs, wk, group, pads, strides, dilations)
+    else:
+        y = _grouped(xs, wk, group, pads, strides, dilations)
     if b is not None:
-        y = tf.nn.bias_add(y, b.tensor())
+        y = tf.nn.bias_add(y, b.tensor(y.dtype))
     if n == 1:
         y = tf.squeeze(y, 1)
     return Value(y, cl)
+
+
+def _dilated(xs, wk, pads, strides, dilations):
+    """A dilated convolution as TF's space-to-batch form (SpaceToBatchND, an undilated
+    Conv2D, BatchToSpaceND), then the stride as a subsampling: without oneDNN, TF's CPU
+    ``Conv2DBackpropInput`` refuses dilation rates above 1, so ``conv2d(dilations=...)`` could
+    not be differentiated there."""
+    xs = tf.pad(xs, [[0, 0], list(pads[0]), list(pads[1]), [0, 0]])
+    y = tf.nn.convolution(xs, wk, padding="VALID", dilations=list(dilations))
+    if any(s > 1 for s in strides):
+        y = y[:, :: strides[0], :: strides[1]]
+    return y
+
+
+# dtypes whose DepthwiseConv2dNative forward and gradients we rely on; others (float64) take
+# the composite path
+_NATIVE_DEPTHWISE = (tf.float32, tf.float16, tf.bfloat16)
+
+
+def _depthwise(xs, wk, group, pads, strides, dilations):
+    """Depthwise convolution, channels-last: ``xs`` (N, H, W, C = group), ``wk``
+    (kh, kw, 1, C * m) (output channel ``c * m + j`` reads input channel ``c``, as ONNX
+    orders a group)."""
+    kh, kw, _, c_out = wk.shape
+    c_in = group
+    if c_out % c_in:
+        raise OnnxImportError(
+            f"depthwise convolution: {c_out} output channels for {c_in} input channels"
+        )
+    mult = c_out // c_in
+    # the CPU kernel takes equal strides and no dilation
+    if xs.dtype in _NATIVE_DEPTHWISE and list(dilations) == [1, 1] and strides[0] == strides[1]:
+        xs, padding = _tf_padding(xs, pads, (kh, kw), strides, dilations)
+        return tf.nn.depthwise_conv2d(
+            xs, tf.reshape(wk, [kh, kw, c_in, mult]), [1, *strides, 1], padding
+        )
+    return _depthwise_composite(xs, wk, mult, pads, strides, dilations)
+
+
+def _depthwise_composite(xs, wk, mult, pads, strides, dilations):
+    """sum over taps (i, j) of x[:, i*dh + sh*p, j*dw + sw*q, c] * w[i, j, c]: strided slices,
+    products and sums only (kernels and gradients of any order in every float type)."""
+    kh, kw = int(wk.shape[0]), int(wk.shape[1])
+    (sh, sw), (dh, dw) = strides, dilations
+    if any(b or e for b, e in pads):
+        xs = tf.pad(xs, [[0, 0], list(pads[0]), list(pads[1]), [0, 0]])
+    if mult > 1:
+        xs = tf.repeat(xs, mult, axis=-1)  # channel c * m + j holds input channel c
+    size = tf.shape(xs)
+    h, w = xs.shape[1], xs.shape[2]
+    h = size[1] if h is None else h
+    w = size[2] if w is None else w
+    out_h = (h - (kh - 1) * dh - 1) // sh + 1
+    out_w = (w - (kw - 1) * dw - 1) // sw + 1
+    y = None
+    for i in range(kh):
+        for j in range(kw):
+            r0, c0 = i * dh, j * dw
+            part = xs[:, r0 : r0 + (out_h - 1) * sh + 1 : sh, c0 : c0 + (out_w - 1) * sw + 1 : sw]
+            term = part * wk[i, j, 0]
+            y = term if y is None else y + term
+    return y
+
+
+def _grouped(xs, wk, group, pads, strides, dilations):
+    """A grouped convolution as one ``Conv2D`` per group, concatenated (TF's grouped Conv2D
+    kernel has no CPU gradient)."""
+    c_out = wk.shape[-1]
+    if c_out % group:
+        raise OnnxImportError(f"grouped convolution: {c_out} output channels for {group} groups")
+    xs, padding = _tf_padding(xs, pads, wk.shape[:2], strides, dilations)
+    ys = [
+        tf.nn.conv2d(a, k, [1, *strides, 1], padding, dilations=[1, *dilations, 1])
+        for a, k in zip(tf.split(xs, group, axis=-1), tf.split(wk, group, axis=-1), strict=True)
+    ]
+    return tf.concat(ys, axis=-1)
 
 
 def _dilate_kernel(wk, dilations):
@@ -131,7 +230,8 @@ def conv_transpose(ctx, node, x, w, b=None):
     else:
         p = [int(v) for v in (node.attr("pads") or [0] * (2 * n))]
         pads = [(p[i], p[i + n]) for i in range(n)]
-    wk = w.as_perm(kernel_storage_perm(w.rank))  # (k..., Cout/g, Cin)
+    xs = tf.convert_to_tensor(xs)
+    wk = _as(w.as_perm(kernel_storage_perm(w.rank)), xs.dtype)  # (k..., Cout/g, Cin)
     xs, wk, pads, strides, dilations = _to_2d(xs, wk, n, pads, strides, dilations)
     full2 = [1, *full] if n == 1 else full
     out_pad2 = [0, *out_pad] if n == 1 else out_pad
@@ -155,7 +255,7 @@ def conv_transpose(ctx, node, x, w, b=None):
     sizes = [f + op for f, op in zip(full2, out_pad2)]
     y = y[:, pads[0][0] : sizes[0] - pads[0][1], pads[1][0] : sizes[1] - pads[1][1], :]
     if b is not None:
-        y = tf.nn.bias_add(y, b.tensor())
+        y = tf.nn.bias_add(y, b.tensor(y.dtype))
     if n == 1:
         y = tf.squeeze(y, 1)
     return Value(y, cl)

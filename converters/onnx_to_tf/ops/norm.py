@@ -56,17 +56,41 @@ def instance_normalization(ctx, node, x, scale, bias):
 
 @handler("LRN")
 def lrn(ctx, node, x):
+    """y = x / (bias + alpha / size * sum of x^2 over a window of ``size`` channels)^beta.
+
+    The window spans channels c - floor((size - 1) / 2) .. c + ceil((size - 1) / 2). An odd
+    size in float32 runs TF's LRN kernel; float64 (which has no LRN or LRNGrad kernel) and
+    even sizes (an asymmetric window) take the composite form: the squares padded with zeros
+    along the channels, summed over ``size`` shifted slices.
+    """
     size = int(node.attr("size"))
-    if size % 2 == 0:
-        raise OnnxImportError(f"{node.describe()}: LRN with an even size is not supported")
+    if size < 1:
+        raise OnnxImportError(f"{node.describe()}: LRN size must be >= 1; got {size}")
     if x.rank != 4:
         raise OnnxImportError(f"{node.describe()}: LRN needs a 4-D input")
     xs, cl = _channels_last(x)
-    y = tf.nn.local_response_normalization(
-        xs,
-        depth_radius=(size - 1) // 2,
-        bias=float(node.attr("bias", 1.0)),
-        alpha=float(node.attr("alpha", 1e-4)) / size,
-        beta=float(node.attr("beta", 0.75)),
-    )
-    return Value(y, cl)
+    bias = float(node.attr("bias", 1.0))
+    alpha = float(node.attr("alpha", 1e-4))
+    beta = float(node.attr("beta", 0.75))
+    if size % 2 == 1 and xs.dtype in (tf.float32, tf.float16, tf.bfloat16):
+        y = tf.nn.local_response_normalization(
+            xs, depth_radius=(size - 1) // 2, bias=bias, alpha=alpha / size, beta=beta
+        )
+        return Value(y, cl)
+    return Value(_lrn_composite(xs, size, bias, alpha, beta), cl)
+
+
+def _lrn_composite(xs, size: int, bias: float, alpha: float, beta: float):
+    """LRN on a channels-last tensor with basic ops (any float type, any size)."""
+    before = (size - 1) // 2
+    after = size - 1 - before
+    channels = xs.shape[-1]
+    if channels is None:
+        raise OnnxImportError("LRN needs a static channel count")
+    sq = tf.pad(tf.square(xs), [[0, 0], [0, 0], [0, 0], [before, after]])
+    total = sq[..., 0:channels]
+    for k in range(1, size):
+        total = total + sq[..., k : k + channels]
+    dtype = xs.dtype
+    scale = tf.constant(bias, dtype) + tf.constant(alpha / size, dtype) * total
+    return xs * tf.pow(scale, tf.constant(-beta, dtype))

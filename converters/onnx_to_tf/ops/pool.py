@@ -116,7 +116,7 @@ def average_pool(ctx, node, x):
     y = tf.nn.avg_pool2d(xs, kernel2, strides2, "VALID")
     if not exact:  # windows at the border count fewer pixels: rescale mean -> sum -> mean
         area = float(np.prod(kernel))
-        scale = (area / divisor).astype(np.float32).reshape(_lift(outs, n, 1))
+        scale = (area / divisor).reshape(_lift(outs, n, 1))  # float64: cast once, below
         y = y * tf.constant(scale[None, :, :, None], dtype=y.dtype)
     return _from_2d(y, n, x.rank)
 

@@ -78,7 +78,7 @@ def _resize(node, x: Value, scales, sizes, coord_mode: str, mode: str, nearest_r
             c = np.clip(coords, 0, in_size - 1)
             i0 = np.floor(c).astype(np.int64)
             i1 = np.minimum(i0 + 1, in_size - 1)
-            w = (c - i0).astype(np.float32)
+            w = c - i0  # float64, rounded once to the tensor's type below
             shape = [1] * r
             shape[tf_axis] = out_size
             w_t = tf.constant(w.reshape(shape), dtype=t.dtype)

@@ -57,9 +57,14 @@ def shape_(ctx, node, x):
 
 @handler("Cast")
 def cast(ctx, node, x):
+    """In a model loaded in another precision than float32 (``dtype="float64"``), a cast to
+    any float type yields the model's float type: the graph's ``Cast(to=FLOAT)`` means "to
+    the graph's float type", and a float32 tensor would then meet float64 ones."""
     from onnx import helper
 
-    np_type = helper.tensor_dtype_to_np_dtype(int(node.attr("to")))
+    np_type = np.dtype(helper.tensor_dtype_to_np_dtype(int(node.attr("to"))))
+    if np_type.kind == "f":
+        np_type = np.dtype(ctx.float_type(np_type).as_numpy_dtype)
     if x.is_const:
         return Value(x.logical().astype(np_type))
     return Value(tf.cast(x.data, tf.as_dtype(np_type)), x.perm)

@@ -1,5 +1,4 @@
-"""Command line for the gradient-ascent visualizations: ``class-viz``, ``adversarial``,
-``deepdream`` (wired into ``python -m tf_impl`` by :func:`add_parsers`).
+"""The gradient-ascent visualizations: ``class-viz``, ``adversarial``, ``deepdream``.
 
     python -m tf_impl class-viz --model resnet20_cifar --class 3,8 --out runs/class_viz
     python -m tf_impl adversarial --model resnet20_cifar --method pgd --eps 8/255 --n 4 \\
@@ -18,9 +17,18 @@ import argparse
 import sys
 from fractions import Fraction
 
+from .common import (
+    add_model_options,
+    class_names,
+    epilog,
+    exit_status,
+    load_model,
+    split_list,
+)
 
-def _number(text: str) -> float:
-    """A float, or a fraction such as ``8/255``."""
+
+def number(text: str) -> float:
+    """A float, or a fraction such as ``8/255`` (an argparse type)."""
     try:
         return float(Fraction(text.strip())) if "/" in text else float(text)
     except (ValueError, ZeroDivisionError):
@@ -30,17 +38,15 @@ def _number(text: str) -> float:
 
 def _ints(specs) -> list[int]:
     out = []
-    for spec in specs or []:
-        for s in str(spec).split(","):
-            if s.strip():
-                try:
-                    out.append(int(s))
-                except ValueError:
-                    raise ValueError(f"expected integer class indices; got {s!r}") from None
+    for s in split_list(specs):
+        try:
+            out.append(int(s))
+        except ValueError:
+            raise ValueError(f"expected integer class indices; got {s!r}") from None
     return out
 
 
-def _common(p, out_default: str, compile_flag: bool = True) -> None:
+def _run_options(p, out_default: str, compile_flag: bool = True) -> None:
     if compile_flag:
         p.add_argument("--no-compile", action="store_true", help="run the steps eagerly (no "
                        "tf.function tracing: faster for a few steps, slower for many)")
@@ -51,10 +57,9 @@ def _common(p, out_default: str, compile_flag: bool = True) -> None:
 
 def add_parsers(sub) -> None:
     """Add the ``class-viz``, ``adversarial`` and ``deepdream`` sub-commands to ``sub``."""
-    from ..cli import _epilog
-    from .adversarial import AdversarialConfig
-    from .class_viz import ClassVizConfig
-    from .deepdream import DeepDreamConfig
+    from ..visualization.adversarial import AdversarialConfig
+    from ..visualization.class_viz import ClassVizConfig
+    from ..visualization.deepdream import DeepDreamConfig
 
     fmt = argparse.RawDescriptionHelpFormatter
     c = ClassVizConfig()
@@ -62,9 +67,8 @@ def add_parsers(sub) -> None:
         "class-viz", help="class model visualization (Simonyan et al. 2014)",
         description="Synthesize the image that maximises a class score minus an L2 penalty "
         "(Simonyan et al. 2014), with CS231n's jitter, blur and normalised steps.",
-        epilog=_epilog(), formatter_class=fmt)
-    p.add_argument("--model", default="resnet20_cifar", help="classifier: zoo name or .onnx "
-                   "(default: %(default)s)")
+        epilog=epilog(), formatter_class=fmt)
+    add_model_options(p, "resnet20_cifar", help="classifier: zoo name or .onnx")
     p.add_argument("--class", dest="classes", action="append", required=True,
                    help="class index; repeat or comma-separate for several")
     p.add_argument("--steps", type=int, default=c.optimize.steps)
@@ -82,7 +86,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--init", choices=("noise", "zeros"), default=c.init)
     p.add_argument("--size", type=int, default=None, help="image side for models of any size "
                    "(default 224)")
-    _common(p, "runs/class_viz")
+    _run_options(p, "runs/class_viz")
     p.set_defaults(run=run_class_viz)
 
     a = AdversarialConfig()
@@ -92,13 +96,12 @@ def add_parsers(sub) -> None:
         "attack (Kurakin et al. 2017; PGD of Madry et al. 2018 with --random-start), "
         "untargeted or targeted (--target), in pixel space. Without --image, 32x32 models "
         "attack bundled CIFAR-10 test images with their true labels.",
-        epilog=_epilog(), formatter_class=fmt)
-    p.add_argument("--model", default="resnet20_cifar", help="classifier (default: "
-                   "%(default)s)")
+        epilog=epilog(), formatter_class=fmt)
+    add_model_options(p, "resnet20_cifar", help="classifier")
     p.add_argument("--method", choices=("pgd", "fgsm"), default="pgd")
-    p.add_argument("--eps", type=_number, default=a.eps, help="L-inf budget in pixel units, "
+    p.add_argument("--eps", type=number, default=a.eps, help="L-inf budget in pixel units, "
                    "in (0, 1]; fractions work (default 8/255)")
-    p.add_argument("--step", type=_number, default=a.step_size, help="PGD step (default 2/255)")
+    p.add_argument("--step", type=number, default=a.step_size, help="PGD step (default 2/255)")
     p.add_argument("--steps", type=int, default=a.optimize.steps)
     p.add_argument("--random-start", action="store_true")
     p.add_argument("--target", type=int, default=None, help="target class (targeted attack)")
@@ -110,7 +113,7 @@ def add_parsers(sub) -> None:
                    "labels, else the model's prediction)")
     p.add_argument("--n", type=int, default=4, help="CIFAR-10 images to attack (default 4)")
     p.add_argument("--first", type=int, default=0, help="index of the first CIFAR-10 image")
-    _common(p, "runs/adversarial")
+    _run_options(p, "runs/adversarial")
     p.set_defaults(run=run_adversarial)
 
     d = DeepDreamConfig()
@@ -118,8 +121,8 @@ def add_parsers(sub) -> None:
         "deepdream", help="DeepDream (Mordvintsev et al. 2015)",
         description="Amplify a layer's activations in a picture by normalised gradient ascent "
         "over octaves with random shifts (Mordvintsev et al. 2015).",
-        epilog=_epilog(), formatter_class=fmt)
-    p.add_argument("--model", default="vgg16_features", help="default: %(default)s")
+        epilog=epilog(), formatter_class=fmt)
+    add_model_options(p, "vgg16_features", help="zoo name or .onnx path")
     p.add_argument("--layer", action="append", help="layer alias or ONNX tensor name; repeat or "
                    "comma-separate (default relu4_3 for vgg16_features)")
     p.add_argument("--image", default="tubingen", help="bundled name or file (default: "
@@ -128,66 +131,24 @@ def add_parsers(sub) -> None:
     p.add_argument("--octaves", type=int, default=d.octaves)
     p.add_argument("--octave-scale", type=float, default=d.octave_scale)
     p.add_argument("--steps", type=int, default=d.optimize.steps, help="steps per octave")
-    p.add_argument("--step-size", type=_number, default=d.optimize.learning_rate,
+    p.add_argument("--step-size", type=number, default=d.optimize.learning_rate,
                    help="step in pixel units (default 1.5/255)")
     p.add_argument("--jitter", type=int, default=d.jitter)
     p.add_argument("--objective", choices=("mean_square", "l2_norm"), default=d.objective)
-    _common(p, "runs/deepdream", compile_flag=False)  # eager already: sizes change per octave
+    _run_options(p, "runs/deepdream", compile_flag=False)  # eager already: sizes change per octave
     p.set_defaults(run=run_deepdream)
-
-
-def _status(result) -> int:
-    from ..cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-
-    if result.stopped in (None, "callback"):
-        return EXIT_OK
-    print(f"stopped: {result.message}", file=sys.stderr)
-    return EXIT_INTERRUPTED if result.interrupted else EXIT_FAILED
-
-
-def _names(model_name: str):
-    import model_zoo
-
-    if model_name in model_zoo.available():
-        names = model_zoo.info(model_name).class_names
-        return list(names) if names else None
-    return None
-
-
-def history_plot(path, history, title: str = "") -> None:
-    """Each term per step on a linear scale (gradient ascent records negative scores, which
-    the log-scale :func:`tf_impl.report.history_figure` cannot show)."""
-    import numpy as np
-
-    from ..report import _pyplot
-
-    plt = _pyplot()
-    keys = [k for k, v in history.items() if k != "lr" and v]
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.2), squeeze=False)
-    for ax, key in zip(axes[0], keys):
-        values = np.asarray(history[key], float)
-        ax.plot(np.arange(1, len(values) + 1), values, lw=1.5)
-        ax.set_title(key, fontsize=9)
-        ax.set_xlabel("step")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
 
 
 def _write_history(out, name: str, result, title: str) -> None:
     if result.history:
-        out.write_history_csv("history.csv", {name: result.history})
-        out.write_figure("history.png", lambda p: history_plot(p, result.history, title))
+        out.write_history({name: result.history}, title, linear=True)
 
 
 def run_class_viz(args) -> int:
     import numpy as np
 
-    from ..cli import _load_model
     from ..report import OutputDir
-    from .class_viz import ClassVizConfig, class_visualization, draw_class_viz
+    from ..visualization.class_viz import ClassVizConfig, class_visualization, draw_class_viz
 
     out = OutputDir(args.out)
     classes = _ints(args.classes)
@@ -197,8 +158,8 @@ def run_class_viz(args) -> int:
         scale_with_size=not args.no_size_scaling,
     ).with_(steps=args.steps, learning_rate=args.lr, progress=not args.quiet,
             compile=not args.no_compile)
-    model = _load_model(args.model)
-    names = _names(args.model)
+    model = load_model(args)
+    names = class_names(model)
     print(f"class-viz: {args.model}, classes {classes}, {args.steps} steps", file=sys.stderr)
     result = class_visualization(model, classes, config, size=args.size, class_names=names)
     out.write_png("class_viz.png", np.concatenate(list(result.image), axis=2))
@@ -212,7 +173,7 @@ def run_class_viz(args) -> int:
                            result.extra["probs"]):
         print(f"  {name}: score {s:.2f}, probability {pr:.3f}", file=sys.stderr)
     print(f"wrote {out.path}/", file=sys.stderr)
-    return _status(result)
+    return exit_status(result)
 
 
 def _attack_inputs(args, model):
@@ -220,7 +181,7 @@ def _attack_inputs(args, model):
 
     from model_zoo import data
 
-    from . import checks
+    from ..visualization import checks
 
     labels = _ints(args.label) or None
     if args.image:
@@ -248,9 +209,13 @@ def _attack_inputs(args, model):
 def run_adversarial(args) -> int:
     import numpy as np
 
-    from ..cli import _load_model
     from ..report import OutputDir
-    from .adversarial import AdversarialConfig, amplified_perturbation, attack, draw_adversarial
+    from ..visualization.adversarial import (
+        AdversarialConfig,
+        amplified_perturbation,
+        attack,
+        draw_adversarial,
+    )
 
     out = OutputDir(args.out)
     config = AdversarialConfig(
@@ -258,12 +223,12 @@ def run_adversarial(args) -> int:
         early_stop=args.early_stop, seed=args.seed,
     ).with_(steps=args.steps, learning_rate=args.step, progress=not args.quiet,
             compile=not args.no_compile)
-    model = _load_model(args.model)
+    model = load_model(args)
     pixels, labels, names = _attack_inputs(args, model)
     print(f"adversarial: {args.method} on {args.model}, {len(pixels)} images, eps "
           f"{args.eps * 255:.2f}/255", file=sys.stderr)
     result = attack(model, pixels, labels, config, method=args.method, target=args.target)
-    classes = _names(args.model)
+    classes = class_names(model)
     row = lambda a: np.concatenate(list(a), axis=2)  # noqa: E731  (images side by side)
     out.write_png("original.png", row(result.original))
     out.write_png("perturbation.png", row(amplified_perturbation(result)))
@@ -278,18 +243,17 @@ def run_adversarial(args) -> int:
           f"{m['accuracy_after']:.0%}; L-inf max {m['linf_max'] * 255:.2f}/255, mean L2 "
           f"{m['l2_mean']:.3f}", file=sys.stderr)
     print(f"wrote {out.path}/", file=sys.stderr)
-    return _status(result)
+    return exit_status(result)
 
 
 def run_deepdream(args) -> int:
     import warnings
 
-    from ..cli import _load_model
     from ..report import OutputDir
-    from .deepdream import DeepDreamConfig, deepdream, draw_deepdream
+    from ..visualization.deepdream import DeepDreamConfig, deepdream, draw_deepdream
 
     out = OutputDir(args.out)
-    layers = [s.strip() for spec in (args.layer or []) for s in spec.split(",") if s.strip()]
+    layers = split_list(args.layer)
     if not layers:
         if args.model != "vgg16_features":
             raise ValueError("give --layer (e.g. relu4_3 for vgg16_features, layer2 for "
@@ -301,7 +265,7 @@ def run_deepdream(args) -> int:
     ).with_(steps=args.steps, learning_rate=args.step_size, progress=not args.quiet)
     if args.size < 16:
         raise ValueError(f"--size {args.size} is too small; use at least 16 (224 is the default)")
-    model = _load_model(args.model)
+    model = load_model(args)
     print(f"deepdream: {args.model} {','.join(layers)} on {args.image}", file=sys.stderr)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # notes are printed below
@@ -316,4 +280,4 @@ def run_deepdream(args) -> int:
     print(f"  objective {m['objective_original']:.4g} -> {m['objective_dream']:.4g} in "
           f"{result.steps} steps ({result.seconds:.1f} s)", file=sys.stderr)
     print(f"wrote {out.path}/", file=sys.stderr)
-    return _status(result)
+    return exit_status(result)

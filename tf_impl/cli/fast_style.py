@@ -1,11 +1,14 @@
-"""Command line of fast style transfer: ``fast-style`` (apply) and ``fast-style-train``.
+"""Fast style transfer: ``fast-style`` (apply) and ``fast-style-train``.
 
     python -m tf_impl fast-style --image tubingen --style starry_night --out runs/fs
     python -m tf_impl fast-style --image photo.jpg --blend 0.5,0.5,0 --out runs/fs_blend
     python -m tf_impl fast-style-train --styles starry_night,udnie --steps 2000 --out runs/fsm
 
-``add_parsers(sub)`` adds both to the project's command line; ``python -m
-tf_impl.visualization.fast_style apply|train`` offers the same two commands.
+``add_parsers(sub)`` adds both to the project's command line; :func:`add_apply_parser` and
+:func:`add_train_parser` add one each under any name (``python -m
+tf_impl.visualization.fast_style apply|train`` offers the same two commands). ``--model`` is a
+saved style network folder here, not an ONNX classifier, so these commands take no contract
+flags.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import json
 import sys
 import time
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
 
 def add_parsers(sub) -> None:
@@ -25,7 +28,7 @@ def add_parsers(sub) -> None:
 
 def _shipped_styles() -> str:
     try:
-        from .fast_style import CONFIG_FILE, shipped_path
+        from ..visualization.fast_style import CONFIG_FILE, shipped_path
 
         meta = json.loads((shipped_path() / CONFIG_FILE).read_text())
         return ", ".join(f"{i} {s['name']}" for i, s in enumerate(meta["styles"]))
@@ -59,7 +62,7 @@ def add_apply_parser(sub, name: str) -> None:
 
 
 def add_train_parser(sub, name: str) -> None:
-    from .fast_style import FastStyleConfig
+    from ..visualization.fast_style import FastStyleConfig
 
     d = FastStyleConfig()
     p = sub.add_parser(
@@ -104,7 +107,7 @@ def _blend(text: str) -> list[float]:
 def run_apply(args) -> int:
     from .. import images as imgs
     from ..report import OutputDir
-    from . import fast_style as fs
+    from ..visualization import fast_style as fs
 
     out = OutputDir(args.out)
     model = fs.load(args.model)
@@ -139,8 +142,8 @@ def run_apply(args) -> int:
 
 
 def run_train(args) -> int:
-    from ..report import OutputDir, history_figure
-    from . import fast_style as fs
+    from ..report import OutputDir
+    from ..visualization import fast_style as fs
 
     out = OutputDir(args.out)
     try:
@@ -174,10 +177,9 @@ def run_train(args) -> int:
     summary = result.summary()
     summary["loss_curve_every_100"] = _curve(result.history["loss"], 100)
     fs.save(result.model, out.path, training=summary)
-    out.write_history_csv("history.csv", {"train": result.history})
     plotted = {k: v for k, v in result.history.items() if k != "style_index"}
-    out.write_figure("history.png", lambda p: history_figure(
-        p, {"train": plotted}, title="fast style transfer training"))
+    out.write_history({"train": result.history}, title="fast style transfer training",
+                      plotted={"train": plotted})
     out.write_figure("styles.png", lambda p: fs.draw_styles(p, result.model, "tubingen"))
     out.write_json("result.json", {"technique": "fast_style_train", "config": config.to_dict(),
                                    **summary})

@@ -1,4 +1,4 @@
-"""Command line of HDR-GAN's end-to-end check: ``hdr-gan``.
+"""HDR-GAN's end-to-end check: ``hdr-gan``.
 
     python -m tf_impl hdr-gan --steps 300 --out runs/hdr
     python -m tf_impl hdr-gan --lambda-adv 0 --out runs/hdr_l1     # tonemapped L1 only
@@ -7,8 +7,8 @@
 Trains :class:`tf_impl.hdr_gan.TinyMergeNet` to merge three synthetic exposures of the bundled
 photos with HDR-GAN's losses (Niu et al. 2021) and writes ``hdr_gan.png`` (exposures |
 prediction | ground truth, tonemapped), ``prediction.png``, ``history.csv``/``history.png``
-and ``result.json`` (PSNR-mu before/after). Ctrl-C stops training and still writes them.
-``add_parsers(sub)`` adds the sub-command to the project's command line.
+and ``result.json`` (PSNR-mu before/after). Ctrl-C stops training and still writes them. It
+takes no model (no contract flags).
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
 
 def add_parsers(sub) -> None:
     """Add ``hdr-gan`` to argparse subparsers ``sub``."""
-    from .hdr_gan import HDRGANConfig
+    from ..hdr_gan import HDRGANConfig
 
     d = HDRGANConfig()
     p = sub.add_parser(
@@ -57,8 +57,8 @@ def add_parsers(sub) -> None:
 def run_hdr_gan(args) -> int:
     import numpy as np
 
-    from .hdr_gan import HDRGANConfig, draw_hdr_gan, train_hdr_gan
-    from .report import OutputDir, history_figure
+    from ..hdr_gan import HDRGANConfig, draw_hdr_gan, train_hdr_gan
+    from ..report import OutputDir
 
     out = OutputDir(args.out)  # refuse an unwritable folder before any work
     if args.steps < 0:
@@ -76,10 +76,8 @@ def run_hdr_gan(args) -> int:
     out.write_figure("hdr_gan.png", lambda p: draw_hdr_gan(p, {name: result}))
     out.write_png("prediction.png", np.concatenate(list(result.image), axis=2))
     if result.history:
-        out.write_history_csv("history.csv", {name: result.history})
-        out.write_figure("history.png", lambda p: history_figure(
-            p, {name: {k: v for k, v in result.history.items() if k in ("l1", "d_loss")}},
-            title="HDR-GAN training"))
+        out.write_history({name: result.history}, title="HDR-GAN training", plotted={
+            name: {k: v for k, v in result.history.items() if k in ("l1", "d_loss")}})
     summary = result.summary()
     summary["extra"].pop("exposures", None)
     out.write_json("result.json", summary)

@@ -1,13 +1,13 @@
-"""Command line for the Gatys family: ``texture`` and ``style-transfer`` sub-commands.
+"""The Gatys family: ``texture`` and ``style-transfer``.
 
     python -m tf_impl texture --image starry_night --size 256 --steps 300 --out runs/texture
     python -m tf_impl style-transfer --content tubingen --style starry_night --out runs/style
 
-``add_parsers(sub)`` adds both to the subparsers of ``tf_impl.cli``. Each run writes the result
-(``result.png``), its inputs (``content.png``/``style.png`` or ``source.png``), a figure
-content | style | result (``comparison.png``; source | synthesized for textures),
-``history.csv``/``history.png`` (every loss term per step) and ``result.json`` (config,
-metrics, seconds, steps). Ctrl-C stops the optimisation and still writes what was reached.
+Each run writes the result (``result.png``), its inputs (``content.png``/``style.png`` or
+``source.png``), a figure content | style | result (``comparison.png``; source | synthesized
+for textures), ``history.csv``/``history.png`` (every loss term per step) and ``result.json``
+(config, metrics, seconds, steps). Ctrl-C stops the optimisation and still writes what was
+reached.
 """
 
 from __future__ import annotations
@@ -16,11 +16,18 @@ import argparse
 import sys
 import warnings
 
+from .common import (
+    add_model_options,
+    epilog,
+    exit_status,
+    load_model,
+    snapshot_writer,
+    split_list,
+)
+
 
 def _split(specs) -> tuple[str, ...] | None:
-    if not specs:
-        return None
-    return tuple(s.strip() for spec in specs for s in spec.split(",") if s.strip())
+    return tuple(split_list(specs)) if specs else None
 
 
 def _floats(spec: str | None) -> tuple[float, ...] | None:
@@ -45,8 +52,8 @@ def _defaults(technique: str, d) -> dict[str, tuple[float, int]]:
 def _common(p, d, out: str, technique: str) -> None:
     opt = d.optimize
     lrs = _defaults(technique, d)
-    p.add_argument("--model", default="vgg16_features", help="zoo name or .onnx path of a "
-                   "feature extractor (default: %(default)s)")
+    add_model_options(p, "vgg16_features", help="zoo name or .onnx path of a feature "
+                      "extractor")
     p.add_argument("--size", type=int, default=None, help="resize pictures to this (shorter "
                    "side, centre crop; default 256, or the model's fixed input size)")
     p.add_argument("--optimizer", choices=("adam", "lbfgs"), default=opt.optimizer,
@@ -69,8 +76,7 @@ def _common(p, d, out: str, technique: str) -> None:
 
 def add_parsers(sub) -> None:
     """Add ``texture`` and ``style-transfer`` to ``sub`` (argparse subparsers)."""
-    from ..cli import _epilog
-    from .style import StyleTransferConfig, TextureConfig
+    from ..visualization.style import StyleTransferConfig, TextureConfig
 
     t = TextureConfig()
     p = sub.add_parser(
@@ -78,7 +84,7 @@ def add_parsers(sub) -> None:
         help="synthesise a texture by matching Gram matrices (Gatys et al. 2015)",
         description="Synthesise a new sample of --image's texture from noise by matching the "
         "Gram matrices of several layers of a feature extractor (Gatys, Ecker & Bethge 2015).",
-        epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--image", default="starry_night", help="texture source: bundled name or "
                    "file (default: %(default)s)")
     p.add_argument("--output-size", type=int, default=None, help="size of the synthesised "
@@ -97,7 +103,7 @@ def add_parsers(sub) -> None:
         description="Neural style transfer (Gatys, Ecker & Bethge 2016): match --content's "
         "features at the content layers and --style's Gram matrices at the style layers, with a "
         "small total-variation prior.",
-        epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--content", default="tubingen", help="bundled name or file (default: "
                    "%(default)s)")
     p.add_argument("--style", default="starry_night", help="bundled name or file (default: "
@@ -125,29 +131,8 @@ def _optimize(args, d) -> dict:
                 snapshot_every=args.snapshot_every)
 
 
-def _snapshots(out, model, args):
-    import numpy as np
-
-    from .. import images as imgs
-
-    def snapshot(step, loss, terms, opt):
-        every = args.snapshot_every
-        if every and step % every == 0:
-            px = imgs.denormalize(opt.value(), *imgs.preprocessing_of(model))
-            out.write_png(f"snapshots/step{step:05d}.png", np.clip(px, 0, 1))
-        return False
-
-    return snapshot
-
-
 def _finish(out, args, result, technique: str, extra: dict) -> int:
-    from ..cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-    from ..report import history_figure
-
-    histories = {technique: result.history}
-    out.write_history_csv("history.csv", histories)
-    out.write_figure("history.png", lambda p: history_figure(
-        p, histories, title=f"{technique}, {args.model}"))
+    out.write_history({technique: result.history}, title=f"{technique}, {args.model}")
     summary = result.summary()
     out.write_json("result.json", {"technique": result.technique, "model": args.model,
                                    **extra, **summary})
@@ -156,35 +141,26 @@ def _finish(out, args, result, technique: str, extra: dict) -> int:
           + (f", content loss {m['content_loss']:.3g}" if "content_loss" in m else "")
           + f", {result.steps} steps in {result.seconds:.1f} s", file=sys.stderr)
     print(f"wrote {out.path}/", file=sys.stderr)
-    if result.stopped:
-        print(f"  stopped: {result.message}", file=sys.stderr)
-        return EXIT_INTERRUPTED if result.interrupted else EXIT_FAILED
-    return EXIT_OK
-
-
-def _load(args):
-    from ..cli import _load_model
-
-    return _load_model(args.model)
+    return exit_status(result, prefix="  ")
 
 
 def run_texture(args) -> int:
     from ..report import OutputDir
-    from .style import TextureConfig, draw_texture, synthesize_texture
+    from ..visualization.style import TextureConfig, draw_texture, synthesize_texture
 
     out = OutputDir(args.out)  # refuse an unwritable folder before any work
     kw = {"layers": _split(args.layers)} if args.layers else {}
     config = TextureConfig(layer_weights=_floats(args.layer_weights), style_weight=
                            args.style_weight, tv_weight=args.tv_weight, seed=args.seed,
                            **kw).with_(**_optimize(args, TextureConfig()))
-    model = _load(args)
+    model = load_model(args)
     print(f"texture: {args.model}, {args.image}, layers {','.join(config.layers)}, "
           f"{config.optimize.steps} {config.optimize.optimizer} steps", file=sys.stderr)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = synthesize_texture(model, args.image, config, size=args.size,
                                     output_size=args.output_size,
-                                    callback=_snapshots(out, model, args))
+                                    callback=snapshot_writer(out, model, args.snapshot_every))
     for note in result.extra["notes"]:
         print(f"note: {args.image}: {note}", file=sys.stderr)
     out.write_png("result.png", result.image)
@@ -198,7 +174,7 @@ def run_texture(args) -> int:
 def run_style_transfer(args) -> int:
     from .. import images as imgs
     from ..report import OutputDir
-    from .style import StyleTransferConfig, draw_style_transfer, style_transfer
+    from ..visualization.style import StyleTransferConfig, draw_style_transfer, style_transfer
 
     out = OutputDir(args.out)
     kw = {}
@@ -210,14 +186,14 @@ def run_style_transfer(args) -> int:
         style_layer_weights=_floats(args.style_layer_weights), content_weight=args.content_weight,
         style_weight=args.style_weight, tv_weight=args.tv_weight, init=args.init, seed=args.seed,
         **kw).with_(**_optimize(args, StyleTransferConfig()))
-    model = _load(args)
+    model = load_model(args)
     print(f"style-transfer: {args.model}, {args.content} in the style of {args.style}, "
           f"{config.optimize.steps} {config.optimize.optimizer} steps", file=sys.stderr)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = style_transfer(model, args.content, args.style, config, size=args.size,
                                 style_size=args.style_size,
-                                callback=_snapshots(out, model, args))
+                                callback=snapshot_writer(out, model, args.snapshot_every))
     for note in result.extra["notes"]:
         print(f"note: {note}", file=sys.stderr)
     # the style picture as the run saw it (same resize and crop)

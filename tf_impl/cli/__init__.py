@@ -1,0 +1,81 @@
+"""Command line: ``python -m tf_impl <technique> ...``.
+
+    python -m tf_impl feature-inversion --model vgg16_features --layer conv3_1 \\
+        --image astronaut --steps 300 --out runs/fi
+    python -m tf_impl gradient-inversion --model resnet20_cifar --batch 4 \\
+        --attack gradinversion --out runs/gi
+    python -m tf_impl saliency|occlusion|guided-backprop --model resnet20_cifar --out runs/sal
+    python -m tf_impl class-viz|adversarial|deepdream ...
+    python -m tf_impl texture|style-transfer|fast-style|fast-style-train ...
+    python -m tf_impl integrated-gradients|idgi|fullgrad|attribution-eval ...
+    python -m tf_impl hdr-gan --steps 300 --out runs/hdr
+    python -m tf_impl layers resnet20_cifar          # the contract and every tappable tensor
+
+Each technique writes its pictures, its loss history (CSV and plot) and a ``result.json``
+into ``--out``. Ctrl-C stops the optimisation and still writes what was reached.
+
+One module per command family, each with ``add_parsers(sub)``; they share
+:mod:`tf_impl.cli.common` (exit codes, the model and contract options, ``load_model``) and
+never import each other:
+
+- :mod:`.feature_inversion`: ``feature-inversion``
+- :mod:`.gradient_inversion`: ``gradient-inversion``
+- :mod:`.saliency`: ``saliency``, ``guided-backprop``, ``occlusion``
+- :mod:`.ascent`: ``class-viz``, ``adversarial``, ``deepdream``
+- :mod:`.style`: ``texture``, ``style-transfer``
+- :mod:`.fast_style`: ``fast-style``, ``fast-style-train``
+- :mod:`.attribution`: ``integrated-gradients``, ``idgi``, ``fullgrad``
+- :mod:`.attribution_eval`: ``attribution-eval``
+- :mod:`.hdr_gan`: ``hdr-gan``
+- :mod:`.layers`: ``layers``
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+
+from .common import EXIT_BAD_INPUT, error_types
+
+__all__ = ["COMMAND_MODULES", "build_parser", "main"]
+
+# the command families, in the order of `python -m tf_impl --help`
+COMMAND_MODULES = ("feature_inversion", "gradient_inversion", "saliency", "ascent", "style",
+                   "fast_style", "attribution", "attribution_eval", "hdr_gan", "layers")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m tf_impl``: one sub-command per technique."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tf_impl",
+        description="Model inversion and CNN visualization on ONNX models, in TensorFlow.",
+    )
+    sub = parser.add_subparsers(dest="technique", metavar="TECHNIQUE", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}").add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit status. Bad input (see
+    :func:`tf_impl.cli.common.error_types`) prints one ``error: ...`` line and returns 2."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import converters  # noqa: F401  (quiet TF logs; blocks a crashing triton import)
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    try:
+        status = args.run(args)
+    except error_types() as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

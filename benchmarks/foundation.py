@@ -52,14 +52,25 @@ CONTENDERS = {
 }
 
 
-def _contender(name: str, kind: str):
-    """``(call, setup_seconds)`` for one contender on ``name`` at batch 1."""
+def model_path_and_shape(name: str) -> tuple[Path, list[int]]:
+    """A zoo name or an ``.onnx`` path, and its batch-1 input shape in the graph's own layout
+    (224 for dynamic spatial axes)."""
+    if name.endswith(".onnx"):
+        from converters.crosscheck import input_shape_for
+
+        path = Path(name)
+        return path, list(input_shape_for(path, 1, 224))
     import model_zoo
 
-    path = model_zoo.load(name)
     shape = list(model_zoo.info(name).input_shape)
     shape[0] = 1
-    shape = [224 if d is None else d for d in shape]
+    return model_zoo.load(name), [224 if d is None else d for d in shape]
+
+
+def _contender(name: str, kind: str):
+    """``(call, setup_seconds)`` for one contender on ``name`` (a zoo name or an ``.onnx``
+    path) at batch 1."""
+    path, shape = model_path_and_shape(name)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     t0 = time.perf_counter()
     if kind == "ort":
@@ -135,7 +146,8 @@ def speed_worker(name: str, kind: str, calls: int) -> dict:
     return {"seconds": seconds, "setup_seconds": setup}
 
 
-def bench_speed(name: str, rounds: int, calls: int = 15) -> dict:
+def bench_speed(name: str, rounds: int, calls: int = 15, contenders: list[str] | None = None
+                ) -> dict:
     """Batch-1 timings of forward and forward + input gradient, each contender in its own
     process, the processes alternated over ``rounds`` (the order rotated each round).
 
@@ -144,7 +156,7 @@ def bench_speed(name: str, rounds: int, calls: int = 15) -> dict:
     TF calls by up to 2x (measured: the first TF call after an onnxruntime block took 23 ms,
     the eighth 13.6 ms, against 11.5 ms with no onnxruntime session in the process).
     """
-    keys = list(CONTENDERS)
+    keys = list(contenders or CONTENDERS)
     samples: dict[str, list[float]] = {k: [] for k in keys}
     setup: dict[str, list[float]] = {k: [] for k in keys}
     for r in range(rounds):
@@ -161,19 +173,25 @@ def bench_speed(name: str, rounds: int, calls: int = 15) -> dict:
             samples[key] += res["seconds"]
             setup[key].append(res["setup_seconds"])
     ms = {k: _median_ms(v) for k, v in samples.items()}
-    return {
+    out = {
         "model": name,
         "rounds": rounds,
         "calls_per_round": calls,
         "median_ms": ms,
         "p10_p90_ms": {k: [float(np.percentile(v, 10) * 1e3), float(np.percentile(v, 90) * 1e3)]
                        for k, v in samples.items()},
-        "ratio_tf_vs_ort_forward": ms["TF forward"] / ms["onnxruntime forward"],
-        "ratio_tf_xla_vs_ort_forward": ms["TF forward (XLA)"] / ms["onnxruntime forward"],
-        "ratio_tf_frozen_vs_ort_forward": ms["TF forward (frozen)"] / ms["onnxruntime forward"],
-        "freeze_seconds": float(np.median(setup["TF forward (frozen)"])),
-        "ratio_tf_vs_torch_forward_grad": ms["TF forward+grad"] / ms["PyTorch forward+grad"],
     }
+    ort = ms.get("onnxruntime forward")
+    for key, ratio in (("TF forward", "ratio_tf_vs_ort_forward"),
+                       ("TF forward (XLA)", "ratio_tf_xla_vs_ort_forward"),
+                       ("TF forward (frozen)", "ratio_tf_frozen_vs_ort_forward")):
+        if ort and key in ms:
+            out[ratio] = ms[key] / ort
+    if "TF forward (frozen)" in setup:
+        out["freeze_seconds"] = float(np.median(setup["TF forward (frozen)"]))
+    if "PyTorch forward+grad" in ms and "TF forward+grad" in ms:
+        out["ratio_tf_vs_torch_forward_grad"] = ms["TF forward+grad"] / ms["PyTorch forward+grad"]
+    return out
 
 
 _PROBE = r"""

@@ -122,10 +122,11 @@ def torch_friendly(name: str, model: Any) -> dict[str, str]:
 
 
 def build_aliases(graph: onnx.GraphProto, friendly: dict[str, str], *,
-                  with_logits: bool) -> dict[str, str]:
+                  with_logits: bool, logits: str | None = None) -> dict[str, str]:
     """Module paths + friendly aliases (+ ``logits``) -> tensor names, all checked to exist.
 
-    Every friendly alias must resolve (its module must have nodes in the graph).
+    Every friendly alias must resolve (its module must have nodes in the graph). ``logits``
+    is the graph's output unless ``logits`` names another tensor (a final Softmax's input).
 
     Example:
         >>> from onnx import helper
@@ -139,19 +140,22 @@ def build_aliases(graph: onnx.GraphProto, friendly: dict[str, str], *,
     missing = [alias for alias, path in friendly.items() if path not in modules]
     aliases.update({alias: modules[path] for alias, path in friendly.items() if path in modules})
     if with_logits:
-        aliases["logits"] = graph.output[0].name
+        aliases["logits"] = logits or graph.output[0].name
     if missing:
         raise ModelZooError(f"the exported graph has no tensor for the aliases {missing}; "
                             "this is a model_zoo bug, please report it")
     return check_aliases(graph, aliases)
 
 
-def keras_aliases(graph: onnx.GraphProto, layer_names: Sequence[str]) -> dict[str, str]:
+def keras_aliases(graph: onnx.GraphProto, layer_names: Sequence[str],
+                  logits: str | None = None) -> dict[str, str]:
     """Keras layer name -> output of the last tf2onnx node of that layer (if it survived).
 
     tf2onnx keeps TensorFlow op names such as ``keras_cnn_1/relu1_1/Relu``; a layer ``L``
     owns the nodes whose second path component is ``L`` or ``L_<k>``. Layers optimised away
     entirely (a conv folded into the following BatchNorm) get no alias of their own.
+    ``logits`` is the graph's output unless ``logits`` names another tensor (the input of a
+    final Softmax: a Dense layer with ``activation="softmax"`` outputs probabilities).
 
     Example:
         >>> from onnx import helper
@@ -171,8 +175,64 @@ def keras_aliases(graph: onnx.GraphProto, layer_names: Sequence[str]) -> dict[st
             layer = parts[1]
         if layer in wanted:
             aliases[layer] = node.output[0]
-    aliases["logits"] = graph.output[0].name
+    aliases["logits"] = logits or graph.output[0].name
     return check_aliases(graph, aliases)
+
+
+# -- third-party-style files (model_zoo.third_party) ------------------------------------------
+def third_party_torch_friendly(arch: str) -> dict[str, str]:
+    """Friendly alias -> module path for the torchvision architectures the zoo takes from
+    ``model_zoo.third_party`` (their names follow the papers' tables).
+
+    ``mobilenet_v3_small``: ``stem`` (features.0), ``block1``..``block11`` (the inverted
+    residual blocks), ``last_conv`` (features.12, 576 channels), ``pool``, ``fc1`` (the
+    1024-unit Linear, before its HardSwish), ``fc2`` (the classifier). ``squeezenet1_1``:
+    ``conv1``, ``relu1``, ``pool1``, ``fire2``..``fire9``, ``pool3``, ``pool5``, ``conv10``,
+    ``relu10``, ``pool10``.
+
+    Example:
+        >>> third_party_torch_friendly("squeezenet1_1")["fire9"]
+        'features.12'
+    """
+    if arch == "mobilenet_v3_small":
+        friendly = {"stem": "features.0", "last_conv": "features.12", "pool": "avgpool",
+                    "fc1": "classifier.0", "fc2": "classifier.3"}
+        friendly.update({f"block{i}": f"features.{i}" for i in range(1, 12)})
+        return friendly
+    if arch == "squeezenet1_1":
+        fires = dict(zip(range(2, 10), (3, 4, 6, 7, 9, 10, 11, 12), strict=True))
+        friendly = {"conv1": "features.0", "relu1": "features.1", "pool1": "features.2",
+                    "pool3": "features.5", "pool5": "features.8", "conv10": "classifier.1",
+                    "relu10": "classifier.2", "pool10": "classifier.3"}
+        friendly.update({f"fire{k}": f"features.{i}" for k, i in fires.items()})
+        return friendly
+    raise ModelZooError(f"no friendly aliases for the torchvision architecture {arch!r}")
+
+
+def keras_application_layers(arch: str) -> tuple[str, ...]:
+    """The ``keras.applications`` layers worth an alias: activations, residual adds, the
+    pooling and the classifier (convolutions and BatchNorms are folded by TensorFlow, or
+    named after a neighbour by tf2onnx, so they get none).
+
+    ``MobileNetV2``: ``Conv1_relu``, ``expanded_conv_depthwise_relu``,
+    ``block_{k}_expand_relu``, ``block_{k}_depthwise_relu`` (k = 1..16), ``block_{k}_add``
+    (the residual blocks), ``out_relu``, ``global_average_pooling2d``, ``predictions`` (the
+    Softmax output: probabilities; ``logits`` is its input).
+
+    Example:
+        >>> keras_application_layers("MobileNetV2")[:3]
+        ('Conv1_relu', 'expanded_conv_depthwise_relu', 'block_1_expand_relu')
+    """
+    if arch != "MobileNetV2":
+        raise ModelZooError(f"no alias list for the keras.applications model {arch!r}")
+    names = ["Conv1_relu", "expanded_conv_depthwise_relu"]
+    residual = (2, 4, 5, 7, 8, 9, 11, 12, 14, 15)  # same width, stride 1
+    for k in range(1, 17):
+        names += [f"block_{k}_expand_relu", f"block_{k}_depthwise_relu"]
+        if k in residual:
+            names.append(f"block_{k}_add")
+    names += ["out_relu", "global_average_pooling2d", "predictions"]
+    return tuple(names)
 
 
 def check_aliases(graph: onnx.GraphProto, aliases: dict[str, str]) -> dict[str, str]:

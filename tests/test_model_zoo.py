@@ -17,6 +17,8 @@ import model_zoo
 from model_zoo import ModelZooError, data
 
 ALL = model_zoo.available()
+# third-party-style files (model_zoo.third_party): their own input layout, maybe a Softmax head
+THIRD_PARTY = [n for n in ALL if model_zoo.registry.get_spec(n).backend == "third_party"]
 CIFAR_ACC = {"resnet20_cifar": 91.5, "resnet32_cifar": 92.8, "resnet44_cifar": 93.3,
              "resnet56_cifar": 92.6}
 BN_MODELS = ("resnet20_cifar", "vgg16_bn", "resnet18")
@@ -52,7 +54,9 @@ def ort_run(path_or_proto, x: np.ndarray) -> np.ndarray:
 def test_available_lists_all_models():
     assert ALL == ["vgg16", "vgg16_bn", "resnet18", "alexnet", "vgg16_features",
                    "alexnet_features", "resnet20_cifar", "resnet32_cifar", "resnet44_cifar",
-                   "resnet56_cifar", "lenet_dlg", "lenet_dlg10", "keras_cnn"]
+                   "resnet56_cifar", "lenet_dlg", "lenet_dlg10", "keras_cnn",
+                   "mobilenet_v3_small", "squeezenet1_1", "keras_mobilenetv2", "caffe_resnet18"]
+    assert THIRD_PARTY == ALL[-4:]
 
 
 @pytest.mark.parametrize("call", [model_zoo.info, model_zoo.load])
@@ -162,11 +166,31 @@ def test_aliases_exist_and_metadata(graphs, name):
     assert aliases and all(t in known for t in aliases.values())
     prep = json.loads(meta["model_zoo.preprocessing"])
     assert tuple(prep["mean"]) == model_zoo.info(name).preprocessing.mean
-    assert proto.opset_import[0].version == 17
+    assert tuple(prep["std"]) == model_zoo.info(name).preprocessing.std
+    # tf2onnx (Keras) also imports the ai.onnx.ml domain: the default domain's opset counts
+    opsets = {o.domain or "ai.onnx": o.version for o in proto.opset_import}
+    assert opsets["ai.onnx"] == 17
+    if name not in ("keras_cnn", "keras_mobilenetv2"):
+        assert proto.opset_import[0].version == 17 and len(opsets) == 1
     batch = proto.graph.input[0].type.tensor_type.shape.dim[0]
     assert batch.dim_param and not batch.dim_value, "batch axis must be dynamic"
-    if model_zoo.info(name).num_classes:
-        assert aliases["logits"] == proto.graph.output[0].name
+    if name in THIRD_PARTY:
+        # the logits alias is the contract's logits tensor: a final Softmax's input, else
+        # the output itself
+        contract = json.loads(meta["tfmi.contract"])
+        logits = contract.get("logits", proto.graph.output[0].name)
+        assert aliases["logits"] == logits
+        producer = {o: n for n in proto.graph.node for o in n.output}
+        last = producer[proto.graph.output[0].name]
+        if contract["output"] == "probabilities":
+            assert last.op_type == "Softmax" and last.input[0] == logits != last.output[0]
+        else:
+            assert contract["output"] == "logits" and "logits" not in contract
+            assert last.op_type != "Softmax"
+    else:
+        assert "tfmi.contract" not in meta and "model_zoo.third_party" not in meta
+        if model_zoo.info(name).num_classes:
+            assert aliases["logits"] == proto.graph.output[0].name
 
 
 def test_alias_examples(zoo_cache):
@@ -188,6 +212,65 @@ def test_alias_examples(zoo_cache):
     assert r18["res5"] == r18["layer4"] and "maxpool" in r18 and "fc" in r18
     lenet = model_zoo.info("lenet_dlg").layer_aliases
     assert {"conv1", "conv2", "conv3", "act1", "act2", "act3", "fc"} <= set(lenet)
+
+
+def test_third_party_aliases(zoo_cache):
+    mnv3 = model_zoo.info("mobilenet_v3_small").layer_aliases
+    assert mnv3["stem"] == "/features/features.0/features.0.2/HardSwish_output_0"
+    assert {f"block{i}" for i in range(1, 12)} <= set(mnv3)
+    assert mnv3["fc2"] == mnv3["logits"] == "output" and mnv3["last_conv"] == mnv3["features"]
+    sq = model_zoo.info("squeezenet1_1").layer_aliases
+    assert sq["fire9"] == "/features/features.12/Concat_output_0"
+    assert sq["conv10"] == "/classifier/classifier.1/Conv_output_0" and sq["logits"] == "output"
+    assert {"conv1", "pool1", "pool3", "pool5", "relu10", "pool10"} | {
+        f"fire{k}" for k in range(2, 10)} <= set(sq)
+    keras = model_zoo.info("keras_mobilenetv2").layer_aliases
+    assert {f"block_{k}_expand_relu" for k in range(1, 17)} <= set(keras)
+    assert {"Conv1_relu", "block_2_add", "block_15_add", "out_relu",
+            "global_average_pooling2d", "predictions"} <= set(keras)
+    assert keras["predictions"] == "output"  # the Softmax: probabilities
+    assert keras["logits"].endswith("/predictions_1/BiasAdd:0")
+    caffe, r18 = (model_zoo.info(n).layer_aliases for n in ("caffe_resnet18", "resnet18"))
+    assert caffe == r18  # the wrapper keeps resnet18's tensor names, and "output" = logits
+    assert caffe["logits"] == "output"
+
+
+def test_third_party_manifest_and_info(zoo_cache, capsys):
+    from model_zoo.__main__ import main
+    from model_zoo.cache import read_manifest
+    from model_zoo.third_party import FORMAT
+
+    for name in THIRD_PARTY:
+        model_zoo.load(name)
+        entry = read_manifest(zoo_cache)["files"][f"{name}-random.onnx"]
+        spec = model_zoo.registry.get_spec(name)
+        assert entry["third_party"]["catalogue"] == spec.third_party
+        assert entry["third_party"]["format"] == FORMAT
+        assert entry["opset"] == 17 and entry["pretrained"] is False
+        truth = entry["third_party"]["truth"]
+        assert entry["contract"]["layout"] == truth["layout"] == spec.file_contract.layout
+        exporter = entry["exporter"]
+        assert ("tf2onnx" in exporter) == (name == "keras_mobilenetv2")
+        assert ("torchvision" in exporter) == (name in ("mobilenet_v3_small", "squeezenet1_1"))
+        info = model_zoo.info(name)
+        assert info.file_contract == spec.file_contract and info.num_classes == 1000
+        assert len(info.class_names) == 1000 and not info.default_pretrained
+        assert "random" in info.licence and ("Apache-2.0" if "keras" in name
+                                             else "BSD-3-Clause") in info.licence
+        with pytest.raises(ModelZooError, match="random weights only"):
+            model_zoo.load(name, pretrained=True)
+    # a file built by an older model_zoo.third_party is stale (rebuilt on the next load)
+    import model_zoo.third_party as tp
+    from model_zoo.zoo import cached_entry
+
+    assert cached_entry("squeezenet1_1", False, zoo_cache, verify=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tp, "FORMAT", FORMAT + 1)
+        assert cached_entry("squeezenet1_1", False, zoo_cache, verify=False) is None
+    assert main(["info", "caffe_resnet18"]) == 0
+    out = capsys.readouterr().out
+    assert "file input       NHWC, BGR, (255 x - (103.53, 116.28, 123.675)) / (1, 1, 1)" in out
+    assert "preprocessing    (x - [0.485, 0.456, 0.406]) / [1.0, 1.0, 1.0]" in out
 
 
 def test_structural_aliases_match_export(graphs):

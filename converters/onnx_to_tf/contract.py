@@ -620,10 +620,17 @@ def check_contract(model: TFModel, contract: ModelContract) -> None:
                     f"the contract's input_size {contract.input_size} differs from the graph's "
                     f"fixed input {_fmt(shape)}: drop --input-size or use "
                     f"{hw[0]},{hw[1]}")
-    if contract.logits is not None and contract.logits not in set(model.layer_names):
+    if contract.logits is not None and not _is_tensor(model, contract.logits):
         raise ContractError(
             f"the contract's logits tensor {contract.logits!r} is not in the graph; list the "
             "tensors with `python -m tf_impl layers MODEL` and pick the Softmax's input")
+
+
+def _is_tensor(model: TFModel, name: str) -> bool:
+    try:
+        return model.resolve(name) in set(model.layer_names)
+    except KeyError:
+        return False
 
 
 def _fmt(shape) -> str:
@@ -789,20 +796,31 @@ class ContractModel(tf.Module):
             x = x * tf.constant(np.asarray(c.gain).reshape(1, -1, 1, 1), x.dtype)
         return Value(x, (0, 3, 1, 2) if c.layout == "NHWC" else None)
 
+    @property
+    def logits_name(self) -> str:
+        """The tensor that holds the class scores: a final Softmax's input, else the output.
+        Tap it with the other tensors a pass needs and read it with :meth:`as_logits`."""
+        return self.contract.logits or self.graph.output_names[0]
+
+    def as_logits(self, t: tf.Tensor) -> tf.Tensor:
+        """The :attr:`logits_name` tensor as (N, classes) logits: spatial maps squeezed, and
+        log-probabilities for a model declared to output probabilities with no logits tensor
+        (equal to the logits up to a per-image constant, so softmax and argmax agree)."""
+        if self.contract.is_classifier and t.shape.rank == 4:
+            t = tf.reshape(t, [-1, int(np.prod(t.shape[1:]))])
+        if self.contract.output == "probabilities" and not self.contract.logits:
+            t = tf.math.log(tf.maximum(t, tf.constant(1e-30, t.dtype)))
+        return t
+
     def _wanted(self, taps) -> tuple[str, ...]:
         if taps:
             return tuple(dict.fromkeys(self.graph.resolve(t) for t in taps))
-        return (self.contract.logits,) if self.contract.logits else (self.graph.output_names[0],)
+        return (self.logits_name,)
 
     def _finish(self, values: dict, taps, wanted):
         if taps:
             return {t: values[self.graph.resolve(t)] for t in taps}
-        out = values[wanted[0]]
-        if self.contract.is_classifier and out.shape.rank == 4:
-            out = tf.reshape(out, [-1, int(np.prod(out.shape[1:]))])
-        if self.contract.output == "probabilities" and not self.contract.logits:
-            out = tf.math.log(tf.maximum(out, tf.constant(1e-30, out.dtype)))
-        return out
+        return self.as_logits(values[wanted[0]])
 
     def _check(self, x) -> tf.Tensor:
         t = x if tf.is_tensor(x) else tf.convert_to_tensor(np.asarray(x))

@@ -25,6 +25,7 @@ from onnx import numpy_helper
 from . import ops  # noqa: F401  (registers the handlers)
 from .contract import ContractModel, ModelContract, resolve_contract, tensor_layouts
 from .errors import ModelInputError, UnknownTapError, UnsupportedOpError
+from .fold import fold_batchnorm, simplify
 from .graph import Context, Node, execute, parse_attributes
 from .layout import Value, channels_last, identity, inverse
 from .lean_reader import RawWeights
@@ -170,6 +171,8 @@ class TFModel(tf.Module):
         self.metadata = meta
         self.jit_compile = jit_compile
         self._nodes = self._parse_nodes(graph)
+        self._nodes, self._same = simplify(self._nodes, _known_types(graph),
+                                           keep={o.name for o in graph.output})
         self._consts: dict[str, Value] = {}
         self.onnx_variables: dict[str, tf.Variable] = {}
         self._perms: dict[str, tuple[int, ...] | None] = {}
@@ -275,10 +278,13 @@ class TFModel(tf.Module):
     # -- names ----------------------------------------------------------------------------
     def resolve(self, name: str) -> str:
         """ONNX tensor name for an alias or raw name, or an error listing the valid names."""
-        if name in self.aliases:
-            return self.aliases[name]
         if name in self._producer or name in {i.name for i in self.inputs}:
-            return name
+            return name  # a tensor's own name wins over an alias spelled the same
+        if name in self._same:  # the output of a no-op removed at import
+            return self._same[name]
+        if name in self.aliases:
+            return self.resolve(self.aliases[name]) if self.aliases[name] in self._same \
+                else self.aliases[name]
         close = difflib.get_close_matches(name, list(self.aliases) + self.layer_names, n=5)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise UnknownTapError(
@@ -393,12 +399,13 @@ class TFModel(tf.Module):
         return t
 
     def _run(
-        self, feeds, wanted: tuple[str, ...], layout: str, bn_mode: str, relu_mode: str, consts=None
+        self, feeds, wanted: tuple[str, ...], layout: str, bn_mode: str, relu_mode: str,
+        consts=None, plan=None,
     ):
         ctx = Context(bn_mode=bn_mode, relu_mode=relu_mode, float_dtype=self.dtype)
         env = dict(self._consts if consts is None else consts)
         env.update({k: v if isinstance(v, Value) else Value(v) for k, v in feeds.items()})
-        values = execute(self._plan(wanted), env, wanted, ctx)
+        values = execute(plan or self._plan(wanted), env, wanted, ctx)
         return {name: self._laid_out(name, v, layout) for name, v in values.items()}
 
     def _laid_out(self, name: str, v: Value, layout: str) -> tf.Tensor:
@@ -561,15 +568,19 @@ class TFModel(tf.Module):
         spec = self.inputs[0]
         check(tf.zeros(shape, spec.dtype))  # same shape rules (rank, channels) as a call
         arrays = {name: v.numpy() for name, v in self.onnx_variables.items()}
+        plan, folded = fold_batchnorm(self._plan(wanted), arrays, self._perms, set(wanted))
 
         def forward(x):
             consts = dict(self._consts)
             for name, arr in arrays.items():  # tf.constant in a graph: a Const node
                 consts[name] = Value(tf.constant(arr), self._perms[name])
-            return self._run({spec.name: feed(x)}, wanted, layout, "eval", "standard", consts)
+            consts.update({name: Value(arr) for name, arr in folded.items()})
+            return self._run({spec.name: feed(x)}, wanted, layout, "eval", "standard", consts,
+                             plan)
 
         concrete = tf.function(forward).get_concrete_function(tf.TensorSpec(shape, spec.dtype))
         arrays.clear()  # the graph holds the constants now
+        folded.clear()
         return FrozenForward(concrete, shape, check, finish)
 
     @property
@@ -612,6 +623,14 @@ class FrozenForward:
                 f"{tuple(t.shape)})"
             )
         return self._finish(self._fn(t))
+
+
+def _known_types(graph: onnx.GraphProto) -> dict[str, int]:
+    """Element types of the graph's inputs and initializers."""
+    types = {vi.name: vi.type.tensor_type.elem_type for vi in graph.input
+             if vi.type.tensor_type.elem_type}
+    types.update({t.name: t.data_type for t in graph.initializer})
+    return types
 
 
 def _declared_shape(vi: onnx.ValueInfoProto) -> tuple[int | None, ...] | None:

@@ -190,7 +190,7 @@ def _constant_operands(model) -> tuple[set[str], set[str]]:
 def bias_layers(model) -> list[BiasLayer]:
     """The nodes of ``model`` that add a bias and feed its (first) output, in graph order."""
     model = contract_model(model)
-    feeding = set(model.dependencies([model.output_names[0]]))
+    feeding = set(model.dependencies([model.logits_name]))
     variables, consts = _constant_operands(model)
     fixed = variables | consts
     bn_index = {b.name: k for k, b in enumerate(model.bn_layers)}
@@ -261,7 +261,7 @@ def _gradient_pass(model, layers: list[BiasLayer], const_taps: list[str]):
     fn = cache.get(key)
     if fn is not None:
         return fn
-    output = model.output_names[0]
+    output = model.logits_name  # the class scores (a final Softmax's input)
     outs = list(dict.fromkeys(layer.tensor for layer in layers))
     taps = list(dict.fromkeys(outs + const_taps + [output]))
 
@@ -270,7 +270,7 @@ def _gradient_pass(model, layers: list[BiasLayer], const_taps: list[str]):
         with tf.GradientTape() as tape:
             tape.watch(x)
             values = model(x, taps=taps, layout="NHWC", compiled=False)
-            out = values[output]
+            out = model.as_logits(values[output])
             # a negative target stands for the predicted class
             targets = tf.where(targets < 0, tf.argmax(out, axis=1, output_type=targets.dtype),
                                targets)

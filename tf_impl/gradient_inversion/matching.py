@@ -48,14 +48,15 @@ class GradientMatcher:
         self.targets = [tf.constant(model.from_onnx_layout(k, shared.grads[k]), tf.float32)
                         for k in self.names]
         self._target_norm = tf.sqrt(tf.add_n([tf.reduce_sum(t * t) for t in self.targets]))
-        self.output = model.output_names[0]
+        self.output = model.logits_name  # a final Softmax's input: the loss takes logits
         self.taps = [self.output, *dict.fromkeys(t for t in taps if t != self.output)]
 
     def gradients(self, x, labels):
         """The victim loss's weight gradients at ``(x, labels)`` and the tapped tensors."""
         with tf.GradientTape() as tape:
             outs = self.model(x, taps=self.taps, bn_mode=self.shared.bn_mode)
-            loss = cross_entropy(outs[self.output], labels, self.shared.reduction)
+            logits = self.model.as_logits(outs[self.output])
+            loss = cross_entropy(logits, labels, self.shared.reduction)
         grads = tape.gradient(loss, self.variables)
         grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, self.variables)]
         return grads, outs

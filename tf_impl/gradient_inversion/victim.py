@@ -228,6 +228,8 @@ def fc_layer(model) -> FCLayer:
                         bias = other[0]
         return FCLayer(w, bias, out_axis, int(shape[out_axis]), node.name)
     raise GradientInversionError(
-        "no fully connected layer (Gemm/MatMul with a weight initializer) found: label "
-        "restoration and the classification loss need a classifier whose last layer is one"
+        "no fully connected layer (Gemm/MatMul with a weight initializer) found: gradient "
+        "inversion reads the labels from the last fully connected layer's gradient, and this "
+        "model's classifier is not one (e.g. SqueezeNet's 1x1 convolution); attack a model "
+        "with a fully connected head (resnet20_cifar, resnet18, vgg16, a Keras Dense head)"
     )

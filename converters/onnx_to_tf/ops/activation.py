@@ -87,7 +87,8 @@ def hard_sigmoid(ctx, node, x):
 
 @handler("HardSwish")
 def hard_swish(ctx, node, x):
-    return ctx.unary(x, lambda t: t * tf.clip_by_value(t / 6.0 + 0.5, 0.0, 1.0))
+    # x * relu6(x + 3) / 6: four element-wise kernels where the clip form takes five
+    return ctx.unary(x, lambda t: t * tf.nn.relu6(t + 3.0) * (1.0 / 6.0))
 
 
 @handler("Clip")

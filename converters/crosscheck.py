@@ -489,16 +489,39 @@ def _torch_double(module):
     return module
 
 
+# piecewise-linear activations: the input values where the slope jumps (Clip's come from its
+# bounds); float32 rounding may put an input on either side of one
+_KINKS = {"Relu": (0.0,), "HardSwish": (-3.0, 3.0), "HardSigmoid": None}
+
+
 def count_relu_kinks(model, x, rel: float = KINK_REL, compiled: bool = False) -> int:
-    """Number of ReLU inputs within ``rel`` x (the tensor's max) of zero."""
-    names = [n.inputs[0] for n in model.nodes if n.op_type == "Relu"]
-    if not names:
+    """Inputs of piecewise-linear activations within ``rel`` x (the tensor's max) of a kink:
+    ReLU at 0, Clip (ReLU6) at its bounds, HardSwish at -3 and 3, HardSigmoid where
+    ``alpha * x + beta`` reaches 0 or 1."""
+    points: dict[str, list[float]] = {}
+    for n in model.nodes:
+        if n.op_type == "Clip":
+            if n.since < 11:
+                bounds = [n.attr("min"), n.attr("max")]
+            else:
+                bounds = [model.static_value(b) if b else None for b in n.inputs[1:3]]
+            kinks = [float(np.asarray(b).reshape(-1)[0]) for b in bounds if b is not None]
+        elif n.op_type == "HardSigmoid":
+            alpha, beta = float(n.attr("alpha", 0.2)), float(n.attr("beta", 0.5))
+            kinks = [-beta / alpha, (1.0 - beta) / alpha]
+        elif n.op_type in _KINKS:
+            kinks = list(_KINKS[n.op_type])
+        else:
+            continue
+        points.setdefault(n.inputs[0], []).extend(kinks)
+    if not points:
         return 0
-    taps = model(x, taps=names, layout="ONNX", compiled=compiled)
+    taps = model(x, taps=list(points), layout="ONNX", compiled=compiled)
     count = 0
-    for t in taps.values():
-        a = np.abs(np.asarray(t))
-        count += int(np.sum(a <= rel * a.max()))
+    for name, kinks in points.items():
+        a = np.asarray(taps[name])
+        scale = rel * np.abs(a).max()
+        count += int(sum(np.sum(np.abs(a - k) <= scale) for k in set(kinks)))
     return count
 
 

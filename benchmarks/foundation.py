@@ -234,14 +234,11 @@ def bench_import(name: str = "vgg16") -> dict:
 
 
 def bench_parity(models: list[str]) -> list[dict]:
-    import model_zoo
     from converters.crosscheck import crosscheck
 
     reports = []
     for name in models:
-        shape = list(model_zoo.info(name).input_shape)
-        shape[0] = 1
-        shape = [224 if d is None else d for d in shape]
+        _, shape = model_path_and_shape(name)  # the file's own layout (NHWC for Keras files)
         x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
         t0 = time.perf_counter()
         report = crosscheck(name, x)

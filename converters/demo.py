@@ -68,19 +68,26 @@ CSS = (
     "figure{margin:1em 0}figcaption{font-size:.85em}img{width:100%}.wide{overflow-x:auto}")
 
 
-def pick_input(name: str, quick: bool) -> tuple[np.ndarray, str]:
-    """A real, normalised input for ``name`` and a description of it."""
+def pick_input(name: str, quick: bool) -> tuple[np.ndarray, np.ndarray, str]:
+    """(the file's own input, the picture's pixels NCHW in [0, 1], a description) of a real
+    picture for ``name``: normalised for our exports, and for a third-party-style file in its
+    own layout, channel order and scale (``info.file_contract``)."""
     import model_zoo
     from model_zoo import data
 
     info = model_zoo.info(name)
     h, w = info.input_shape[2:]
     if (h, w) == (32, 32):
-        x, y = data.cifar10("test", n=CIFAR_INDEX + 1, normalize=False)
-        x = data.normalize_array(x[CIFAR_INDEX:], info.preprocessing)
-        return x, f"CIFAR-10 test #{CIFAR_INDEX} ({data.cifar10_class_names()[y[CIFAR_INDEX]]})"
-    size = h if h is not None else (128 if quick else 224)
-    return data.image(PHOTO, size, model=name), f"{PHOTO.split('/')[-1]} photo {size}x{size}"
+        px, y = data.cifar10("test", n=CIFAR_INDEX + 1, normalize=False)
+        px = px[CIFAR_INDEX:]
+        desc = f"CIFAR-10 test #{CIFAR_INDEX} ({data.cifar10_class_names()[y[CIFAR_INDEX]]})"
+    else:
+        size = h if h is not None else (128 if quick else 224)
+        px = data.image(PHOTO, size, normalize=False)
+        desc = f"{PHOTO.split('/')[-1]} photo {size}x{size}"
+    if info.file_contract is not None:
+        return info.file_contract.model_input(px), px, desc
+    return data.normalize_array(px, info.preprocessing), px, desc
 
 
 def saliency_projection(name: str):
@@ -114,16 +121,20 @@ def predictions(name: str, report) -> dict:
     return out
 
 
-def figure(name: str, x: np.ndarray, desc: str, pred: dict) -> bytes:
+def figure(name: str, pixels: np.ndarray, desc: str, pred: dict) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from model_zoo import data
+    import model_zoo
 
-    img = np.clip(data.denormalize(x, name)[0].transpose(1, 2, 0), 0, 1)
+    x = pixels
+    img = np.clip(pixels[0].transpose(1, 2, 0), 0, 1)
     g_tf, g_pt = pred["g_tf"][0], pred["g_pt"][0]
+    contract = model_zoo.info(name).file_contract
+    if contract is not None and contract.layout == "NHWC":  # gradients in the file's layout
+        g_tf, g_pt = g_tf.transpose(2, 0, 1), g_pt.transpose(2, 0, 1)
     maps = [np.abs(g).max(axis=0) for g in (g_tf, g_pt, g_tf - g_pt)]
     vmax = float(np.percentile(maps[1], 99.5)) or 1.0
     fig, axes = plt.subplots(1, 4, figsize=(10, 2.9), dpi=72)
@@ -416,11 +427,11 @@ def run_model(name: str, quick: bool, out: Path) -> dict:
     res = {"model": name, "input_shape": [], "input": "", "ok": False,
            "description": info.description, "pretrained": info.default_pretrained}
     try:
-        x, desc = pick_input(name, quick)
+        x, pixels, desc = pick_input(name, quick)
         res.update(input_shape=list(x.shape), input=desc)
         report = cc.crosscheck(name, x, projection=saliency_projection(name), keep_arrays=True)
         pred = predictions(name, report)
-        png = figure(name, x, desc, pred)
+        png = figure(name, pixels, desc, pred)
     except Exception as err:  # one broken model must not hide the others' results
         res.update(error=f"{type(err).__name__}: {err}"[:300],
                    total_seconds=round(time.perf_counter() - t0, 2))

@@ -156,9 +156,12 @@ def test_caffe_file_from_a_sidecar_gives_the_same_logits_as_the_plain_file(files
     c = caffe.contract
     assert (c.layout, c.channel_order, c.scale, c.output) == ("NHWC", "BGR", 255, "probabilities")
     assert c.logits == "fc" and c.sources["channel_order"].startswith("sidecar")
-    mean, std = c.preprocessing  # mean-only model: pixel-sized working input
+    # a mean-only model at scale 255: the working input takes the ImageNet std (the space the
+    # papers' step sizes and prior weights were tuned in), not 1/255 of a pixel
+    mean, std = c.preprocessing
     np.testing.assert_allclose(mean, MEAN, rtol=1e-6)
-    assert std == (1.0, 1.0, 1.0)
+    assert std == (0.229, 0.224, 0.225)
+    assert c.gain == tuple(255 * s for s in (0.225, 0.224, 0.229))  # model (BGR) order
     got, want = logits_of(caffe, pixels), logits_of(load(files["plain"]), pixels)
     assert rel(got, want) < TOL
     # the file's own output, fed the Caffe input by hand, is the softmax of those logits

@@ -163,3 +163,25 @@ def test_keras_and_pytorch_twins_agree(twins):
     fb = invert_features(torch, pixels, [layer_t], cfg, lpips=False)
     assert rel(fa.image, fb.image) < 1e-4
     assert abs(fa.metrics["psnr"] - fb.metrics["psnr"]) < 1e-3
+
+
+def test_a_caffe_conversion_gives_what_the_network_itself_gives(files):
+    """The contract's promise: techniques see pixels, so the Caffe-style wrapper (NHWC, BGR,
+    0..255 minus a mean, the std folded into its first convolution) of resnet20_cifar explains
+    and inverts like resnet20_cifar itself, to float rounding."""
+    import model_zoo
+
+    path, _ = files["caffe_resnet18"]
+    caffe = onnx_to_tf.load(path).with_contract()
+    plain = onnx_to_tf.load(model_zoo.load("resnet20_cifar")).with_contract()
+    np.testing.assert_allclose(caffe.preprocessing, plain.preprocessing, rtol=1e-5)
+    pixels, _ = data.cifar10("test", n=2, normalize=False)
+    a, b = sal.saliency(caffe, pixels), sal.saliency(plain, pixels)
+    assert list(a.target) == list(b.target) and rel(a.map, b.map) < 1e-4
+    layer_c = next(n.outputs[0] for n in caffe.nodes if n.op_type == "Relu")
+    layer_p = next(n.outputs[0] for n in plain.nodes if n.op_type == "Relu")
+    cfg = FeatureInversionConfig().with_(steps=20, progress=False)
+    fa = invert_features(caffe, pixels[:1], [layer_c], cfg, lpips=False)
+    fb = invert_features(plain, pixels[:1], [layer_p], cfg, lpips=False)
+    assert rel(fa.image, fb.image) < 1e-4
+

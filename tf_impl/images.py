@@ -32,13 +32,18 @@ class ImageError(ValueError):
     """An image the technique cannot use; the message says what to do."""
 
 
+CIFAR_PREFIX = "cifar10:"
+
+
 @dataclass
 class Image:
-    """A checked picture: ``pixels`` float32 (N, 3, H, W) in [0, 1], and what was converted."""
+    """A checked picture: ``pixels`` float32 (N, 3, H, W) in [0, 1], what was converted, and
+    its class when it is a bundled, labelled image."""
 
     pixels: np.ndarray
     name: str = "image"
     notes: list[str] = field(default_factory=list)
+    label: int | None = None
 
 
 def preprocessing_of(model) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -131,13 +136,32 @@ def as_pixels(image, *, name: str = "image") -> Image:
     return Image(np.ascontiguousarray(np.clip(arr, 0, 1), np.float32), name, notes)
 
 
+def cifar_image(spec: str) -> Image:
+    """``cifar10:K``: the K-th bundled CIFAR-10 test image (32x32) and its label."""
+    from model_zoo import data
+
+    try:
+        k = int(spec[len(CIFAR_PREFIX):])
+    except ValueError:
+        raise ImageError(f"image {spec!r}: write cifar10:K with K an integer in [0, 1000)"
+                         ) from None
+    if not 0 <= k < 1000:
+        raise ImageError(f"image {spec!r}: K must be in [0, 1000) (the bundled CIFAR-10 test "
+                         "images)")
+    pixels, labels = data.cifar10("test", n=k + 1, normalize=False)
+    return Image(np.ascontiguousarray(pixels[k:k + 1], np.float32), spec, [], int(labels[k]))
+
+
 def load_image(source, size: int | None = 224) -> Image:
-    """A bundled name (``model_zoo.data.list_images()``), a file path or an array, as pixels.
+    """A bundled name (``model_zoo.data.list_images()``), ``cifar10:K`` (the K-th bundled
+    CIFAR-10 test image, 32x32, with its label), a file path or an array, as pixels.
 
     Files and bundled names are resized (shorter side to ``size``) and centre-cropped to a
-    square, as :func:`model_zoo.data.image` does; arrays are used at their own size
-    (``size`` is ignored for them).
+    square, as :func:`model_zoo.data.image` does; CIFAR-10 images and arrays are used at
+    their own size (``size`` is ignored for them).
     """
+    if isinstance(source, str) and source.startswith(CIFAR_PREFIX):
+        return cifar_image(source)
     if isinstance(source, (str, os.PathLike)):
         import model_zoo.data as data
         from model_zoo import ModelZooError
@@ -149,7 +173,8 @@ def load_image(source, size: int | None = 224) -> Image:
         except ModelZooError as err:  # its message names the bundled images
             raise ImageError(str(err)) from err
         name = Path(src).stem
-        return Image(pixels, name, notes)
+        label = data.image_label(src) if src in data.list_images() else None
+        return Image(pixels, name, notes, label)
     return as_pixels(source)
 
 

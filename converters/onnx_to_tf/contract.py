@@ -27,8 +27,12 @@ graph's own input inside the traced function (a channel flip, a layout tag, at m
 multiply). Called without taps it returns class *logits* (the input of a final Softmax,
 spatial maps squeezed), so scores and gradients never go through a saturated softmax; taps
 come back channels-first. For a model that divides by a std, ``std_px = std / scale`` and the
-working input *is* the model's input; for one that only subtracts a mean (Caffe), ``std_px``
-is 1, so optimisers and priors see pixel-sized steps for every model.
+working input *is* the model's input. A model that only subtracts a mean at scale 255 (the
+Caffe convention) would otherwise work in units of 1/255 of a pixel, where no step size or
+prior weight of the papers means anything; its working input takes the ImageNet std
+(0.229, 0.224, 0.225) instead, the space those defaults were tuned in (one multiply in the
+graph maps it back), so a Caffe conversion of a network gives the same results as the network
+itself.
 
 >>> model = load("caffe_resnet.onnx", contract={"layout": "NHWC"})   # doctest: +SKIP
 >>> victim = model.with_contract()                                   # doctest: +SKIP
@@ -91,6 +95,7 @@ _ELEMENTWISE = {
 
 
 _LUMA = (0.299, 0.587, 0.114)
+IMAGENET_STD = (0.229, 0.224, 0.225)  # RGB
 
 
 class ContractError(OnnxImportError):
@@ -219,20 +224,30 @@ class ModelContract:
         """A one-channel model: the working input is still RGB, turned to luma in the graph."""
         return self.channels == 1
 
+    def _working_std(self) -> tuple[float, ...]:
+        """The working input's std in pixel units, model channel order."""
+        if not self.mean_only:
+            return tuple(s / self.scale for s in self.std)
+        if self.channels == 3:
+            return self._rgb(IMAGENET_STD)  # (RGB -> model order is its own inverse)
+        return (sum(IMAGENET_STD) / 3,) * self.channels
+
     @property
     def preprocessing(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """(mean, std) of the working input in pixel units ([0, 1]) and RGB order."""
         mean = tuple(m / self.scale for m in self._rgb(self.mean))
-        std = (1.0,) * self.channels if self.mean_only else tuple(
-            s / self.scale for s in self._rgb(self.std))
+        std = self._rgb(self._working_std())
         if self.grayscale:  # the same normalisation on each of R, G, B
             return mean * 3, std * 3
         return mean, std
 
     @property
     def gain(self) -> tuple[float, ...] | None:
-        """Per-channel factor from the working input to the model's input (None: none)."""
-        return (self.scale,) * self.channels if self.mean_only else None
+        """Per-channel factor (model channel order) from the working input to the model's
+        input: ``scale * working std / std``; None when it is 1."""
+        if not self.mean_only:
+            return None
+        return tuple(self.scale * w / s for w, s in zip(self._working_std(), self.std))
 
     def with_(self, source: str = "override", **changes) -> ModelContract:
         """A copy with ``changes`` (None values ignored), their source recorded."""

@@ -186,7 +186,9 @@ class TFModel(tf.Module):
         self.layer_names = [i.name for i in self.inputs] + [
             o for n in self._nodes for o in n.outputs if o
         ]
-        self.aliases = {"output": self.output_names[0]}
+        named = {i.name for i in self.inputs} | {o for n in self._nodes for o in n.outputs}
+        # "output" names the graph output, unless a tensor of the graph is called that
+        self.aliases = {} if "output" in named else {"output": self.output_names[0]}
         if ALIAS_KEY in meta:
             self.aliases.update(json.loads(meta[ALIAS_KEY]))
         self.aliases.update(aliases or {})

@@ -64,7 +64,7 @@ EXIT_BAD_INPUT = 2
 EXIT_REFERENCE_UNAVAILABLE = 3
 EXIT_INTERRUPTED = 130
 
-CIFAR_PREFIX = "cifar10:"
+CIFAR_PREFIX = "cifar10:"  # the same spec as tf_impl.images.CIFAR_PREFIX
 
 # aliases worth listing in --help (the rest: python -m tf_impl layers NAME)
 HELP_MODELS = ("vgg16_features", "alexnet_features", "resnet18", "resnet20_cifar")
@@ -325,28 +325,14 @@ def add_picture_command(sub, name: str, help_: str, description: str, *,
 def load_picture(args: argparse.Namespace, model):
     """(pixels (1, 3, H, W) in [0, 1], image name, true label or None) of ``args.image`` at
     the model's size: a bundled photo, a file or ``cifar10:K``."""
-    from model_zoo import data
-
     from .. import images as imgs
     from ..visualization import checks
 
     fixed = checks.fixed_size(model)
     spec = args.image or (f"{CIFAR_PREFIX}0" if fixed == (32, 32) else "cat_dog")
-    if spec.startswith(CIFAR_PREFIX):
-        try:
-            k = int(spec[len(CIFAR_PREFIX):])
-        except ValueError:
-            raise checks.VisualizationError(
-                f"--image {spec!r}: write cifar10:K with K an integer in [0, 1000)") from None
-        if not 0 <= k < 1000:
-            raise checks.VisualizationError(
-                f"--image {spec!r}: K must be in [0, 1000) (the bundled CIFAR-10 test images)")
-        pixels, labels = data.cifar10("test", n=k + 1, normalize=False)
-        return pixels[k:k + 1], spec, int(labels[k])
-    if args.size < 8:
+    if not spec.startswith(CIFAR_PREFIX) and args.size < 8:
         raise checks.VisualizationError(f"--size {args.size} is too small; use at least 8")
     picture = imgs.load_image(spec, fixed[0] if fixed else args.size)
     for note in picture.notes:
         print(f"note: {spec}: {note}", file=sys.stderr)
-    label = data.image_label(spec) if spec in data.list_images() else None
-    return picture.pixels, picture.name, label
+    return picture.pixels, picture.name, picture.label

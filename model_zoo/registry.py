@@ -269,7 +269,8 @@ _THIRD_PARTY: tuple[ModelSpec, ...] = (
         "and moving statistics from numpy.random.default_rng(0) (model_zoo.third_party)",
         "keras.applications code Apache-2.0; random weights (no trained weights involved)"),
     _third_party(
-        "caffe_resnet18", "caffe_resnet18", Preprocessing(IMAGENET_MEAN, (1.0, 1.0, 1.0)),
+        # the working normalisation of a mean-only (Caffe) model: its mean, the ImageNet std
+        "caffe_resnet18", "caffe_resnet18", IMAGENET_PREP,
         FileContract("NHWC", "BGR", 255.0, _CAFFE_MEAN_BGR, (1.0, 1.0, 1.0), "probabilities"),
         "the zoo's resnet18 made to look like a Caffe->ONNX conversion: NHWC input, BGR pixels "
         "in 0..255 minus the mean (103.53, 116.28, 123.675), std 1 (the 1/(255 std) folded into "

@@ -101,7 +101,7 @@ from onnx import TensorProto, helper, numpy_helper
 from .registry import IMAGENET_MEAN, IMAGENET_STD
 
 # Bump when a builder's output changes: files saved by an older format are rebuilt.
-FORMAT = 1
+FORMAT = 2  # 2: the zoo records the working normalisation of a mean-only model
 
 ORIGINS = ("keras", "torchvision", "torchvision-legacy", "caffe-style")
 OUTPUTS = ("logits", "probabilities", "spatial_logits")

@@ -270,7 +270,7 @@ def test_third_party_manifest_and_info(zoo_cache, capsys):
     assert main(["info", "caffe_resnet18"]) == 0
     out = capsys.readouterr().out
     assert "file input       NHWC, BGR, (255 x - (103.53, 116.28, 123.675)) / (1, 1, 1)" in out
-    assert "preprocessing    (x - [0.485, 0.456, 0.406]) / [1.0, 1.0, 1.0]" in out
+    assert "preprocessing    (x - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]" in out
 
 
 def test_structural_aliases_match_export(graphs):

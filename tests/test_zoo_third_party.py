@@ -26,7 +26,7 @@ EXPECTED = {
     "keras_mobilenetv2": ("NHWC", "RGB", 255.0, (127.5,) * 3, (127.5,) * 3, "probabilities",
                           ((0.5,) * 3, (0.5,) * 3)),
     "caffe_resnet18": ("NHWC", "BGR", 255.0, (103.53, 116.28, 123.675), (1.0,) * 3,
-                       "probabilities", (IMAGENET_MEAN, (1.0,) * 3)),
+                       "probabilities", (IMAGENET_MEAN, IMAGENET_STD)),
 }
 METADATA_FIELDS = ("layout", "channel_order", "scale", "mean", "std", "input_size", "output",
                    "class_names")

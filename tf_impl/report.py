@@ -32,6 +32,11 @@ class OutputDir:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
+        missing = []  # the folders this check creates, removed again: a run refused later
+        p = self.path  # (bad input) leaves nothing behind; the first write makes them
+        while not p.exists() and p != p.parent:
+            missing.append(p)
+            p = p.parent
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             probe = tempfile.NamedTemporaryFile(dir=self.path, prefix=".write-test-", delete=True)
@@ -41,6 +46,12 @@ class OutputDir:
                 f"cannot write to the output folder {self.path} ({err.strerror or err}); "
                 "choose another with --out (or fix its permissions)"
             ) from err
+        finally:
+            for folder in missing:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
 
     def file(self, name: str) -> Path:
         return self.path / name

@@ -147,7 +147,7 @@ def bench_model(name: str, small: bool, out: Path) -> dict:
     t0 = time.perf_counter()
     model = onnx_to_tf.load(path)
     row["import_seconds"] = round(time.perf_counter() - t0, 2)
-    from converters.onnx_to_tf.contract import infer_from_graph
+    from converters.onnx_to_tf.contract_sources import infer_from_graph
 
     graph, _ = infer_from_graph(model)  # what the graph alone says, before the sidecar
     row["inferred"] = {"layout": graph.get("layout") == truth.layout,

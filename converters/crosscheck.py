@@ -527,7 +527,7 @@ def count_relu_kinks(model, x, rel: float = KINK_REL, compiled: bool = False) ->
 
 def _output_kind(model) -> tuple[str, str | None]:
     """(the contract's output kind, the logits tensor behind a final Softmax or None)."""
-    from .onnx_to_tf.contract import find_logits
+    from .onnx_to_tf.contract_sources import find_logits
 
     contract = model.contract
     kind, logits = contract.output, contract.logits

@@ -5,7 +5,8 @@
 >>> logits = model(x_nchw)                  # doctest: +SKIP
 """
 
-from .contract import ContractError, ContractModel, ModelContract, contract_model
+from .contract import ContractError, ModelContract
+from .contract_model import ContractModel, contract_model
 from .errors import ModelInputError, OnnxImportError, UnknownTapError, UnsupportedOpError
 from .model import BNLayer, TFModel, load
 from .registry import supported_ops

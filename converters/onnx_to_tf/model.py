@@ -23,7 +23,9 @@ import tensorflow as tf
 from onnx import numpy_helper
 
 from . import ops  # noqa: F401  (registers the handlers)
-from .contract import ContractModel, ModelContract, resolve_contract, tensor_layouts
+from .contract import ModelContract
+from .contract_model import ContractModel
+from .contract_sources import resolve_contract, tensor_layouts
 from .errors import ModelInputError, UnknownTapError, UnsupportedOpError
 from .fold import fold_batchnorm, simplify
 from .graph import Context, Node, execute, parse_attributes
@@ -451,11 +453,9 @@ class TFModel(tf.Module):
             if self._contract_view is None:
                 self._contract_view = ContractModel(self, self.contract)
             return self._contract_view
-        from .contract import parse_overrides
+        from .contract_sources import check_contract, parse_overrides
 
         contract = self.contract.with_("override", **parse_overrides(overrides))
-        from .contract import check_contract
-
         check_contract(self, contract)
         return ContractModel(self, contract)
 

@@ -172,7 +172,7 @@ def contract_overrides(args: argparse.Namespace) -> dict | None:
     fields: dict = {}
     path = getattr(args, "contract_file", None)
     if path is not None:
-        from converters.onnx_to_tf.contract import read_sidecar
+        from converters.onnx_to_tf.contract_sources import read_sidecar
 
         fields.update(read_sidecar(path))
     layout = getattr(args, "contract_layout", None)

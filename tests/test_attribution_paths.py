@@ -384,7 +384,7 @@ def _cli(argv):
 
 def test_cli_writes_maps_and_result(zoo, tmp_path, monkeypatch):
     model, _ = zoo("keras_cnn")
-    monkeypatch.setattr(cli_paths, "load_model", lambda args: model)
+    monkeypatch.setattr(cli_paths, "load_model", lambda args, **kw: model)
     out = tmp_path / "ig"
     args = _cli(["integrated-gradients", "--model", "keras_cnn", "--image", "cifar10:1",
                  "--steps", "4", "--batch-size", "2", "--quadrature", "riemann_middle",

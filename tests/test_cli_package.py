@@ -158,16 +158,23 @@ def test_layout_against_the_graph_exits_2_naming_the_layout(keras_nhwc, capsys):
     (["saliency", "--mean", "1,2", "--out", "{out}"], "mean has 2 values"),
     (["feature-inversion", "--layer", "conv1_1", "--model", "{not_onnx}", "--out", "{out}"],
      "not an ONNX file"),
+    (["saliency", "--model", "vgg16_features", "--out", "{out}"], "no classifier output"),
+    (["gradient-inversion", "--model", "alexnet_features", "--out", "{out}"],
+     "no classifier output"),
+    (["integrated-gradients", "--model", "vgg16_features", "--out", "{out}"],
+     "no classifier output"),
 ])
 def test_bad_model_input_exits_2_with_one_line(argv, match, tmp_path, capsys):
     paths = {"missing": tmp_path / "none.json", "bad_json": tmp_path / "bad.json",
              "not_onnx": tmp_path / "model.txt", "missing_onnx": tmp_path / "gone.onnx",
-             "out": tmp_path / "out"}
+             "out": tmp_path / "out" / "run"}
     paths["bad_json"].write_text("{layout: ")
     paths["not_onnx"].write_text("not a model")
     code, _, err = _run([a.format(**paths) for a in argv], capsys)
     assert code == 2
-    assert match in _error_line(err)
+    assert match in _error_line(err) or match == "no classifier output" and \
+        "is a feature map" in _error_line(err)
+    assert not (tmp_path / "out").exists(), "a refused run must write nothing"
 
 
 # -- layers and model_zoo info -------------------------------------------------------------------

@@ -326,7 +326,7 @@ def test_bad_input_is_refused_with_the_valid_range(resnet, cifar, vgg, photo):
 def zoo_models(monkeypatch, resnet, vgg):
     """The CLI loads its model by name; hand it the module's models (already traced)."""
     models = {"resnet20_cifar": resnet[0], "vgg16_features": vgg[1]}
-    monkeypatch.setattr("tf_impl.cli.ascent.load_model", lambda args: models[args.model])
+    monkeypatch.setattr("tf_impl.cli.ascent.load_model", lambda args, **kw: models[args.model])
 
 
 def _parse(argv):

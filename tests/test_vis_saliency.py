@@ -286,7 +286,7 @@ def test_a_feature_extractor_is_not_a_classifier(tmp_path):
 # -- command line ---------------------------------------------------------------------------
 @pytest.fixture()
 def cli(zoo, monkeypatch):
-    monkeypatch.setattr(cli_saliency, "load_model", lambda args: zoo(args.model)[1])
+    monkeypatch.setattr(cli_saliency, "load_model", lambda args, **kw: zoo(args.model)[1])
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="technique", required=True)
     cli_saliency.add_parsers(sub)

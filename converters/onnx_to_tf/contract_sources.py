@@ -198,7 +198,10 @@ def find_logits(model: TFModel) -> tuple[str, str | None, int | None]:
 
 
 def _output_shape(model: TFModel) -> tuple | None:
-    """The output's shape: as the file declares it, else from one probe forward."""
+    """The output's shape: as the file declares it, else from probe forwards. A model that
+    takes any input size is probed at two sizes (96 and 128): an axis that changes between
+    them is spatial (None), so a feature map whose probe happens to be 1x1 is not mistaken for
+    (N, C, 1, 1) logits."""
     declared = model.output_shapes[0] if model.output_shapes else None
     if declared is not None and all(d is not None for d in declared[1:]):
         return tuple(declared)
@@ -207,14 +210,20 @@ def _output_shape(model: TFModel) -> tuple | None:
         return None if declared is None else tuple(declared)
     layout = _graph_input_layout(model) or "NCHW"
     spatial = (2, 3) if layout == "NCHW" else (1, 2)
-    dims = [1 if i == 0 else (64 if i in spatial else 3) if d is None else d
-            for i, d in enumerate(spec.shape)]
-    try:
-        out = model(tf.zeros(dims, spec.dtype), layout="ONNX", compiled=False)
-    except Exception:  # noqa: BLE001 - inference only: unknown then
-        return None if declared is None else tuple(declared)
-    out = out[0] if isinstance(out, tuple) else out
-    return (None, *(int(d) for d in out.shape[1:]))
+    shapes = []
+    for size in ((96, 128) if any(spec.shape[i] is None for i in spatial) else (None,)):
+        dims = [1 if i == 0 else (size if i in spatial else 3) if d is None else d
+                for i, d in enumerate(spec.shape)]
+        try:
+            out = model(tf.zeros(dims, spec.dtype), layout="ONNX", compiled=False)
+        except Exception:  # noqa: BLE001 - inference only: unknown then
+            return None if declared is None else tuple(declared)
+        out = out[0] if isinstance(out, tuple) else out
+        shapes.append(tuple(int(d) for d in out.shape[1:]))
+    if len({len(s) for s in shapes}) != 1:
+        return None
+    return (None, *(d if all(s[k] == d for s in shapes) else None
+                    for k, d in enumerate(shapes[0])))
 
 
 def infer_from_graph(model: TFModel) -> tuple[dict[str, Any], int | None]:

@@ -158,7 +158,7 @@ def run_class_viz(args) -> int:
         scale_with_size=not args.no_size_scaling,
     ).with_(steps=args.steps, learning_rate=args.lr, progress=not args.quiet,
             compile=not args.no_compile)
-    model = load_model(args)
+    model = load_model(args, classifier="class visualization")
     names = class_names(model)
     print(f"class-viz: {args.model}, classes {classes}, {args.steps} steps", file=sys.stderr)
     result = class_visualization(model, classes, config, size=args.size, class_names=names)
@@ -223,7 +223,7 @@ def run_adversarial(args) -> int:
         early_stop=args.early_stop, seed=args.seed,
     ).with_(steps=args.steps, learning_rate=args.step, progress=not args.quiet,
             compile=not args.no_compile)
-    model = load_model(args)
+    model = load_model(args, classifier="an adversarial attack")
     pixels, labels, names = _attack_inputs(args, model)
     print(f"adversarial: {args.method} on {args.model}, {len(pixels)} images, eps "
           f"{args.eps * 255:.2f}/255", file=sys.stderr)

@@ -153,7 +153,7 @@ def _start(args):
     if args.baseline_sigma <= 0:
         raise AttributionError(f"--baseline-sigma must be > 0; got {args.baseline_sigma}")
     out = OutputDir(args.out)  # refuse an unwritable folder before any work
-    model = load_model(args)
+    model = load_model(args, classifier="explaining a class score")
     pixels, name, label = load_picture(args, model)
     x = imgs.normalize(pixels, *imgs.preprocessing_of(model))
     out.write_png("input.png", pixels)
@@ -293,7 +293,7 @@ def run_fullgrad(args) -> int:
     config = FullGradConfig.pytorch_grad_cam() if args.postprocess == "grad-cam" \
         else FullGradConfig()
     out = OutputDir(args.out)  # refuse an unwritable folder before any work
-    model = load_model(args)
+    model = load_model(args, classifier="FullGrad")
     pixels, name, label = load_picture(args, model)
     out.write_png("input.png", pixels)
     x = check_inputs(model, imgs.normalize(pixels, *imgs.preprocessing_of(model)))

@@ -97,7 +97,7 @@ def run_attribution_eval(args) -> int:
     check_steps(args.steps if args.steps is not None else 1, args.batch_size)
     config = CausalMetricConfig(step_fraction=args.step_fraction, ranking=args.ranking)
     out = OutputDir(args.out)
-    model = load_model(args)
+    model = load_model(args, classifier="the insertion/deletion evaluation")
     x, labels, names = _images(args, model)
     pred = np.argmax(np.asarray(logits(model, x)), axis=1)
     if labels is not None and not args.all_images:

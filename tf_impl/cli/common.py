@@ -218,16 +218,23 @@ def model_path(name_or_path: str) -> Path:
     return path
 
 
-def load_model(args: argparse.Namespace, path: str | Path | None = None):
+def load_model(args: argparse.Namespace, path: str | Path | None = None, *,
+               classifier: str | None = None):
     """``args.model`` (a zoo name or an ``.onnx`` path) imported with the contract flags, seen
     through its contract: a ``converters.onnx_to_tf.ContractModel`` (NCHW RGB input normalised
     by ``model.preprocessing``, logits out). ``path``: the file, when already resolved with
-    :func:`model_path`."""
+    :func:`model_path`. ``classifier``: what the command does with class scores; a model
+    without a classifier output is then refused here, before anything is written."""
     from converters import onnx_to_tf
 
     overrides = contract_overrides(args)  # an unreadable --contract file: before the import
     path = model_path(args.model) if path is None else path
-    return onnx_to_tf.load(path, contract=overrides).with_contract()
+    model = onnx_to_tf.load(path, contract=overrides).with_contract()
+    if classifier:
+        from ..visualization.checks import require_classifier
+
+        require_classifier(model, what=f"{classifier} needs")
+    return model
 
 
 def error_types() -> tuple[type[BaseException], ...]:

@@ -71,7 +71,7 @@ def run_gradient_inversion(args) -> int:
     out = OutputDir(args.out)
     if args.batch < 1:
         raise ValueError(f"--batch must be >= 1; got {args.batch}")
-    model = load_model(args)
+    model = load_model(args, classifier="gradient inversion")
     pixels, x, y = private_batch(model, args.batch, args.first)
     shared = client_gradient(model, x, y, bn_mode=args.bn_mode)
     restored = np.sort(restore_labels(model, shared))

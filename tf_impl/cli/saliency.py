@@ -106,7 +106,7 @@ def _start(args):
     from ..report import OutputDir
 
     out = OutputDir(args.out)  # refuse an unwritable folder before any work
-    model = load_model(args)
+    model = load_model(args, classifier="explaining a class score")
     pixels, name, label = load_picture(args, model)
     out.write_png("input.png", pixels)
     return out, model, pixels, name, label

@@ -87,7 +87,8 @@ def command_args(command: str, layer: str, size: int) -> list[str]:
         "guided-backprop": [],
         "occlusion": ["--window", window, "--stride", window],
         "class-viz": ["--class", "1", "--steps", "2", "--no-compile"],
-        "adversarial": ["--n", "1", "--steps", "2", "--no-compile"],
+        "adversarial": ["--steps", "2", "--no-compile",
+                        *(["--n", "1"] if size == 32 else ["--image", "cat_dog"])],
         "deepdream": ["--layer", layer, "--steps", "2", "--octaves", "1", "--size", str(size)],
         "integrated-gradients": ["--steps", "8", "--batch-size", "8"],
         "idgi": ["--steps", "8", "--batch-size", "8"],
@@ -135,6 +136,26 @@ def forward_parity(path: Path, truth) -> float:
     return float(np.max(np.abs(ours - ref)) / np.max(np.abs(ref)))
 
 
+def run_commands(row: dict, path: Path, layer: str, size: int, out: Path,
+                 commands: tuple[str, ...] = COMMANDS) -> None:
+    """Run ``commands`` on the file and record each one's exit code, seconds and files."""
+    name = row["model"]
+    row.setdefault("commands", {})
+    for command in commands:
+        argv = [command, "--model", str(path), "--out", str(out / name / command), "--quiet",
+                *command_args(command, layer, size)]
+        code, seconds, error = run_command(argv)
+        written = sorted(p.name for p in (out / name / command).glob("*")) \
+            if (out / name / command).is_dir() else []
+        row["commands"][command] = {"exit": code, "seconds": round(seconds, 1),
+                                    "error": error, "files": len(written)}
+        print(f"  {name} {command}: exit {code} in {seconds:.1f} s {error}", flush=True)
+
+
+def first_activation(model) -> str:
+    return next(n.outputs[0] for n in model.nodes if n.op_type in ("Relu", "Clip", "HardSwish"))
+
+
 def bench_model(name: str, small: bool, out: Path) -> dict:
     from converters import crosscheck, onnx_to_tf
 
@@ -153,8 +174,7 @@ def bench_model(name: str, small: bool, out: Path) -> dict:
     row["inferred"] = {"layout": graph.get("layout") == truth.layout,
                        "output": graph.get("output") == truth.output}
     row["forward_rel"] = forward_parity(path, truth)
-    layer = next(n.outputs[0] for n in model.nodes
-                 if n.op_type in ("Relu", "Clip", "HardSwish"))
+    layer = first_activation(model)
     del model
     printed = io.StringIO()
     t0 = time.perf_counter()
@@ -165,17 +185,7 @@ def bench_model(name: str, small: bool, out: Path) -> dict:
             code = f"traceback: {type(exc).__name__}"
     row["crosscheck"] = {"exit": code, "seconds": round(time.perf_counter() - t0, 1),
                          "table": printed.getvalue().strip().splitlines()}
-    size = truth.input_size[0]
-    row["commands"] = {}
-    for command in COMMANDS:
-        argv = [command, "--model", str(path), "--out", str(out / name / command), "--quiet",
-                *command_args(command, layer, size)]
-        code, seconds, error = run_command(argv)
-        written = sorted(p.name for p in (out / name / command).glob("*")) \
-            if (out / name / command).is_dir() else []
-        row["commands"][command] = {"exit": code, "seconds": round(seconds, 1),
-                                    "error": error, "files": len(written)}
-        print(f"  {name} {command}: exit {code} in {seconds:.1f} s {error}", flush=True)
+    run_commands(row, path, layer, truth.input_size[0], out)
     return row
 
 
@@ -258,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", help="comma-separated catalogue names (default: all)")
     parser.add_argument("--speed-only", action="store_true",
                         help="re-time the speed rows, keep the last matrix")
+    parser.add_argument("--commands", help="comma-separated commands to run again on the "
+                        "models of the last run (or --models), keeping everything else")
     parser.add_argument("--no-speed", action="store_true", help="skip the speed rows")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--calls", type=int, default=15)
@@ -268,10 +280,24 @@ def main(argv: list[str] | None = None) -> int:
     names = [n.strip() for n in args.models.split(",")] if args.models else list(tp.CATALOGUE)
     stem = "third_party_small" if args.small else "third_party"
     previous = args.out / f"{stem}.json"
-    if args.speed_only:
+    if args.speed_only or args.commands:
         if not previous.is_file():
-            parser.error(f"--speed-only needs a previous run's {previous}")
+            parser.error(f"--speed-only / --commands need a previous run's {previous}")
         results = json.loads(previous.read_text())
+        if args.commands:
+            from converters import onnx_to_tf
+
+            again = tuple(c.strip() for c in args.commands.split(","))
+            unknown = [c for c in again if c not in COMMANDS]
+            if unknown:
+                parser.error(f"unknown command(s) {unknown}; from {', '.join(COMMANDS)}")
+            for row in results["models"]:
+                if "commands" not in row or (args.models and row["model"] not in names):
+                    continue
+                path, truth = build(row["model"], args.small)
+                layer = first_activation(onnx_to_tf.load(path))
+                run_commands(row, path, layer, truth.input_size[0], args.runs, again)
+            args.no_speed = args.no_speed or not args.speed_only
     else:
         results = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, "
                               f"Python {platform.python_version()}",

@@ -119,6 +119,50 @@ def test_completeness_with_maxpool_and_constant_adds():
     assert np.all(np.abs(d.gap) <= 1e-4 * np.abs(d.scores)), (d.gap, d.scores)
 
 
+def shuffle_model():
+    """A ShuffleNet-style 3x4x4-input classifier: Conv(bias) -> Relu -> channel shuffle
+    (Reshape -> Transpose -> Reshape, so the tensor is held in ONNX order, not channels-last)
+    -> Add(per-channel constant) -> 1x1 Conv(bias) -> Relu -> GlobalAveragePool -> Gemm."""
+    rng = np.random.RandomState(1)
+    inits = {"w": rng.randn(4, 3, 3, 3).astype(np.float32), "b": rng.randn(4).astype(np.float32),
+             "s5": np.array([0, 2, 2, 4, 4], np.int64), "s4": np.array([0, 4, 4, 4], np.int64),
+             "k": rng.randn(1, 4, 1, 1).astype(np.float32),
+             "w2": rng.randn(4, 4, 1, 1).astype(np.float32), "b2": rng.randn(4).astype(np.float32),
+             "fw": rng.randn(10, 4).astype(np.float32), "fb": rng.randn(10).astype(np.float32)}
+    nodes = [helper.make_node("Conv", ["input", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Reshape", ["r", "s5"], ["g"]),
+             helper.make_node("Transpose", ["g"], ["t"], perm=[0, 2, 1, 3, 4]),
+             helper.make_node("Reshape", ["t", "s4"], ["shuffled"]),
+             helper.make_node("Add", ["shuffled", "k"], ["a"]),
+             helper.make_node("Conv", ["a", "w2", "b2"], ["c2"]),
+             helper.make_node("Relu", ["c2"], ["r2"]),
+             helper.make_node("GlobalAveragePool", ["r2"], ["p"]),
+             helper.make_node("Flatten", ["p"], ["f"]),
+             helper.make_node("Gemm", ["f", "fw", "fb"], ["output"], transB=1)]
+    graph = helper.make_graph(
+        nodes, "shuffle", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                         ["N", 3, 4, 4])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 10])],
+        initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    onnx.checker.check_model(proto)
+    return onnx_to_tf.load(proto)
+
+
+def test_completeness_through_a_channel_shuffle():
+    """The Add after a channel shuffle is held in ONNX order (ShuffleNet's stage Adds): its
+    tap must still be the tensor the forward pass uses, so d score / d z is the real one and
+    the decomposition is complete."""
+    model = shuffle_model()
+    assert [la.op_type for la in bias_layers(model)] == ["Conv", "Add", "Conv", "Gemm"]
+    x = np.random.RandomState(2).rand(N, 3, 4, 4).astype(np.float32)
+    d = fullgrad_decompose(model, x, batch_size=N)
+    assert np.all(np.abs(d.gap) <= 1e-4 * np.abs(d.scores)), (d.gap, d.scores)
+    assert np.all(np.abs(d.bias_terms[bias_layers(model)[1].name]).sum(axis=(1, 2, 3)) > 0)
+
+
 def test_gap_reveals_implicit_biases():
     """lenet_dlg10 uses sigmoids, whose implicit biases the decomposition leaves out: the gap
     must say so rather than pass silently."""

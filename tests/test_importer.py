@@ -96,6 +96,26 @@ def test_unknown_tap_lists_valid_names(resnet20, cifar_batch):
     assert "layer9" in msg and "layer1" in msg and "model.layer_names" in msg
 
 
+def test_gradient_with_respect_to_a_tap_in_every_layout(resnet20, cifar_batch):
+    """Run uncompiled (inside the caller's own tf.function, as FullGrad does), a returned tap is
+    the tensor the rest of the graph reads, whatever layout was asked for, so d output / d tap
+    exists and is the same gradient in every layout (a tensor held in ONNX order, as after a
+    channel shuffle, is covered by FullGrad's test_completeness_through_a_channel_shuffle)."""
+    x = tf.constant(cifar_batch[0][:2])
+    grads = {}
+    for layout in ("ONNX", "NCHW", "NHWC"):
+        with tf.GradientTape() as tape:
+            values = resnet20(x, taps=["layer2", "output"], layout=layout, compiled=False)
+            score = tf.reduce_sum(values["output"][:, 3])
+        g = tape.gradient(score, values["layer2"])
+        assert g is not None, layout
+        grads[layout] = g.numpy() if layout != "NHWC" else np.moveaxis(g.numpy(), -1, 1)
+    np.testing.assert_allclose(grads["NCHW"], grads["ONNX"], rtol=0, atol=0)
+    np.testing.assert_allclose(grads["NHWC"], grads["ONNX"], rtol=1e-6,
+                               atol=1e-6 * np.abs(grads["ONNX"]).max())
+    assert np.abs(grads["ONNX"]).max() > 0
+
+
 def test_eager_and_compiled_agree(resnet20, cifar_batch):
     x, _ = cifar_batch
     np.testing.assert_allclose(resnet20(x), resnet20(x, compiled=False), rtol=1e-5, atol=1e-5)

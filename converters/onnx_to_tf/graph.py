@@ -166,10 +166,28 @@ class Context:
 
 
 def execute(
-    nodes: Sequence[Node], env: dict[str, Value], wanted: Sequence[str], ctx: Context
+    nodes: Sequence[Node], env: dict[str, Value], wanted: Sequence[str], ctx: Context,
+    present: Callable[[str, Value], Value] | None = None,
 ) -> dict[str, Value]:
-    """Run ``nodes`` (already pruned and ordered) on ``env`` and return the ``wanted`` values."""
+    """Run ``nodes`` (already pruned and ordered) on ``env`` and return the ``wanted`` values.
+
+    ``present(name, value)`` gives a wanted tensor the layout it is returned in. It is applied
+    where the tensor is made, and the rest of the graph reads the tensor back from the returned
+    one (in its own layout: the transposes cancel in a compiled graph), so a gradient with
+    respect to a returned tensor (FullGrad's d score / d z) is the real one whatever layout was
+    asked for."""
     env = dict(env)
+    targets = set(wanted) if present is not None else set()
+    shown: dict[str, Value] = {}
+
+    def settle(name: str, val: Value) -> Value:
+        shown[name] = present(name, val)
+        if shown[name] is val or val.is_const:
+            return val
+        return Value(shown[name].as_perm(val.perm_or_identity), val.perm)
+
+    for name in targets & env.keys():
+        env[name] = settle(name, env[name])
     for node in nodes:
         for name in node.inputs:
             if name:  # (a float64 model: float32 constants and casts become float64, once)
@@ -188,5 +206,5 @@ def execute(
             result = (result,)
         for name, val in zip(node.outputs, result, strict=False):
             if name:
-                env[name] = val
-    return {name: env[name] for name in wanted}
+                env[name] = settle(name, val) if name in targets else val
+    return {name: shown.get(name, env[name]) for name in wanted}

@@ -409,22 +409,25 @@ class TFModel(tf.Module):
         ctx = Context(bn_mode=bn_mode, relu_mode=relu_mode, float_dtype=self.dtype)
         env = dict(self._consts if consts is None else consts)
         env.update({k: v if isinstance(v, Value) else Value(v) for k, v in feeds.items()})
-        values = execute(plan or self._plan(wanted), env, wanted, ctx)
-        return {name: self._laid_out(name, v, layout) for name, v in values.items()}
+        values = execute(plan or self._plan(wanted), env, wanted, ctx,
+                         present=lambda name, v: self._laid_out(name, v, layout))
+        return {name: tf.constant(v.data) if v.is_const else tf.convert_to_tensor(v.data)
+                for name, v in values.items()}
 
-    def _laid_out(self, name: str, v: Value, layout: str) -> tf.Tensor:
-        """``v`` in ``layout``: ONNX order, or channels first/last for image tensors (a
+    def _laid_out(self, name: str, v: Value, layout: str) -> Value:
+        """``v`` stored in ``layout``: ONNX order, or channels first/last for image tensors (a
         tensor the graph holds channels-last, e.g. a Keras model's input, is known as such)."""
         if v.is_const:
-            return tf.constant(v.data)
+            return v
         if layout == "ONNX" or v.rank < 3 or (layout == "NCHW" and v.rank != 4):
-            return tf.convert_to_tensor(v.logical())
-        last = self.tensor_layouts.get(name) == "NHWC" and v.rank == 4
-        if layout == "NHWC":
-            perm = identity(v.rank) if last else channels_last(v.rank)
+            perm = identity(v.rank)
         else:
-            perm = (0, 3, 1, 2) if last else identity(v.rank)
-        return tf.convert_to_tensor(v.as_perm(perm))
+            last = self.tensor_layouts.get(name) == "NHWC" and v.rank == 4
+            if layout == "NHWC":
+                perm = identity(v.rank) if last else channels_last(v.rank)
+            else:
+                perm = (0, 3, 1, 2) if last else identity(v.rank)
+        return Value(v.as_perm(perm), perm)
 
     @property
     def tensor_layouts(self) -> dict[str, str]:

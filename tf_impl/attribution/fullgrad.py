@@ -39,9 +39,10 @@ checks the two agree to 1e-4 on the onnx2torch copy of the same model).
 
 How the bias gradients are taken: the model is run once per batch under a
 ``tf.GradientTape`` with every bias layer's output tapped (``model(x, taps=[...],
-layout="NHWC", compiled=False)`` inside one ``tf.function``); the taps are the very tensors
-the forward pass computes in their stored channels-last layout, so ``tape.gradient(score,
-taps)`` gives d score / d z_l directly.
+layout="NHWC", compiled=False)`` inside one ``tf.function``); a returned tap is the tensor the
+rest of the forward pass reads (the importer lays it out where it is made, also a tensor held in
+ONNX order such as a channel shuffle's output), so ``tape.gradient(score, taps)`` gives
+d score / d z_l directly.
 
 FullGrad has no baseline and no path: unlike the path methods of this package it takes
 neither ``baseline`` nor ``steps``. ``batch_size`` images go through the model per forward
@@ -352,9 +353,9 @@ def _decompose(model, x: np.ndarray, targets: np.ndarray, batch_size: int
             if g.size == 0:
                 raise AttributionError(
                     f"FullGrad could not differentiate the score with respect to the output "
-                    f"{layer.tensor!r} of {layer.op_type} node {layer.name!r}: the tapped "
-                    "tensor is not the one the forward pass uses (its stored layout is not "
-                    "channels-last). This model is not supported by fullgrad.")
+                    f"{layer.tensor!r} of {layer.op_type} node {layer.name!r}: the tensor is "
+                    "not on the path to the class score. This model is not supported by "
+                    "fullgrad.")
             g = _to_logical(g).astype(np.float64)
             b, per_channel = biases[k]
             term = g * layer.sign * _broadcast_bias(b, per_channel, g.ndim)

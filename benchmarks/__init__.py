@@ -95,3 +95,26 @@ def runtime_info(torch_threads: int) -> dict:
         "tf_version": tf.__version__,
         "torch_version": torch.__version__,
     }
+
+
+def cpu_record() -> dict:
+    """What a CPU speed figure depends on: the processor, its widest vector unit, and whether
+    TensorFlow runs oneDNN kernels (on by default only on CPUs with AVX-512; without it the
+    convolutions are Eigen's)."""
+    import os
+    import platform
+    from pathlib import Path
+
+    from tensorflow.python.util import _pywrap_util_port
+
+    name, flags = platform.processor() or platform.machine(), ""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        name = next(ln.split(":", 1)[1].strip() for ln in info.splitlines()
+                    if ln.startswith("model name"))
+        flags = next(ln for ln in info.splitlines() if ln.startswith("flags"))
+    except (OSError, StopIteration):
+        pass
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "unknown"
+    return {"cpu": name, "cores": os.cpu_count(), "vector": vector,
+            "onednn": bool(_pywrap_util_port.IsMklEnabled())}

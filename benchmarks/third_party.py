@@ -23,7 +23,7 @@ Speed (issue "any ONNX victim"): batch 1 at 224x224, the frozen forward (``freez
 Caffe-style wrapper; each contender in its own process, alternated over rounds
 (``benchmarks.foundation.bench_speed``).
 
-Writes ``benchmarks/results/third_party.{json,md}`` (``third_party_small.*`` with --small).
+Writes ``benchmarks/results/third_party.{json,md}`` (``third_party_quick.*`` with --small).
 """
 
 from __future__ import annotations
@@ -254,8 +254,11 @@ def markdown(results: dict) -> str:
                 f"| {s['label']} | {m['onnxruntime forward']:.1f} | {m['TF forward']:.1f} | "
                 f"{m['TF forward (frozen)']:.1f} | {s['ratio_tf_vs_ort_forward']:.2f} | "
                 f"{s['ratio_tf_frozen_vs_ort_forward']:.2f} |")
+        cpu = results.get("cpu", {})
         lines += ["", f"{results['speed'][0]['rounds']} rounds x "
-                  f"{results['speed'][0]['calls_per_round']} calls per contender.", ""]
+                  f"{results['speed'][0]['calls_per_round']} calls per contender. CPU: "
+                  f"{cpu.get('cpu', '?')}, {cpu.get('vector', '?')}, TensorFlow's oneDNN kernels "
+                  f"{'on' if cpu.get('onednn') else 'off (Eigen convolutions)'}.", ""]
     return "\n".join(lines)
 
 
@@ -278,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the commands write their outputs")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.models.split(",")] if args.models else list(tp.CATALOGUE)
-    stem = "third_party_small" if args.small else "third_party"
+    stem = "third_party_quick" if args.small else "third_party"
     previous = args.out / f"{stem}.json"
     if args.speed_only or args.commands:
         if not previous.is_file():
@@ -311,9 +314,10 @@ def main(argv: list[str] | None = None) -> int:
                 results["models"].append({"model": name, "error": f"{type(exc).__name__}: "
                                                                   f"{exc}"[:300]})
     if not args.no_speed and not args.small:
+        from . import cpu_record
         from .foundation import bench_speed
 
-        results["speed"] = []
+        results["speed"], results["cpu"] = [], cpu_record()
         for name in SPEED_MODELS:
             path, _ = build(name, False)
             print(f"timing {name}...", flush=True)

@@ -122,11 +122,14 @@ def test_completeness_with_maxpool_and_constant_adds():
 def shuffle_model():
     """A ShuffleNet-style 3x4x4-input classifier: Conv(bias) -> Relu -> channel shuffle
     (Reshape -> Transpose -> Reshape, so the tensor is held in ONNX order, not channels-last)
-    -> Add(per-channel constant) -> 1x1 Conv(bias) -> Relu -> GlobalAveragePool -> Gemm."""
+    -> Slice to its channel count (from Shape) -> Add(per-channel constant) -> 1x1 Conv(bias)
+    -> Relu -> GlobalAveragePool -> Gemm."""
     rng = np.random.RandomState(1)
     inits = {"w": rng.randn(4, 3, 3, 3).astype(np.float32), "b": rng.randn(4).astype(np.float32),
              "s5": np.array([0, 2, 2, 4, 4], np.int64), "s4": np.array([0, 4, 4, 4], np.int64),
              "k": rng.randn(1, 4, 1, 1).astype(np.float32),
+             "axis0": np.array([0], np.int64), "axis1": np.array([1], np.int64),
+             "starts": np.array([0], np.int64),
              "w2": rng.randn(4, 4, 1, 1).astype(np.float32), "b2": rng.randn(4).astype(np.float32),
              "fw": rng.randn(10, 4).astype(np.float32), "fb": rng.randn(10).astype(np.float32)}
     nodes = [helper.make_node("Conv", ["input", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
@@ -134,7 +137,18 @@ def shuffle_model():
              helper.make_node("Reshape", ["r", "s5"], ["g"]),
              helper.make_node("Transpose", ["g"], ["t"], perm=[0, 2, 1, 3, 4]),
              helper.make_node("Reshape", ["t", "s4"], ["shuffled"]),
-             helper.make_node("Add", ["shuffled", "k"], ["a"]),
+             # a chunk's split point as torch exports it: shape arithmetic with an Add of a
+             # constant, which is not a bias
+             helper.make_node("Shape", ["shuffled"], ["shape"]),
+             helper.make_node("Constant", [], ["one"],
+                              value=numpy_helper.from_array(np.array(1, np.int64))),
+             helper.make_node("Constant", [], ["zero"],
+                              value=numpy_helper.from_array(np.array(0, np.int64))),
+             helper.make_node("Gather", ["shape", "one"], ["channels"]),
+             helper.make_node("Add", ["channels", "zero"], ["end"]),
+             helper.make_node("Unsqueeze", ["end", "axis0"], ["ends"]),
+             helper.make_node("Slice", ["shuffled", "starts", "ends", "axis1"], ["sliced"]),
+             helper.make_node("Add", ["sliced", "k"], ["a"]),
              helper.make_node("Conv", ["a", "w2", "b2"], ["c2"]),
              helper.make_node("Relu", ["c2"], ["r2"]),
              helper.make_node("GlobalAveragePool", ["r2"], ["p"]),
@@ -154,7 +168,7 @@ def shuffle_model():
 def test_completeness_through_a_channel_shuffle():
     """The Add after a channel shuffle is held in ONNX order (ShuffleNet's stage Adds): its
     tap must still be the tensor the forward pass uses, so d score / d z is the real one and
-    the decomposition is complete."""
+    the decomposition is complete; the Add in the chunk's shape arithmetic is no bias layer."""
     model = shuffle_model()
     assert [la.op_type for la in bias_layers(model)] == ["Conv", "Add", "Conv", "Gemm"]
     x = np.random.RandomState(2).rand(N, 3, 4, 4).astype(np.float32)

@@ -188,10 +188,23 @@ def _constant_operands(model) -> tuple[set[str], set[str]]:
     return set(model.onnx_variables), consts
 
 
+def _carries_the_input(model) -> set[str]:
+    """The tensors whose values depend on the input's values: not shape arithmetic (a Shape or
+    Size node's output and what is computed from it, e.g. the split sizes of a ShuffleNet
+    chunk, Gather(Shape) + 1), which has Adds of constants too but no bias."""
+    live = {spec.name for spec in model.inputs}
+    for node in model.nodes:
+        if node.op_type not in ("Shape", "Size") and any(i in live for i in node.inputs if i):
+            live.update(o for o in node.outputs if o)
+    return live
+
+
 def bias_layers(model) -> list[BiasLayer]:
-    """The nodes of ``model`` that add a bias and feed its (first) output, in graph order."""
+    """The nodes of ``model`` that add a bias to an activation and feed its (first) output, in
+    graph order."""
     model = contract_model(model)
     feeding = set(model.dependencies([model.logits_name]))
+    live = _carries_the_input(model)
     variables, consts = _constant_operands(model)
     fixed = variables | consts
     bn_index = {b.name: k for k, b in enumerate(model.bn_layers)}
@@ -208,7 +221,7 @@ def bias_layers(model) -> list[BiasLayer]:
                 found.append(BiasLayer(node.name, node.op_type, out, str(bn_index[node.name])))
         elif len(ins) == 2:  # Add / Sub: exactly one constant operand
             const = [i for i in (0, 1) if ins[i] in fixed]
-            if len(const) == 1:
+            if len(const) == 1 and ins[1 - const[0]] in live:
                 k = const[0]
                 sign = -1.0 if (node.op_type == "Sub" and k == 1) else 1.0
                 found.append(BiasLayer(node.name, node.op_type, out, ins[k], sign))

@@ -98,7 +98,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .registry import IMAGENET_MEAN, IMAGENET_STD
+from .registry import IMAGENET_MEAN, IMAGENET_STD, FileContract
 
 # Bump when a builder's output changes: files saved by an older format are rebuilt.
 FORMAT = 2  # 2: the zoo records the working normalisation of a mean-only model
@@ -165,17 +165,8 @@ class Truth:
             >>> t.model_input(np.ones((1, 3, 1, 1), np.float32)).ravel().tolist()
             [254.0, 253.0, 252.0]
         """
-        x = np.asarray(pixels, dtype=np.float32)
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"pixels must be NCHW RGB with 3 channels, got shape {x.shape}")
-        if self.channel_order == "BGR":
-            x = x[:, ::-1]
-        mean = np.asarray(self.mean, np.float32).reshape(1, 3, 1, 1)
-        std = np.asarray(self.std, np.float32).reshape(1, 3, 1, 1)
-        x = (np.float32(self.scale) * x - mean) / std
-        if self.layout == "NHWC":
-            x = x.transpose(0, 2, 3, 1)
-        return np.ascontiguousarray(x, dtype=np.float32)
+        return FileContract(self.layout, self.channel_order, self.scale, tuple(self.mean),
+                            tuple(self.std), self.output).model_input(pixels)
 
 
 def truth_contract(truth: Truth, logits: str | None = None) -> dict[str, Any]:
@@ -746,14 +737,11 @@ def caffe_input(pixels_nchw_rgb01: np.ndarray, mean_bgr: Sequence[float] = CAFFE
     """A Caffe-style file's input from RGB pixels in [0, 1], NCHW: NHWC BGR 0..255 - mean.
 
     Example:
-        >>> caffe_input(np.zeros((1, 3, 2, 2), np.float32))[0, 0, 0].tolist()
+        >>> [round(float(v), 3) for v in caffe_input(np.zeros((1, 3, 2, 2)))[0, 0, 0]]
         [-103.53, -116.28, -123.675]
     """
-    x = np.asarray(pixels_nchw_rgb01, dtype=np.float32)
-    if x.ndim != 4 or x.shape[1] != 3:
-        raise ValueError(f"pixels must be NCHW RGB with 3 channels, got shape {x.shape}")
-    bgr = x[:, ::-1].transpose(0, 2, 3, 1) * np.float32(255.0)
-    return np.ascontiguousarray(bgr - np.asarray(mean_bgr, np.float32), dtype=np.float32)
+    contract = FileContract("NHWC", "BGR", 255.0, tuple(mean_bgr), (1.0, 1.0, 1.0), "logits")
+    return contract.model_input(pixels_nchw_rgb01)
 
 
 def caffe_style(base: str = "resnet18", input_size: int | Sequence[int] | None = None,

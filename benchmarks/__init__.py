@@ -4,7 +4,8 @@ Each script writes its figures under ``benchmarks/results/`` and prints a table.
 """
 
 
-def write_results(out, stem: str, quick: bool, results: dict, markdown: str) -> None:
+def write_results(out, stem: str, quick: bool, results: dict, markdown: str, *,
+                  echo: bool = True) -> None:
     """Write ``<stem>.json`` and ``<stem>.md`` (``<stem>_quick.*`` for --quick) and print the md.
 
     Every benchmark ends this way, so the figures quoted in notes live in the repository.
@@ -17,7 +18,8 @@ def write_results(out, stem: str, quick: bool, results: dict, markdown: str) -> 
     name = f"{stem}_quick" if quick else stem
     (out / f"{name}.json").write_text(json.dumps(results, indent=2))
     (out / f"{name}.md").write_text(markdown)
-    print(markdown)
+    if echo:
+        print(markdown)
 
 
 def time_interleaved(contenders: dict, rounds: int, *, block: int = 1,

@@ -25,9 +25,13 @@ from tf_impl.gradient_inversion import (
     fc_layer,
     parameter_names,
 )
-from tf_impl.gradient_inversion.dlg import DLGConfig, dlg, inverting_gradients_config
+from tf_impl.gradient_inversion.dlg import DLGConfig, dlg
 from tf_impl.gradient_inversion.evaluate import match, score
 from tf_impl.gradient_inversion.gradinversion import GradInversionConfig, grad_inversion
+from tf_impl.gradient_inversion.inverting_gradients import (
+    InvertingGradientsConfig,
+    inverting_gradients,
+)
 from tf_impl.gradient_inversion.labels import restore_labels
 from tf_impl.gradient_inversion.matching import GradientMatcher, bn_inputs
 from tf_impl.gradient_inversion.registration import consensus, register_affine
@@ -130,11 +134,11 @@ def test_dlg_recovers_a_cifar_image_and_its_label_on_lenet(lenet, cifar):
     assert score(pixels[:1], r.image)["psnr_mean"] > DLG_PSNR, tried
 
 
-def test_inverting_gradients_variant_runs_with_restored_labels(resnet20, cifar):
+def test_inverting_gradients_runs_with_restored_labels(resnet20, cifar):
     x, y = model_zoo.data.cifar10("test", n=2)
     shared = client_gradient(resnet20, x, y)
-    cfg = inverting_gradients_config(steps=3).with_(progress=False, compile=False)
-    r = dlg(resnet20, shared, cfg)
+    cfg = InvertingGradientsConfig().with_(steps=3, progress=False, compile=False)
+    r = inverting_gradients(resnet20, shared, cfg)
     assert sorted(r.extra["labels"]) == sorted(restore_labels(resnet20, shared).tolist())
     assert r.technique == "inverting_gradients" and len(r.history["gradient"]) == 3
     assert 0 <= r.image.min() and r.image.max() <= 1

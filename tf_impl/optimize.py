@@ -14,6 +14,11 @@ A technique supplies an *objective* (a callable returning named loss terms, usua
 - NaN/Inf detection: the run stops before a non-finite update is applied, with a message, and
   keeps the last finite iterate and the best one;
 - Ctrl-C: the run stops and returns what it reached (``result.interrupted``);
+- a time budget (``max_seconds``): the run stops when it is spent and keeps the best iterate;
+- checkpoints: :meth:`Optimization.run` with ``checkpoint=path`` writes the iterate, the best
+  one, the optimizer's moments and the history every ``checkpoint_every`` steps and when the
+  run stops; :meth:`Optimization.restore` continues from such a file, refusing one written for
+  another problem (``meta``);
 - seeds: :func:`seeded_noise` gives the same start in TF and in the PyTorch references.
 
 Example:
@@ -28,11 +33,14 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,6 +74,9 @@ class OptimizeConfig:
         snapshot_every: keep a copy of the iterate every N steps (0: never).
         compile: run the step inside ``tf.function``.
         progress: show a progress bar (tqdm, on stderr) with the current loss.
+        max_seconds: wall-clock budget of the loop; when spent the run stops early and keeps
+            the best iterate (``stopped == "time budget"``). ``None``: no budget.
+        checkpoint_every: with ``run(checkpoint=path)``, write the checkpoint every N steps.
     """
 
     steps: int = 200
@@ -84,6 +95,8 @@ class OptimizeConfig:
     snapshot_every: int = 0
     compile: bool = True
     progress: bool = True
+    max_seconds: float | None = None
+    checkpoint_every: int = 500
 
     def __post_init__(self):
         if self.steps < 0:
@@ -96,6 +109,11 @@ class OptimizeConfig:
             raise ValueError(f"schedule must be one of {_SCHEDULES}; got {self.schedule!r}")
         if self.snapshot_every < 0:
             raise ValueError("snapshot_every must be >= 0 (0 turns snapshots off)")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise ValueError(f"max_seconds must be > 0 (or None for no budget); got "
+                             f"{self.max_seconds}")
+        if self.checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1; got {self.checkpoint_every}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -164,6 +182,10 @@ class OptimizeResult:
 
 class NonFiniteLossError(FloatingPointError):
     """Raised by :meth:`Optimization.step` when the loss or a gradient is NaN/Inf."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed here; the message says why and what to do."""
 
 
 def seeded_noise(shape, seed: int = 0, scale: float = 1.0, dtype=np.float32) -> np.ndarray:
@@ -251,6 +273,9 @@ class Optimization:
             self._grad_fn = tf.function(self._compute)
             self._step_fn = tf.function(self._step)
         self.history: dict[str, list[float]] = {}
+        # other state a technique keeps between steps (e.g. GradInversion's consensus):
+        # saved in checkpoints and restored with the iterate
+        self.extra_state: dict[str, tf.Variable] = {}
         self.snapshots: list[tuple[int, Any]] = []
         self.steps_done = 0
         self.best_loss = math.inf
@@ -402,25 +427,119 @@ class Optimization:
         for k, v in vals.items():
             self.variables[k].assign(v)
 
+    # -- checkpoints ----------------------------------------------------------------------
+    def save(self, path, meta: Mapping[str, Any] | None = None) -> None:
+        """Write the run's state (iterate, best iterate, optimizer moments, history, step
+        count) and ``meta`` to ``path`` (an .npz, replaced atomically)."""
+        if self._lbfgs or not hasattr(self.optimizer, "get_state"):
+            raise CheckpointError("only the toolkit's Adam and SGD runs can be checkpointed "
+                                  "(L-BFGS's curvature history and other optimizers' state "
+                                  "are not saved)")
+        arrays: dict[str, Any] = {"meta": np.asarray(json.dumps(_plain(meta or {}),
+                                                                sort_keys=True))}
+        best = self._best if self._is_dict else {"x": self._best}
+        for name, var in self.variables.items():
+            arrays[f"x/{name}"] = var.numpy()
+            arrays[f"best/{name}"] = np.asarray(best[name])
+        state = self.optimizer.get_state(self._var_list)
+        arrays.update({f"opt/{k}": v for k, v in state.items()})
+        arrays.update({f"history/{k}": np.asarray(v) for k, v in self.history.items()})
+        arrays.update({f"extra/{k}": v.numpy() for k, v in self.extra_state.items()})
+        arrays["counters"] = np.asarray([self.steps_done, self.best_step], np.int64)
+        arrays["best_loss"] = np.asarray(self.best_loss, np.float64)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+
+    def restore(self, path, meta: Mapping[str, Any] | None = None) -> int:
+        """Continue from a checkpoint written by :meth:`save`; returns its step count.
+
+        Raises :class:`CheckpointError` when the file is missing or unreadable, or was written
+        for another problem: its ``meta`` differs from ``meta`` or its shapes from the
+        variables'.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"no checkpoint at {path}; run once with the checkpoint "
+                                  "option to write one, or drop --resume")
+        try:
+            data = dict(np.load(path, allow_pickle=False))
+            saved = json.loads(str(data["meta"]))
+        except (OSError, ValueError, KeyError) as err:
+            raise CheckpointError(f"{path} is not a checkpoint written by this toolkit "
+                                  f"({err})") from None
+        want = _plain(meta or {})
+        wrong = [k for k in sorted(set(saved) | set(want)) if saved.get(k) != want.get(k)]
+        if wrong:
+            diffs = "; ".join(f"{k}: file {saved.get(k)!r}, this run {want.get(k)!r}"
+                              for k in wrong)
+            raise CheckpointError(f"{path} was written for another run ({diffs}); resume it "
+                                  "with the same model, batch and settings, or start afresh "
+                                  "without it")
+        for name, var in self.variables.items():
+            got = data.get(f"x/{name}")
+            if got is None or tuple(got.shape) != tuple(var.shape):
+                raise CheckpointError(
+                    f"{path} holds {name!r} of shape "
+                    f"{None if got is None else tuple(got.shape)}, this run "
+                    f"{tuple(var.shape)}; it was written for another batch or image size")
+        if self._lbfgs:
+            raise CheckpointError("L-BFGS runs cannot be resumed; use Adam or SGD")
+        for name, var in self.variables.items():
+            var.assign(data[f"x/{name}"])
+        for name, var in self.extra_state.items():
+            if f"extra/{name}" in data:
+                var.assign(data[f"extra/{name}"])
+        best = {name: data[f"best/{name}"] for name in self.variables}
+        self._best = best if self._is_dict else best["x"]
+        self.optimizer.set_state(self._var_list, {k[4:]: v for k, v in data.items()
+                                                  if k.startswith("opt/")})
+        self.history = {k[8:]: [float(v) for v in data[k]] for k in data
+                        if k.startswith("history/")}
+        self.steps_done, self.best_step = (int(v) for v in data["counters"])
+        self.best_loss = float(data["best_loss"])
+        self._last_finite = self.value()
+        return self.steps_done
+
     # -- the loop -------------------------------------------------------------------------
-    def run(self, steps: int | None = None, callback=None) -> OptimizeResult:
-        """Run ``steps`` (default ``config.steps``) steps and return an :class:`OptimizeResult`.
+    def run(self, steps: int | None = None, callback=None, *, checkpoint=None,
+            meta: Mapping[str, Any] | None = None) -> OptimizeResult:
+        """Step until ``steps`` (default ``config.steps``) steps are done in all (a restored
+        run continues from where it stopped) and return an :class:`OptimizeResult`.
 
         ``callback(step, loss, terms, optimization)`` runs after each step; returning True
-        stops the run. Ctrl-C and NaN/Inf stop the run too and keep what it reached.
+        stops the run. Ctrl-C, NaN/Inf and the ``max_seconds`` budget stop the run too and
+        keep what it reached. ``checkpoint``: a path written every ``checkpoint_every`` steps
+        and when the run stops, with ``meta`` (what the run is about) for
+        :meth:`restore` to check.
         """
         steps = self.config.steps if steps is None else steps
         bar = _progress(steps, self.config.progress)
+        if bar is not None and self.steps_done:
+            bar.update(min(self.steps_done, steps))
         stopped, message = None, ""
+        budget = self.config.max_seconds
+        every = self.config.checkpoint_every
         t0 = time.perf_counter()
         try:
-            for _ in range(steps):
+            while self.steps_done < steps:
                 loss, terms = self.step()
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix_str(_postfix(loss, terms), refresh=False)
+                if checkpoint is not None and self.steps_done % every == 0:
+                    self.save(checkpoint, meta)
                 if callback is not None and callback(self.steps_done, loss, terms, self):
                     stopped, message = "callback", "stopped by the callback"
+                    break
+                if budget is not None and time.perf_counter() - t0 > budget and (
+                        self.steps_done < steps):
+                    stopped = "time budget"
+                    message = (f"the time budget ({budget:.0f} s) ran out after "
+                               f"{self.steps_done} of {steps} steps; keeping the best iterate")
+                    print(f"\noptimize: {message}", file=sys.stderr)
                     break
         except NonFiniteLossError as err:
             stopped, message = "non-finite", str(err)
@@ -442,6 +561,8 @@ class Optimization:
                     self.steps_done,
                     self.value(),
                 )
+        if checkpoint is not None and self.steps_done:
+            self.save(checkpoint, meta)
         return OptimizeResult(
             x=self._last_finite if stopped == "non-finite" else self.value(),
             best=self._best,
@@ -464,6 +585,11 @@ class Optimization:
         except KeyboardInterrupt:
             return None
         return float(loss) if bool(finite) else None
+
+
+def _plain(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """``meta`` as JSON values (tuples become lists), so a saved copy compares equal."""
+    return json.loads(json.dumps(dict(meta), default=str))
 
 
 def _nan_message(terms, loss=None) -> str:

@@ -53,6 +53,23 @@ class _Base:
             for v in slots.values():
                 v.assign(tf.zeros_like(v))
 
+    def get_state(self, variables: Sequence[tf.Variable]) -> dict[str, np.ndarray]:
+        """The moment estimates of ``variables`` and the step count, as numpy (to save)."""
+        state = {"iterations": np.asarray(self.iterations.numpy())}
+        for i, var in enumerate(variables):
+            for name, slot in self._slots.get(id(var), {}).items():
+                state[f"{i}/{name}"] = slot.numpy()
+        return state
+
+    def set_state(self, variables: Sequence[tf.Variable], state: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`get_state` returned (the same variables, in the same order)."""
+        self.iterations.assign(int(state["iterations"]))
+        for key, value in state.items():
+            if key == "iterations":
+                continue
+            i, name = key.split("/", 1)
+            self._slot(variables[int(i)], name).assign(value)
+
 
 class Adam(_Base):
     """Adam (Kingma & Ba 2015) with ``torch.optim.Adam``'s arithmetic.

@@ -14,6 +14,8 @@ Example (Mahendran & Vedaldi 2015, eq. 1, with TV^beta and an alpha-norm):
 Terms:
     :class:`TotalVariation` -- ``tf.image.total_variation`` (anisotropic, beta=None) or
         TV^beta = sum ((dx)^2 + (dy)^2)^(beta/2) (Mahendran & Vedaldi 2015, eq. 5).
+    :class:`MeanTotalVariation` -- mean of |dx| + |dy| over images, channels and pixels
+        (breaching's TV, used by its gradient-inversion attacks).
     :class:`AlphaNorm` -- ||x||_alpha^alpha (Mahendran & Vedaldi 2015, eq. 4); ``L2`` is alpha 2.
     :class:`FeatureMatch` -- sum over layers of w_l ||phi_l(x) - phi_l0||^2 / ||phi_l0||^2
         (Mahendran & Vedaldi 2015, eq. 2).
@@ -146,6 +148,24 @@ class TotalVariation(Term):
         if self.normalize:
             tv = tv / float(np.prod(x.shape[1:]))
         return tv
+
+
+class MeanTotalVariation(Term):
+    """Mean anisotropic TV: the mean over images, channels and pixels of
+    ``|x[i, j+1] - x[i, j]| + |x[i+1, j] - x[i, j]|``, the last column and row differenced
+    against zero (breaching's ``TotalVariation`` with inner and outer exponent 1, the prior
+    of its ``invertinggradients`` and ``seethroughgradients`` attacks). Independent of the
+    batch and image size."""
+
+    def __init__(self, *, eps: float = 1e-8, name: str = "tv"):
+        self.eps, self.name = eps, name
+
+    def value(self, x, features=None):
+        x = tf.convert_to_tensor(x)
+        padded = tf.pad(x, [[0, 0], [0, 0], [0, 1], [0, 1]])
+        dx = tf.abs(padded[:, :, :-1, 1:] - x) + self.eps
+        dy = tf.abs(padded[:, :, 1:, :-1] - x) + self.eps
+        return tf.reduce_mean(dx + dy)
 
 
 class AlphaNorm(Term):

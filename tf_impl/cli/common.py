@@ -260,9 +260,13 @@ def split_list(specs) -> list[str]:
 
 
 def exit_status(result, *, prefix: str = "") -> int:
-    """The exit status of an optimisation result: 0 when it ran to the end (or a callback
-    stopped it), else ``{prefix}stopped: message`` on stderr and 130 (Ctrl-C) or 1 (NaN)."""
+    """The exit status of an optimisation result: 0 when it ran to the end (or a callback or
+    the time budget stopped it), else ``{prefix}stopped: message`` on stderr and 130 (Ctrl-C)
+    or 1 (NaN)."""
     if result.stopped in (None, "callback"):
+        return EXIT_OK
+    if result.stopped == "time budget":  # asked for: the best iterate is kept
+        print(f"{prefix}{result.message}", file=sys.stderr)
         return EXIT_OK
     print(f"{prefix}stopped: {result.message}", file=sys.stderr)
     return EXIT_INTERRUPTED if result.interrupted else EXIT_FAILED

@@ -3,6 +3,11 @@
     python -m tf_impl gradient-inversion --model resnet20_cifar --batch 4 \\
         --attack gradinversion --out runs/gi
     python -m tf_impl gradient-inversion --model lenet_dlg --attack dlg --batch 1 --out runs/dlg
+    python -m tf_impl gradient-inversion --attack inverting-gradients --preset paper \
+        --batch 1 --labels true --max-minutes 30 --checkpoint runs/ig/run.npz --out runs/ig
+    # ... interrupted (Ctrl-C keeps the best iterate); continue where it stopped:
+    python -m tf_impl gradient-inversion --attack inverting-gradients --preset paper \
+        --batch 1 --labels true --checkpoint runs/ig/run.npz --resume --out runs/ig
 
 Writes ``original_*.png``/``reconstruction_*.png``, ``comparison.png``, ``seeds.png``
 (GradInversion), ``history.csv``/``history.png`` and ``result.json``.
@@ -35,6 +40,9 @@ def add_parsers(sub) -> None:
     )
     add_model_options(p, "resnet20_cifar", help="zoo name or .onnx classifier; lenet_dlg for "
                       "DLG")
+    p.add_argument("--untrained", action="store_true", help="the zoo model with seeded random "
+                   "weights (a model early in training: its gradients leak far more than a "
+                   "trained model's)")
     p.add_argument("--attack", choices=ATTACKS, default="gradinversion")
     p.add_argument("--batch", type=int, default=4, help="private batch size (default 4)")
     p.add_argument("--first", type=int, default=0, help="index of the first bundled image "
@@ -42,9 +50,21 @@ def add_parsers(sub) -> None:
     p.add_argument("--labels", choices=("restore", "true"), default="restore",
                    help="restore the labels from the gradient (default) or give the attack the "
                    "true ones")
+    p.add_argument("--preset", choices=("quick", "paper"), default="quick",
+                   help="Inverting Gradients and GradInversion: 'quick' (CPU-sized: 2,000 and "
+                   f"{d.optimize.steps} steps) or 'paper' (the anchors' budgets: 24,000 and "
+                   "20,000 steps; GradInversion with 8 seeds)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the "
-                   f"attack's; GradInversion {d.optimize.steps}, DLG 300 L-BFGS steps)")
-    p.add_argument("--seeds", type=int, default=d.seeds, help="GradInversion seeds (G)")
+                   "preset's; DLG 300 L-BFGS steps)")
+    p.add_argument("--seeds", type=int, default=None, help="GradInversion seeds (G; default: "
+                   f"the preset's, quick {d.seeds}, paper 8)")
+    p.add_argument("--restarts", type=int, default=None, help="Inverting Gradients and "
+                   "GradInversion: runs from other starts, the best by gradient distance kept")
+    p.add_argument("--max-minutes", type=float, default=None, help="time budget: when it is "
+                   "spent the run stops early and keeps the best iterate")
+    p.add_argument("--checkpoint", default=None, help="write the run's state to this file "
+                   "(<stem>-trial<k>.npz) every 500 steps and when it stops")
+    p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--bn-mode", choices=("eval", "train"), default="eval",
                    help="BatchNorm mode of the client's step")
@@ -57,13 +77,28 @@ def add_parsers(sub) -> None:
     p.set_defaults(run=run_gradient_inversion)
 
 
+def _say_budget(cfg) -> None:
+    """Say what a run too long for its time budget will do (stop early, keep the best)."""
+    budget = cfg.optimize.max_seconds
+    if budget is None:
+        return
+    runs = cfg.restarts
+    print(f"{cfg.optimize.steps} steps x {runs} restart(s) with a {budget / 60:.1f}-minute "
+          "budget: if the budget runs out first, the run stops there and keeps the best "
+          "iterate so far (continue it later with --checkpoint FILE --resume)", file=sys.stderr)
+
+
 def run_gradient_inversion(args) -> int:
     import numpy as np
 
     from ..gradient_inversion import client_gradient
-    from ..gradient_inversion.dlg import DLGConfig, dlg, idlg_config, inverting_gradients_config
+    from ..gradient_inversion.dlg import DLGConfig, dlg, idlg_config
     from ..gradient_inversion.evaluate import score
     from ..gradient_inversion.gradinversion import GradInversionConfig, grad_inversion
+    from ..gradient_inversion.inverting_gradients import (
+        InvertingGradientsConfig,
+        inverting_gradients,
+    )
     from ..gradient_inversion.labels import label_accuracy, restore_labels
     from ..gradient_inversion.private_batch import private_batch
     from ..report import OutputDir, image_grid_figure
@@ -71,6 +106,23 @@ def run_gradient_inversion(args) -> int:
     out = OutputDir(args.out)
     if args.batch < 1:
         raise ValueError(f"--batch must be >= 1; got {args.batch}")
+    if args.resume and not args.checkpoint:
+        raise ValueError("--resume needs --checkpoint FILE (the file the interrupted run "
+                         "wrote)")
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise ValueError(f"--max-minutes must be > 0; got {args.max_minutes}")
+    if args.attack in ("dlg", "idlg") and (args.restarts or args.checkpoint or
+                                           args.preset == "paper"):
+        raise ValueError(f"--preset paper, --restarts and --checkpoint are for "
+                         f"inverting-gradients and gradinversion, not {args.attack}")
+    name = args.model
+    if args.untrained:
+        import model_zoo
+
+        if args.model not in model_zoo.available():
+            raise ValueError(f"--untrained takes a zoo model name; {args.model!r} is not one "
+                             f"({', '.join(model_zoo.available())})")
+        args.model = str(model_zoo.load(args.model, pretrained=False))
     model = load_model(args, classifier="gradient inversion")
     pixels, x, y = private_batch(model, args.batch, args.first)
     shared = client_gradient(model, x, y, bn_mode=args.bn_mode)
@@ -84,19 +136,33 @@ def run_gradient_inversion(args) -> int:
         opt["steps"] = args.steps
     if args.lr is not None:
         opt["learning_rate"] = args.lr
+    if args.max_minutes is not None:
+        opt["max_seconds"] = 60.0 * args.max_minutes
+    own = {"seed": args.seed}
+    if args.restarts is not None:
+        own["restarts"] = args.restarts
+    resumable = {"checkpoint": args.checkpoint, "resume": args.resume}
     if args.attack == "gradinversion":
-        cfg = GradInversionConfig(seeds=args.seeds, seed=args.seed).with_(**opt)
-        result = grad_inversion(model, shared, cfg, labels=given)
+        if args.seeds is not None:
+            own["seeds"] = args.seeds
+        cfg = getattr(GradInversionConfig, args.preset)(**own, **opt)
+        _say_budget(cfg)
+        result = grad_inversion(model, shared, cfg, labels=given, **resumable)
+    elif args.attack == "inverting-gradients":
+        cfg = getattr(InvertingGradientsConfig, args.preset)(**own, **opt)
+        _say_budget(cfg)
+        result = inverting_gradients(model, shared, cfg, labels=given, **resumable)
     else:
-        base = {"dlg": DLGConfig(), "idlg": idlg_config(),
-                "inverting-gradients": inverting_gradients_config()}[args.attack]
+        base = {"dlg": DLGConfig(), "idlg": idlg_config()}[args.attack]
         if given is not None:
             base = base.with_(labels="given")
         cfg = base.with_(seed=args.seed, **opt)
         result = dlg(model, shared, cfg, labels=given)
-    s = score(pixels, result.image, true_labels=y, restored_labels=result.extra["labels"])
+    # the optimisation attacks report their best iterate (lowest objective), as breaching does
+    image = result.image if args.attack in ("dlg", "idlg") else result.best_image
+    s = score(pixels, image, true_labels=y, restored_labels=result.extra["labels"])
     order = np.asarray(s["order"])
-    rec = result.image[order]
+    rec = image[order]
     print(f"{args.attack}: PSNR {s['psnr_mean']:.2f} dB, SSIM {s['ssim_mean']:.3f}, LPIPS "
           f"{s['lpips_mean']:.3f}, {result.steps} steps in {result.seconds:.1f} s", file=sys.stderr)
     for i in range(len(pixels)):
@@ -106,7 +172,8 @@ def run_gradient_inversion(args) -> int:
         (f"PSNR {s['psnr'][i]:.1f}, LPIPS {s['lpips'][i]:.2f}", rec[i]) for i in range(len(rec))]
     out.write_figure("comparison.png", lambda p: image_grid_figure(
         p, panels, ncols=len(pixels), size=1.8,
-        title=f"{args.attack} on {args.model}, batch {args.batch}\noriginals (top), "
+        title=f"{args.attack} on {name}{' (untrained)' if args.untrained else ''}, batch "
+        f"{args.batch}\noriginals (top), "
         "reconstructions (bottom)"))
     seeds = result.extra.get("seeds")
     if seeds is not None:
@@ -114,9 +181,10 @@ def run_gradient_inversion(args) -> int:
                        for g in range(len(seeds)) for i in range(len(pixels))]
         out.write_figure("seeds.png", lambda p: image_grid_figure(
             p, seed_panels, ncols=len(pixels), size=1.6, title="every seed (rows)"))
-    out.write_history({args.attack: result.history}, title=f"{args.attack} on {args.model}")
+    out.write_history({args.attack: result.history}, title=f"{args.attack} on {name}")
     out.write_json("result.json", {
-        "technique": result.technique, "attack": args.attack, "model": args.model,
+        "technique": result.technique, "attack": args.attack, "model": name,
+        "weights": "seeded random" if args.untrained else "as in the file",
         "batch": args.batch, "true_labels": y.tolist(), "restored_labels": restored.tolist(),
         "label_accuracy": acc, "labels_used": result.extra["labels"],
         "client": {"reduction": shared.reduction, "bn_mode": shared.bn_mode,

@@ -5,13 +5,13 @@
   minimise the squared L2 distance between the dummy gradient and the shared one.
 - iDLG (Zhao et al. 2020): the same with the label restored analytically first
   (``labels="restore"``), so only the images are optimised.
-- Inverting Gradients (Geiping et al. 2020): cosine distance, signed gradients with Adam
-  (lr 0.1), the pixel box and a TV prior, step decay at 3/8, 5/8, 7/8 of the run
-  (:func:`inverting_gradients_config`).
+
+Inverting Gradients (Geiping et al. 2020), the cosine-distance successor, is in
+:mod:`.inverting_gradients`.
 
 Example:
     >>> model = onnx_to_tf.load(model_zoo.load("lenet_dlg"))                 # doctest: +SKIP
-    >>> x, y = model_zoo.data.cifar10("test", n=1, model="lenet_dlg")        # doctest: +SKIP
+    >>> x, y = model_zoo.data.cifar10("test", n=1, normalize=False)          # doctest: +SKIP
     >>> result = dlg(model, client_gradient(model, x, y))                     # doctest: +SKIP
 """
 
@@ -76,15 +76,6 @@ def idlg_config() -> DLGConfig:
     return DLGConfig(labels="restore")
 
 
-def inverting_gradients_config(steps: int = 2000) -> DLGConfig:
-    """Inverting Gradients (Geiping et al. 2020): cosine distance, signed Adam lr 0.1, pixel
-    box, TV prior (1e-4 on the summed TV; here the mean TV^2 with weight 1e-2), step decay
-    x0.1 at 3/8, 5/8, 7/8 of the run (the paper runs 24k iterations)."""
-    return DLGConfig(distance="cosine", labels="restore", tv_weight=1e-2, clip_to_pixels=True,
-                     optimize=OptimizeConfig(steps=steps, optimizer="adam", learning_rate=0.1,
-                                             signed_gradients=True, schedule="step"))
-
-
 def _labels_for(model, shared, config, labels):
     model = contract_model(model)
     if config.labels == "given":
@@ -106,7 +97,7 @@ def dlg(model, shared: SharedGradient, config: DLGConfig | None = None, *, label
         model: the victim (a :class:`converters.onnx_to_tf.TFModel` classifier).
         shared: the client's :class:`SharedGradient` (see :func:`client_gradient`).
         config: :class:`DLGConfig` (DLG's defaults when omitted; see also
-            :func:`idlg_config`, :func:`inverting_gradients_config`).
+            :func:`idlg_config`).
         labels: the labels, when ``config.labels == "given"``.
         image_shape: (C, H, W) of one image; the model's input shape by default.
         preprocessing: (mean, std); the zoo's record by default.
@@ -147,7 +138,7 @@ def dlg(model, shared: SharedGradient, config: DLGConfig | None = None, *, label
     best = np.clip(imgs.denormalize(run.best["x"], mean, std), 0, 1)
     recovered = fixed if fixed is not None else np.argmax(final["y"], axis=1)
     return Result(
-        technique="dlg" if config.distance == "l2" else "inverting_gradients",
+        technique="dlg",
         image=rec, best_image=best, history=run.history, config=config.to_dict(),
         seconds=run.seconds, steps=run.steps_done, stopped=run.stopped, message=run.message,
         snapshots=[(s, np.clip(imgs.denormalize(v["x"], mean, std), 0, 1))

@@ -14,8 +14,12 @@ The learning rate follows a cosine decay with a linear warm-up.
 
 Paper defaults (ImageNet, ResNet-50): Adam lr 0.1, cosine decay, 50 warm-up iterations,
 a_TV 1e-4, a_l2 1e-6, a_BN 0.1, a_group 0.01, alpha_n 0.2, 8 seeds, 20k iterations with
-registration refreshed every 100. The CPU defaults below keep those weights and shorten the
-run (``steps``, ``seeds``); set them back for a faithful reproduction.
+registration refreshed every 100. The paper does not say how its terms are normalised;
+:meth:`GradInversionConfig.paper` takes breaching's reading (``seethroughgradients``: the
+squared gradient distance x 0.5e-4, mean TV and mean squares, the first BN layer's term x 10)
+with the paper's weights, seeds, group term and budget. The defaults (:meth:`~.quick`) keep
+the weights on summed terms and shorten the run (600 steps, 4 seeds) for a CPU. Restarts
+(``restarts``) repeat the whole run from other starts and keep the best by gradient distance.
 
 Example:
     >>> model = onnx_to_tf.load(model_zoo.load("resnet20_cifar"))          # doctest: +SKIP
@@ -36,6 +40,7 @@ from converters.onnx_to_tf import contract_model
 
 from .. import images as imgs
 from ..optimize import (
+    CheckpointError,
     Optimization,
     OptimizeConfig,
     TechniqueConfig,
@@ -43,11 +48,14 @@ from ..optimize import (
     pixel_box,
     seeded_noise,
 )
-from ..priors import AlphaNorm, TotalVariation
+from ..priors import AlphaNorm, MeanTotalVariation, TotalVariation
 from ..result import Result
 from .matching import DISTANCES, GradientMatcher, bn_inputs, bn_prior, safe_norm
 from .registration import consensus
-from .victim import SharedGradient, check_gradient, check_labels, fc_layer, image_shape_of
+from .trials import attack_inputs, best_of_trials, run_meta, trial_path
+from .victim import SharedGradient
+
+PAPER_STEPS = 20_000
 
 
 @dataclass(frozen=True)
@@ -56,8 +64,14 @@ class GradInversionConfig(TechniqueConfig):
 
     Attributes:
         distance: gradient distance, ``"l2"`` (squared) or ``"cosine"``.
-        tv_weight, l2_weight, bn_weight, group_weight: a_TV (on the summed anisotropic TV,
-            ``tf.image.total_variation``), a_l2 (summed squares), a_BN, a_group.
+        gradient_weight: the gradient distance's weight.
+        tv_weight, l2_weight, bn_weight, group_weight: a_TV, a_l2, a_BN, a_group.
+        priors: ``"sum"``: a_TV on the summed anisotropic TV (``tf.image.total_variation``)
+            and a_l2 on the summed squares; ``"mean"``: a_TV on the mean TV
+            (:class:`tf_impl.priors.MeanTotalVariation`) and a_l2 on half the mean square
+            (breaching's normalisation).
+        bn_first_weight: extra factor on the first BatchNorm layer's statistics term.
+        restarts: whole runs from other starts; the best by gradient distance is kept.
         seeds: G, the number of seeds optimised together.
         registration: ``"ecc"`` (affine ECC registration onto the seeds' mean) or ``"none"``
             (plain mean of the seeds).
@@ -70,10 +84,14 @@ class GradInversionConfig(TechniqueConfig):
     """
 
     distance: str = "l2"
+    gradient_weight: float = 1.0
     tv_weight: float = 1e-4
     l2_weight: float = 1e-6
     bn_weight: float = 0.1
     group_weight: float = 0.01
+    priors: str = "sum"
+    bn_first_weight: float = 1.0
+    restarts: int = 1
     seeds: int = 4
     registration: str = "ecc"
     group_start: int = 100
@@ -94,6 +112,22 @@ class GradInversionConfig(TechniqueConfig):
             raise ValueError(f"seeds must be >= 1; got {self.seeds}")
         if self.group_every < 1:
             raise ValueError("group_every must be >= 1")
+        if self.priors not in ("sum", "mean"):
+            raise ValueError(f"priors must be 'sum' or 'mean'; got {self.priors!r}")
+        if self.restarts < 1:
+            raise ValueError(f"restarts must be >= 1; got {self.restarts}")
+
+    @classmethod
+    def paper(cls, **changes) -> GradInversionConfig:
+        """The paper's weights, 8 seeds and 20,000 iterations (cosine decay, 50 warm-up),
+        normalised as breaching's ``seethroughgradients``."""
+        return cls(gradient_weight=0.5e-4, priors="mean", bn_first_weight=10.0,
+                   seeds=8).with_(**{"steps": PAPER_STEPS, **changes})
+
+    @classmethod
+    def quick(cls, **changes) -> GradInversionConfig:
+        """600 steps, 4 seeds, the weights on summed terms (the defaults)."""
+        return cls().with_(**changes)
 
 
 
@@ -112,8 +146,9 @@ class _Objective:
         self.model = model
         self.matcher = GradientMatcher(model, shared, config.distance, taps=taps)
         self.labels = tf.constant(labels)
-        self.tv = TotalVariation()
+        self.tv = TotalVariation() if config.priors == "sum" else MeanTotalVariation()
         self.l2 = AlphaNorm(2.0)
+        self.l2_scale = 1.0 if config.priors == "sum" else 0.5 / float(np.prod(shape) * n)
         self.consensus = tf.Variable(tf.zeros((n, *shape)), trainable=False, name="consensus")
         self.group_on = tf.Variable(0.0, trainable=False, name="group_on")
 
@@ -123,13 +158,14 @@ class _Objective:
         for g in range(self.g):
             xg = x[g * self.n : (g + 1) * self.n]
             dist, tapped = self.matcher(xg, self.labels)
-            parts["gradient"].append(dist)
+            parts["gradient"].append(c.gradient_weight * dist)
             if c.tv_weight:
                 parts["tv"].append(c.tv_weight * self.tv.value(xg))
             if c.l2_weight:
-                parts["l2"].append(c.l2_weight * self.l2.value(xg))
+                parts["l2"].append(c.l2_weight * self.l2_scale * self.l2.value(xg))
             if c.bn_weight:
-                parts["bn"].append(c.bn_weight * bn_prior(self.model, tapped))
+                parts["bn"].append(c.bn_weight * bn_prior(self.model, tapped,
+                                                          c.bn_first_weight))
             if c.group_weight and self.g > 1:
                 diff = tf.reshape(xg - self.consensus, [-1])
                 parts["group"].append(self.group_on * c.group_weight * safe_norm(diff))
@@ -137,48 +173,65 @@ class _Objective:
 
 
 def grad_inversion(model, shared: SharedGradient, config: GradInversionConfig | None = None, *,
-                   labels=None, image_shape=None, preprocessing=None, callback=None) -> Result:
+                   labels=None, image_shape=None, preprocessing=None, callback=None,
+                   checkpoint=None, resume: bool = False) -> Result:
     """Recover the client's batch with GradInversion.
 
     Args:
         model: the victim classifier (with BatchNorm layers for the BN prior).
         shared: the client's :class:`SharedGradient`.
-        config: :class:`GradInversionConfig`.
+        config: :class:`GradInversionConfig` (:meth:`~GradInversionConfig.quick`).
         labels: the batch's labels if known; by default restored from the FC gradient
             (column-wise minimum, or the duplicate-aware rule when the batch is larger than
             the number of classes).
         image_shape: (C, H, W); the model's input shape by default.
         preprocessing: (mean, std); the zoo's record by default.
         callback: ``callback(step, loss, terms, optimization)``.
+        checkpoint: a file name; each restart writes ``<stem>-trial<k>.npz`` every
+            ``optimize.checkpoint_every`` steps and when it stops.
+        resume: continue from those files (refused when written for another model, batch,
+            gradient or settings).
 
     Returns:
         a :class:`Result`: ``image`` is the seed with the lowest final gradient distance
         (pixel space, in recovered order), ``extra["seeds"]`` every seed's images,
-        ``extra["consensus"]`` the last consensus, ``extra["labels"]`` the labels used.
+        ``extra["consensus"]`` the last consensus, ``extra["labels"]`` the labels used,
+        ``extra["gradient_distance"]`` the kept seed's and ``extra["trials"]`` every
+        restart's.
     """
-    model = contract_model(model)
-    from . import labels as label_rules
-
     config = config or GradInversionConfig()
-    shared = check_gradient(model, shared)
-    fc = fc_layer(model)
+    model, shared, y, shape, (mean, std) = attack_inputs(model, shared, labels, image_shape,
+                                                         preprocessing)
     n = shared.batch_size
-    shape = image_shape_of(model, image_shape)
-    if labels is None:
-        y = np.asarray(label_rules.restore_labels(model, shared), np.int64)
-    else:
-        y = check_labels(labels, n, fc.num_classes)
-    mean, std = preprocessing or imgs.preprocessing_of(model)
     if config.bn_weight and not model.bn_layers:
         warnings.warn("this model has no BatchNormalization layers (Keras and Caffe exports "
                       "fold them into the convolutions): GradInversion runs without the BN "
                       "prior (bn_weight=0)", stacklevel=2)
         config = dataclasses.replace(config, bn_weight=0.0)
-    g = config.seeds
+    if resume and checkpoint is None:
+        raise CheckpointError("resume=True needs checkpoint= (the file name the run wrote)")
     objective = _Objective(model, shared, y, config, n, shape)
-    start = seeded_noise((g * n, *shape), config.seed, config.init_std)
+    meta = run_meta("gradinversion", model, shared, y, config, shape)
+
+    def trial(k: int, left: float | None) -> Result:
+        opt_cfg = config.optimize
+        if left is not None:
+            opt_cfg = dataclasses.replace(opt_cfg, max_seconds=left)
+        return _one_run(objective, config, k, opt_cfg, n, shape, (mean, std), callback,
+                        trial_path(checkpoint, k), resume, {**meta, "trial": k})
+
+    return best_of_trials(trial, config.restarts, config.optimize.max_seconds)
+
+
+def _one_run(objective, config, trial, opt_cfg, n, shape, preprocessing, callback, path,
+             resume, meta) -> Result:
+    """One restart: the G seeds optimised together from the starts of ``trial``."""
+    mean, std = preprocessing
+    g = config.seeds
+    objective.group_on.assign(0.0)
+    start = seeded_noise((g * n, *shape), config.seed + 1_000 * trial, config.init_std)
     box = pixel_box(mean, std, channels=shape[0]) if config.clip_to_pixels else None
-    opt = Optimization(objective, start, config.optimize, box=box)
+    opt = Optimization(objective, start, opt_cfg, box=box)
     lo, hi = (tf.constant(b) for b in box) if box is not None else (None, None)
     info = {"registered": []}
 
@@ -191,8 +244,8 @@ def grad_inversion(model, shared: SharedGradient, config: GradInversionConfig | 
 
     def after_step(step, loss, terms, o):
         if config.langevin:
-            lr = learning_rate_at(config.optimize, step - 1)
-            noise = langevin_noise(config, (g * n, *shape), step - 1)
+            lr = learning_rate_at(opt_cfg, step - 1)
+            noise = langevin_noise(config, (g * n, *shape), step - 1 + 1_000_003 * trial)
             x = o.variables["x"]
             x.assign_add(lr * config.langevin * noise)
             if lo is not None:
@@ -202,7 +255,10 @@ def grad_inversion(model, shared: SharedGradient, config: GradInversionConfig | 
             refresh(step)
         return callback(step, loss, terms, o) if callback is not None else False
 
-    run = opt.run(callback=after_step)
+    opt.extra_state = {"consensus": objective.consensus, "group_on": objective.group_on}
+    if resume and (trial == 0 or path.is_file()):
+        opt.restore(path, meta)
+    run = opt.run(callback=after_step, checkpoint=path, meta=meta)
     seeds_px = np.clip(imgs.denormalize(run.x, mean, std), 0, 1).reshape(g, n, *shape)
     per_seed = []
     for k in range(g):
@@ -223,7 +279,8 @@ def grad_inversion(model, shared: SharedGradient, config: GradInversionConfig | 
         steps=run.steps_done,
         stopped=run.stopped,
         message=run.message,
-        extra={"labels": y.tolist(), "seeds": seeds_px, "consensus": fused,
-               "seed_gradient_distance": per_seed, "best_seed": best,
+        extra={"labels": objective.labels.numpy().tolist(), "seeds": seeds_px,
+               "consensus": fused, "seed_gradient_distance": per_seed, "best_seed": best,
+               "gradient_distance": per_seed[best],
                "registration_converged": info["registered"]},
     )

@@ -90,13 +90,16 @@ def safe_norm(v) -> tf.Tensor:
     return tf.sqrt(tf.reduce_sum(tf.square(v)) + 1e-30)
 
 
-def bn_prior(model, tapped: dict) -> tf.Tensor:
-    """sum_l ||mean_l - running_mean_l||_2 + ||var_l - running_var_l||_2 (biased var)."""
+def bn_prior(model, tapped: dict, first_weight: float = 1.0) -> tf.Tensor:
+    """sum_l w_l (||mean_l - running_mean_l||_2 + ||var_l - running_var_l||_2) (biased var);
+    w is ``first_weight`` for the first BatchNorm layer (10 in DeepInversion's code and
+    breaching's), 1 for the others."""
     model = contract_model(model)
     total = []
-    for layer in model.bn_layers:
+    for i, layer in enumerate(model.bn_layers):
         a = tf.cast(tapped[layer.input], tf.float32)
         mean, var = tf.nn.moments(a, axes=[0, 2, 3])  # biased variance, as BN uses
-        total.append(safe_norm(mean - layer.running_mean) + safe_norm(var - layer.running_var))
+        term = safe_norm(mean - layer.running_mean) + safe_norm(var - layer.running_var)
+        total.append(first_weight * term if i == 0 and first_weight != 1.0 else term)
     return tf.add_n(total)
 

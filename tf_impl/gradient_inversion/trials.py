@@ -1,0 +1,119 @@
+"""Restarts, checkpoints and time budgets shared by the optimisation-based attacks.
+
+Inverting Gradients and GradInversion run several *trials* (restarts from different random
+starts) and keep the one whose reconstruction matches the shared gradient best (Geiping et
+al. 2020; breaching's ``restarts.scoring``). A long run writes a checkpoint per trial
+(``<stem>-trial<k>.npz``) and can be resumed from it; the checkpoint records what the run is
+about (:func:`run_meta`: the model's weights, the shared gradient, the labels, the batch and
+the technique's settings), so a file from another model, batch or configuration is refused.
+Ctrl-C during a trial ends that trial with what it reached and starts no further trial.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from converters.onnx_to_tf import contract_model
+
+from .. import images as imgs
+from ..result import Result
+
+# settings that do not change what a run computes: a resumed run may change them
+_FREE = ("progress", "compile", "max_seconds", "checkpoint_every", "snapshot_every")
+
+
+def attack_inputs(model, shared, labels, image_shape, preprocessing):
+    """What an optimisation attack starts from: the checked model and shared gradient, the
+    labels (given, or restored from the FC gradient: column-wise minimum, or the
+    duplicate-aware rule when the batch is larger than the number of classes), the image
+    shape (C, H, W) and the preprocessing (mean, std)."""
+    from . import labels as label_rules
+    from .victim import check_gradient, check_labels, fc_layer, image_shape_of
+
+    model = contract_model(model)
+    shared = check_gradient(model, shared)
+    if labels is None:
+        y = np.asarray(label_rules.restore_labels(model, shared), np.int64)
+    else:
+        y = check_labels(labels, shared.batch_size, fc_layer(model).num_classes)
+    shape = image_shape_of(model, image_shape)
+    return model, shared, y, shape, preprocessing or imgs.preprocessing_of(model)
+
+
+def _digest(arrays) -> str:
+    h = hashlib.sha1()
+    for a in arrays:
+        a = np.ascontiguousarray(np.asarray(a, np.float32))
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def run_meta(technique: str, model, shared, labels, config, image_shape) -> dict[str, Any]:
+    """What a checkpoint must agree on to be resumed: the technique, the model's weights, the
+    shared gradient, the labels, the image shape and the settings (bar the ones in
+    ``_FREE``)."""
+    model = contract_model(model)
+    weights = [v.numpy() for _, v in sorted(model.onnx_variables.items())]
+    settings = config.to_dict()
+    for key in _FREE:
+        settings.get("optimize", {}).pop(key, None)
+    return {"technique": technique, "model": _digest(weights),
+            "shared_gradient": _digest(shared.grads[k] for k in sorted(shared.grads)),
+            "batch": int(shared.batch_size), "bn_mode": shared.bn_mode,
+            "labels": np.asarray(labels).tolist(), "image_shape": list(image_shape),
+            "settings": settings}
+
+
+def trial_path(checkpoint, trial: int) -> Path | None:
+    """The checkpoint file of ``trial`` for the checkpoint name ``checkpoint``."""
+    if checkpoint is None:
+        return None
+    p = Path(checkpoint)
+    stem = p.name[:-4] if p.name.endswith(".npz") else p.name
+    return p.with_name(f"{stem}-trial{trial}.npz")
+
+
+def best_of_trials(run_trial: Callable[[int, float | None], Result], restarts: int,
+                   budget: float | None = None) -> Result:
+    """Run ``run_trial(k, seconds_left)`` for k = 0 .. restarts - 1 and return the trial with
+    the lowest ``extra["gradient_distance"]``, with every trial's distance in
+    ``extra["trials"]``. ``budget``: seconds for all trials together (``seconds_left`` is what
+    remains of it when trial k starts; ``None``: no budget).
+
+    A trial stopped by Ctrl-C or the time budget ends the sequence (no further trial starts);
+    the best of the trials run so far is returned with that trial's ``stopped`` and
+    ``message``.
+    """
+    results: list[Result] = []
+    t0 = time.perf_counter()
+    for k in range(restarts):
+        left = None if budget is None else budget - (time.perf_counter() - t0)
+        if left is not None and left <= 0 and results:
+            results[-1].stopped = "time budget"
+            results[-1].message = f"the time budget ({budget:.0f} s) ran out before trial {k + 1}"
+            break
+        r = run_trial(k, left)
+        results.append(r)
+        if restarts > 1:
+            print(f"trial {k + 1}/{restarts}: gradient distance "
+                  f"{r.extra['gradient_distance']:.4g}", file=sys.stderr)
+        if r.stopped in ("interrupted", "time budget"):
+            break
+    distances = [r.extra["gradient_distance"] for r in results]
+    k_best = int(np.nanargmin(distances)) if np.isfinite(distances).any() else 0
+    best, last = results[k_best], results[-1]
+    best.extra["trials"] = distances
+    best.extra["best_trial"] = k_best
+    if last.stopped and last is not best:
+        best.stopped = last.stopped
+        best.message = f"{last.message} (trial {len(results)} of {restarts})"
+    best.seconds = float(sum(r.seconds for r in results))
+    return best

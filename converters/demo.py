@@ -219,23 +219,36 @@ def run_feature_inversion(out: Path, quick: bool) -> dict:
 GI_TEXT = " ".join("""Gradient inversion: a federated-learning client shares the gradient of its
 loss on a private batch of real CIFAR-10 test images. The labels are read off the last layer's
 gradient (iDLG / GradInversion's column-wise minimum / a duplicate-aware rule), then the images
-are recovered by matching the gradient: DLG (L-BFGS, soft labels) on DLG's LeNet, and
-GradInversion (Adam with TV, L2 and BatchNorm priors, group consistency, Langevin noise) on the
-trained CIFAR ResNet-20, whose tiny, confident gradients make it a far harder victim. Made by
+are recovered by matching the gradient. <b>Where the attack works</b>: DLG (L-BFGS, soft
+labels) on DLG's LeNet, and Inverting Gradients (cosine gradient distance, signed Adam, a light
+TV prior, 3,000 steps) on an <i>untrained</i> CIFAR ResNet-20 (seeded random weights, BN eval:
+a model early in training), batch 1, whose reconstruction is recognizable. <b>The hard
+case</b>, kept as it is: GradInversion (Adam with TV, L2 and BatchNorm priors, group
+consistency, Langevin noise) on the <i>trained</i> ResNet-20 at batch 2 with a short budget:
+its tiny, confident gradients (some images have p(label) = 1 in float32 and share no gradient
+at all) leave noise; breaching's attacks do no better on the same gradient
+(benchmarks/results/gradient_inversion_anchor_*.md). Made by
 <code>python -m tf_impl gradient-inversion</code>.""".split())
+
+# (name, CLI arguments, full-run extras, quick extras)
+GI_RUNS = (
+    ("dlg", ["--model", "lenet_dlg", "--attack", "dlg", "--batch", "1"], ["--steps", "100"],
+     ["--steps", "3"]),
+    ("inverting-gradients-untrained",
+     ["--model", "resnet20_cifar", "--untrained", "--attack", "inverting-gradients", "--batch",
+      "1", "--tv-weight", "1e-3"], ["--steps", "3000"], ["--steps", "2", "--no-compile"]),
+    ("gradinversion-trained",
+     ["--model", "resnet20_cifar", "--attack", "gradinversion", "--batch", "2", "--seeds", "2"],
+     ["--steps", "200"], ["--steps", "2", "--no-compile"]),
+)
 
 
 def run_gradient_inversion(out: Path, quick: bool) -> dict:
-    """The gradient-inversion section: DLG on LeNet and GradInversion on ResNet-20, batch 2."""
+    """The gradient-inversion section: the cases where the attack works (DLG on LeNet,
+    Inverting Gradients on an untrained ResNet-20) and the trained ResNet-20's hard case."""
     from tf_impl.cli import main as tf_impl_main
 
-    runs = {
-        "dlg": ["--model", "lenet_dlg", "--attack", "dlg", "--batch", "1",
-                "--steps", "3" if quick else "100"],
-        "gradinversion": ["--model", "resnet20_cifar", "--attack", "gradinversion", "--batch",
-                          "2", "--seeds", "2", "--steps", "2" if quick else "200"]
-        + (["--no-compile"] if quick else []),
-    }
+    runs = {name: [*args, *(small if quick else full)] for name, args, full, small in GI_RUNS}
     res = {"technique": "gradient_inversion", "ok": True, "runs": {}, "images": []}
     t0 = time.perf_counter()
     for name, extra in runs.items():
@@ -351,7 +364,8 @@ def gradient_inversion_html(out: Path, tech: dict) -> str:
                      f"{entry['exit_code']})</td></tr>")
             continue
         m = r["metrics"]
-        rows += (f"<tr><td>{esc(name)}</td><td>{esc(r['model'])}</td>"
+        weights = " (untrained)" if r.get("weights") == "seeded random" else ""
+        rows += (f"<tr><td>{esc(name)}</td><td>{esc(r['model'] + weights)}</td>"
                  f"<td>{r['true_labels']} / {r['restored_labels']}</td>"
                  f"<td>{m['psnr_mean']:.2f}</td><td>{m['lpips_mean']:.3f}</td>"
                  f"<td>{r['steps']}</td></tr>")
@@ -489,7 +503,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_techniques:
         print("feature inversion (VGG16 features, astronaut)...", flush=True)
         techniques.append(run_feature_inversion(args.out, args.quick))
-        print("gradient inversion (DLG on LeNet, GradInversion on ResNet-20)...", flush=True)
+        print("gradient inversion (DLG on LeNet, Inverting Gradients on an untrained ResNet-20, "
+              "GradInversion on the trained one)...", flush=True)
         techniques.append(run_gradient_inversion(args.out, args.quick))
         print("visualization gallery (saliency, class viz, adversarial, DeepDream, style)...",
               flush=True)

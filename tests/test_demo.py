@@ -13,10 +13,10 @@ def test_demo_writes_page_report_and_figures(tmp_path):
     assert code == 0
     page = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert "<table" in page and all(name in page for name in MODELS)
-    # + feature inversion's comparison and history, gradient inversion's two comparisons,
+    # + feature inversion's comparison and history, gradient inversion's three comparisons,
     # and the visualization gallery's figures
     n_vis = sum(len(run[-1]) for run in demo.VIS_RUNS + demo.ATTR_RUNS)
-    assert page.count("data:image/png;base64,") == len(MODELS) + 4 + n_vis
+    assert page.count("data:image/png;base64,") == len(MODELS) + 2 + len(demo.GI_RUNS) + n_vis
     report = json.loads((tmp_path / "parity.json").read_text())
     assert report["ok"] and report["failed"] == []
     assert [r["model"] for r in report["reports"]] == list(MODELS)
@@ -30,7 +30,7 @@ def test_demo_writes_page_report_and_figures(tmp_path):
     # the techniques section: feature inversion at three depths, figures embedded
     fi, gi, vis, attr = report["techniques"]
     assert fi["ok"] and set(fi["result"]["metrics"]) == set(demo.FI_LAYERS)
-    assert gi["ok"] and set(gi["runs"]) == {"dlg", "gradinversion"}
+    assert gi["ok"] and set(gi["runs"]) == {run[0] for run in demo.GI_RUNS}
     assert "Gradient inversion" in page
     assert vis["ok"] and set(vis["runs"]) == {run[0] for run in demo.VIS_RUNS}
     assert all(e["exit_code"] == 0 for e in vis["runs"].values())

@@ -66,6 +66,9 @@ def add_parsers(sub) -> None:
                    "(<stem>-trial<k>.npz) every 500 steps and when it stops")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--tv-weight", type=float, default=None, help="Inverting Gradients and "
+                   "GradInversion: the TV prior's weight (default: the preset's; Inverting "
+                   "Gradients 0.2 on the mean TV)")
     p.add_argument("--bn-mode", choices=("eval", "train"), default="eval",
                    help="BatchNorm mode of the client's step")
     p.add_argument("--seed", type=int, default=0)
@@ -139,6 +142,10 @@ def run_gradient_inversion(args) -> int:
     if args.max_minutes is not None:
         opt["max_seconds"] = 60.0 * args.max_minutes
     own = {"seed": args.seed}
+    if args.tv_weight is not None:
+        if args.attack in ("dlg", "idlg"):
+            raise ValueError("--tv-weight is for inverting-gradients and gradinversion")
+        own["tv_weight"] = args.tv_weight
     if args.restarts is not None:
         own["restarts"] = args.restarts
     resumable = {"checkpoint": args.checkpoint, "resume": args.resume}

@@ -5,7 +5,9 @@
 
 Writes ``benchmarks/results/gradient_inversion.json`` and ``.md`` and prints the tables.
 (Label restoration: ``benchmarks/label_restoration.py``; the speed of one GradInversion step
-against PyTorch: ``benchmarks/gradient_inversion_speed.py``.)
+against PyTorch: ``benchmarks/gradient_inversion_speed.py``; Inverting Gradients and
+GradInversion beside breaching on the same gradient and budget, and the loops' speed:
+``benchmarks/gradient_inversion_anchor.py``.)
 
 Targets (issue "Gradient inversion"):
 - DLG on ``lenet_dlg``, one CIFAR image, batch 1: PSNR >= 30 dB in the median of 10 images;

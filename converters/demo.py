@@ -221,7 +221,7 @@ loss on a private batch of real CIFAR-10 test images. The labels are read off th
 gradient (iDLG / GradInversion's column-wise minimum / a duplicate-aware rule), then the images
 are recovered by matching the gradient. <b>Where the attack works</b>: DLG (L-BFGS, soft
 labels) on DLG's LeNet, and Inverting Gradients (cosine gradient distance, signed Adam, a light
-TV prior, 3,000 steps) on an <i>untrained</i> CIFAR ResNet-20 (seeded random weights, BN eval:
+TV prior, 4,000 steps) on an <i>untrained</i> CIFAR ResNet-20 (seeded random weights, BN eval:
 a model early in training), batch 1, whose reconstruction is recognizable. <b>The hard
 case</b>, kept as it is: GradInversion (Adam with TV, L2 and BatchNorm priors, group
 consistency, Langevin noise) on the <i>trained</i> ResNet-20 at batch 2 with a short budget:
@@ -236,7 +236,7 @@ GI_RUNS = (
      ["--steps", "3"]),
     ("inverting-gradients-untrained",
      ["--model", "resnet20_cifar", "--untrained", "--attack", "inverting-gradients", "--batch",
-      "1", "--tv-weight", "1e-3"], ["--steps", "3000"], ["--steps", "2", "--no-compile"]),
+      "1", "--tv-weight", "1e-3"], ["--steps", "4000"], ["--steps", "2", "--no-compile"]),
     ("gradinversion-trained",
      ["--model", "resnet20_cifar", "--attack", "gradinversion", "--batch", "2", "--seeds", "2"],
      ["--steps", "200"], ["--steps", "2", "--no-compile"]),

@@ -40,7 +40,6 @@ from converters.onnx_to_tf import contract_model
 
 from .. import images as imgs
 from ..optimize import (
-    CheckpointError,
     Optimization,
     OptimizeConfig,
     TechniqueConfig,
@@ -52,7 +51,7 @@ from ..priors import AlphaNorm, MeanTotalVariation, TotalVariation
 from ..result import Result
 from .matching import DISTANCES, GradientMatcher, bn_inputs, bn_prior, safe_norm
 from .registration import consensus
-from .trials import attack_inputs, best_of_trials, run_meta, trial_path
+from .trials import TrialCheckpoints, attack_inputs, best_of_trials, run_meta
 from .victim import SharedGradient
 
 PAPER_STEPS = 20_000
@@ -208,23 +207,19 @@ def grad_inversion(model, shared: SharedGradient, config: GradInversionConfig | 
                       "fold them into the convolutions): GradInversion runs without the BN "
                       "prior (bn_weight=0)", stacklevel=2)
         config = dataclasses.replace(config, bn_weight=0.0)
-    if resume and checkpoint is None:
-        raise CheckpointError("resume=True needs checkpoint= (the file name the run wrote)")
+    checkpoints = TrialCheckpoints(checkpoint, resume,
+                                   run_meta("gradinversion", model, shared, y, config, shape))
     objective = _Objective(model, shared, y, config, n, shape)
-    meta = run_meta("gradinversion", model, shared, y, config, shape)
 
-    def trial(k: int, left: float | None) -> Result:
-        opt_cfg = config.optimize
-        if left is not None:
-            opt_cfg = dataclasses.replace(opt_cfg, max_seconds=left)
+    def trial(k: int, opt_cfg: OptimizeConfig) -> Result:
         return _one_run(objective, config, k, opt_cfg, n, shape, (mean, std), callback,
-                        trial_path(checkpoint, k), resume, {**meta, "trial": k})
+                        checkpoints)
 
-    return best_of_trials(trial, config.restarts, config.optimize.max_seconds)
+    return best_of_trials(trial, config.restarts, config.optimize)
 
 
-def _one_run(objective, config, trial, opt_cfg, n, shape, preprocessing, callback, path,
-             resume, meta) -> Result:
+def _one_run(objective, config, trial, opt_cfg, n, shape, preprocessing, callback,
+             checkpoints) -> Result:
     """One restart: the G seeds optimised together from the starts of ``trial``."""
     mean, std = preprocessing
     g = config.seeds
@@ -256,9 +251,7 @@ def _one_run(objective, config, trial, opt_cfg, n, shape, preprocessing, callbac
         return callback(step, loss, terms, o) if callback is not None else False
 
     opt.extra_state = {"consensus": objective.consensus, "group_on": objective.group_on}
-    if resume and (trial == 0 or path.is_file()):
-        opt.restore(path, meta)
-    run = opt.run(callback=after_step, checkpoint=path, meta=meta)
+    run = checkpoints.run(opt, trial, after_step)
     seeds_px = np.clip(imgs.denormalize(run.x, mean, std), 0, 1).reshape(g, n, *shape)
     per_seed = []
     for k in range(g):

@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,7 +31,6 @@ import tensorflow as tf
 
 from .. import images as imgs
 from ..optimize import (
-    CheckpointError,
     Optimization,
     OptimizeConfig,
     TechniqueConfig,
@@ -42,7 +40,7 @@ from ..optimize import (
 from ..priors import MeanTotalVariation
 from ..result import Result
 from .matching import DISTANCES, GradientMatcher
-from .trials import attack_inputs, best_of_trials, run_meta, trial_path
+from .trials import TrialCheckpoints, attack_inputs, best_of_trials, run_meta
 from .victim import SharedGradient
 
 PAPER_STEPS = 24_000
@@ -130,20 +128,13 @@ def inverting_gradients(model, shared: SharedGradient,
         return terms
 
     box = pixel_box(mean, std, channels=shape[0]) if config.clip_to_pixels else None
-    meta = run_meta("inverting_gradients", model, shared, y, config, shape)
-    if resume and checkpoint is None:
-        raise CheckpointError("resume=True needs checkpoint= (the file name the run wrote)")
+    checkpoints = TrialCheckpoints(checkpoint, resume,
+                                   run_meta("inverting_gradients", model, shared, y, config,
+                                            shape))
 
-    def trial(k: int, left: float | None) -> Result:
-        opt_cfg = config.optimize
-        if left is not None:
-            opt_cfg = dataclasses.replace(opt_cfg, max_seconds=left)
+    def trial(k: int, opt_cfg: OptimizeConfig) -> Result:
         start = seeded_noise((n, *shape), config.seed + k, config.init_std)
-        opt = Optimization(objective, start, opt_cfg, box=box)
-        path = trial_path(checkpoint, k)
-        if resume and (k == 0 or path.is_file()):
-            opt.restore(path, {**meta, "trial": k})
-        run = opt.run(callback=callback, checkpoint=path, meta={**meta, "trial": k})
+        run = checkpoints.run(Optimization(objective, start, opt_cfg, box=box), k, callback)
         grads, _ = matcher.gradients(tf.constant(run.best), y_t)
         dist = float(matcher.distance_of(grads))
         return Result(
@@ -155,4 +146,4 @@ def inverting_gradients(model, shared: SharedGradient,
             extra={"labels": y.tolist(), "gradient_distance": dist,
                    "best_loss": run.best_loss, "best_step": run.best_step})
 
-    return best_of_trials(trial, config.restarts, config.optimize.max_seconds)
+    return best_of_trials(trial, config.restarts, config.optimize)

@@ -11,6 +11,7 @@ Ctrl-C during a trial ends that trial with what it reached and starts no further
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sys
 import time
@@ -23,6 +24,7 @@ import numpy as np
 from converters.onnx_to_tf import contract_model
 
 from .. import images as imgs
+from ..optimize import CheckpointError, Optimization, OptimizeConfig, OptimizeResult
 from ..result import Result
 
 # settings that do not change what a run computes: a resumed run may change them
@@ -81,18 +83,42 @@ def trial_path(checkpoint, trial: int) -> Path | None:
     return p.with_name(f"{stem}-trial{trial}.npz")
 
 
-def best_of_trials(run_trial: Callable[[int, float | None], Result], restarts: int,
-                   budget: float | None = None) -> Result:
-    """Run ``run_trial(k, seconds_left)`` for k = 0 .. restarts - 1 and return the trial with
+class TrialCheckpoints:
+    """Where the trials of one attack write their checkpoints and whether they resume.
+
+    ``checkpoint``: a file name (``None``: no checkpoints); ``meta``: :func:`run_meta` of the
+    attack, which every file records and a resumed run must match.
+    """
+
+    def __init__(self, checkpoint, resume: bool, meta: dict[str, Any]):
+        if resume and checkpoint is None:
+            raise CheckpointError("resume=True needs checkpoint= (the file name the run wrote)")
+        self.checkpoint, self.resume, self.meta = checkpoint, resume, meta
+
+    def run(self, opt: Optimization, trial: int, callback=None) -> OptimizeResult:
+        """Run ``opt`` as trial ``trial``: restored from its file first when resuming (trial 0
+        must have one; a later trial without one had not started), checkpointed as it goes."""
+        path = trial_path(self.checkpoint, trial)
+        meta = {**self.meta, "trial": trial}
+        if self.resume and (trial == 0 or path.is_file()):
+            opt.restore(path, meta)
+        return opt.run(callback=callback, checkpoint=path, meta=meta)
+
+
+def best_of_trials(run_trial: Callable[[int, OptimizeConfig], Result], restarts: int,
+                   optimize: OptimizeConfig) -> Result:
+    """Run ``run_trial(k, optimize_k)`` for k = 0 .. restarts - 1 and return the trial with
     the lowest ``extra["gradient_distance"]``, with every trial's distance in
-    ``extra["trials"]``. ``budget``: seconds for all trials together (``seconds_left`` is what
-    remains of it when trial k starts; ``None``: no budget).
+    ``extra["trials"]``. ``optimize.max_seconds`` is the time budget of all trials together:
+    ``optimize_k`` is ``optimize`` with ``max_seconds`` set to what remains of it when trial k
+    starts (``None``: no budget).
 
     A trial stopped by Ctrl-C or the time budget ends the sequence (no further trial starts);
     the best of the trials run so far is returned with that trial's ``stopped`` and
     ``message``.
     """
     results: list[Result] = []
+    budget = optimize.max_seconds
     t0 = time.perf_counter()
     for k in range(restarts):
         left = None if budget is None else budget - (time.perf_counter() - t0)
@@ -100,7 +126,8 @@ def best_of_trials(run_trial: Callable[[int, float | None], Result], restarts: i
             results[-1].stopped = "time budget"
             results[-1].message = f"the time budget ({budget:.0f} s) ran out before trial {k + 1}"
             break
-        r = run_trial(k, left)
+        r = run_trial(k, optimize if left is None
+                      else dataclasses.replace(optimize, max_seconds=left))
         results.append(r)
         if restarts > 1:
             print(f"trial {k + 1}/{restarts}: gradient distance "

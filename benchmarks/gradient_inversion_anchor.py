@@ -7,7 +7,8 @@
 
 Writes ``benchmarks/results/gradient_inversion_anchor.json`` and ``.md`` (``_quick`` with
 ``--quick``; ``_<iterations>`` when the budget is not the paper's) and prints the tables.
-The JSON is rewritten after every image, so an interrupted run keeps what it measured.
+The JSON is rewritten after every batch, so an interrupted run keeps what it measured;
+``--resume`` keeps the last run's cells (same budget) and runs only the missing batches.
 
 For each threat model (default: the trained ``resnet20_cifar``, BatchNorm in eval mode) and
 batch size (1 and 4), the client's shared gradient (mean cross-entropy) of consecutive
@@ -91,8 +92,12 @@ def run_cell(cell: dict, n_images: int, record) -> None:
     mean, std = imgs.preprocessing_of(model)
     pixels, y = model_zoo.data.cifar10("test", n=n_images, normalize=False)
     cell.update({"model": name, "pretrained": pretrained, "bn_mode": bn_mode,
-                 "breaching_attack": ATTACKS[attack][0], "ours": [], "breaching": []})
-    for b in range(n_images // batch):
+                 "breaching_attack": ATTACKS[attack][0]})
+    cell.setdefault("ours", [])
+    cell.setdefault("breaching", [])
+    done = min(len(cell["ours"]), len(cell["breaching"]))  # batches kept from --resume
+    del cell["ours"][done:], cell["breaching"][done:]
+    for b in range(done, n_images // batch):
         px, yb = pixels[b * batch:(b + 1) * batch], y[b * batch:(b + 1) * batch]
         x = imgs.normalize(px, mean, std)
         shared = client_gradient(model, x, yb, bn_mode=bn_mode)
@@ -260,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--attacks", nargs="+", choices=sorted(ATTACKS), default=sorted(ATTACKS))
     ap.add_argument("--threats", nargs="+", choices=sorted(THREATS), default=["trained-eval"])
     ap.add_argument("--quick", action="store_true", help="4 iterations, 1 image, batch 1")
+    ap.add_argument("--resume", action="store_true", help="keep the cells and batches of the "
+                    "last run with the same budget and run only what is missing")
     ap.add_argument("--speed", action="store_true", help="steps per second, ours against "
                     "breaching, each in its own process")
     ap.add_argument("--rounds", type=int, default=3, help="--speed: alternating rounds")
@@ -282,6 +289,12 @@ def main(argv: list[str] | None = None) -> int:
                                else f"{args.iterations} iterations for every attack"),
            "cells": []}
 
+    previous = RESULTS / f"{stem}{'_quick' if args.quick else ''}.json"
+    if args.resume and previous.is_file():
+        import json
+
+        res["cells"] = json.loads(previous.read_text())["cells"]
+
     def record():
         write_results(RESULTS, stem, args.quick, res, markdown(res), echo=False)
 
@@ -296,9 +309,13 @@ def main(argv: list[str] | None = None) -> int:
     for threat in args.threats:
         for batch in args.batches:
             for attack in args.attacks:
-                cell = {"threat": threat, "attack": attack, "batch": batch,
-                        "iterations": args.iterations or ATTACKS[attack][1]}
-                res["cells"].append(cell)
+                key = {"threat": threat, "attack": attack, "batch": batch,
+                       "iterations": args.iterations or ATTACKS[attack][1]}
+                cell = next((c for c in res["cells"] if all(c.get(k) == v
+                                                            for k, v in key.items())), None)
+                if cell is None:
+                    cell = dict(key)
+                    res["cells"].append(cell)
                 run_cell(cell, max(batch, args.images), record)
     res["seconds"] = time.perf_counter() - t0
     write_results(RESULTS, stem, args.quick, res, markdown(res))

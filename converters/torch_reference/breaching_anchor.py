@@ -162,7 +162,7 @@ def restore_labels(strategy: str, weight_grad, bias_grad, num_data_points: int, 
     """
     if strategy not in LABEL_STRATEGIES:
         raise ValueError(f"strategy must be one of {LABEL_STRATEGIES}; got {strategy!r}")
-    breaching = _breaching()
+    _breaching()  # breaching missing: an ImportError that says how to install it
     w = torch.as_tensor(np.asarray(weight_grad, np.float32))
     b = torch.as_tensor(np.asarray(bias_grad, np.float32))
     if w.dim() != 2 or b.shape != (w.shape[0],):
@@ -180,11 +180,7 @@ def restore_labels(strategy: str, weight_grad, bias_grad, num_data_points: int, 
             warnings.simplefilter("ignore")  # onnx2torch's slicing notes, once per forward
             return _wainakh_whitebox(w, int(num_data_points), module, tuple(image_shape),
                                      seed)
-    cfg = copy.deepcopy(_base_config())
-    cfg.label_strategy = strategy
-    setup = {"dtype": torch.float, "device": torch.device("cpu")}
-    model = module if module is not None else torch.nn.Linear(w.shape[1], w.shape[0])
-    attacker = breaching.attacks.prepare_attack(model, _class_index_loss, cfg, setup)
+    model, attacker = _label_attacker(strategy, module, tuple(w.shape))
     attacker.data_shape = tuple(image_shape) if image_shape is not None else None
     user = [{"gradients": [w, b], "metadata": {"num_data_points": int(num_data_points)}}]
     torch.manual_seed(seed)
@@ -192,6 +188,18 @@ def restore_labels(strategy: str, weight_grad, bias_grad, num_data_points: int, 
         warnings.simplefilter("ignore")
         labels = attacker._recover_label_information(user, None, [model])
     return labels.detach().numpy().astype(np.int64)[:num_data_points]
+
+
+@functools.lru_cache(maxsize=16)
+def _label_attacker(strategy: str, module, weight_shape: tuple[int, int]):
+    """breaching's attacker for ``strategy`` on ``module`` (a Linear layer of
+    ``weight_shape`` when ``None``), built once and reused: a label benchmark asks it
+    thousands of times."""
+    cfg = copy.deepcopy(_base_config())
+    cfg.label_strategy = strategy
+    setup = {"dtype": torch.float, "device": torch.device("cpu")}
+    model = module if module is not None else torch.nn.Linear(weight_shape[1], weight_shape[0])
+    return model, _breaching().attacks.prepare_attack(model, _class_index_loss, cfg, setup)
 
 
 def _wainakh_whitebox(weight_grad: torch.Tensor, n: int, module, image_shape,

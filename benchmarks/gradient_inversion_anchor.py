@@ -54,7 +54,8 @@ THREATS = {
     "trained-eval": ("resnet20_cifar", True, "eval"),
     "trained-train": ("resnet20_cifar", True, "train"),
     "untrained-eval": ("resnet20_cifar", False, "eval"),
-}  # the zoo's resnet18 takes 224x224 only: a 32x32 resnet18 victim is not in the zoo yet
+    "untrained18-eval": ("resnet18_cifar", False, "eval"),
+}
 
 
 def _ours(attack: str, model, shared, labels, iterations: int, callback=None):

@@ -187,6 +187,20 @@ def torchvision_model(arch: str) -> nn.Module:
     return getattr(torchvision.models, arch)(weights=None).eval()
 
 
+def resnet18_cifar(num_classes: int = 10) -> nn.Module:
+    """torchvision's ResNet-18 with the CIFAR stem (a 3x3 stride-1 first convolution, no max
+    pool), as gradient-inversion papers attack it at 32x32 (Geiping et al. 2020; breaching's
+    ``resnet18`` on CIFAR-10); ``torch.manual_seed(0)`` first, eval mode."""
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None, num_classes=num_classes)
+    model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
+    model.maxpool = nn.Identity()
+    return model.eval()
+
+
 def features_model(arch: str) -> FeaturesNet:
     """The seeded ``torchvision.models.<arch>().features`` (same values as the full model's)."""
     return FeaturesNet(torchvision_model(arch).features).eval()

@@ -295,6 +295,13 @@ _SPECS: tuple[ModelSpec, ...] = (
     _cifar(32, 92.8),
     _cifar(44, 93.3),
     _cifar(56, 92.6),
+    ModelSpec(
+        "resnet18_cifar", "torch", (1, 3, 32, 32), 10, "cifar10", IMAGENET_PREP, False, "none",
+        "torchvision ResNet-18 with the CIFAR stem (3x3 stride-1 conv1, no max pool), 10 "
+        "classes, 32x32 inputs: the untrained ResNet-18 victim of gradient-inversion papers "
+        "(Geiping et al. 2020); random weights only",
+        "n/a (random weights only)", _SEED + ", torchvision default initialisers",
+        "torchvision ResNet-18 code BSD-3-Clause; random weights (no trained weights involved)"),
     _lenet("lenet_dlg", 100),
     _lenet("lenet_dlg10", 10),
     ModelSpec(

@@ -50,8 +50,10 @@ def build_torch_model(name: str, pretrained: bool,
         raise ModelZooError(
             f"{name} has no pretrained weights: DLG uses a random init (weights U(-0.5, 0.5))"
             if name.startswith("lenet") else f"{name} has no pretrained weights")
-    if name.endswith("_cifar"):
-        model: nn.Module = arch.cifar_resnet(int(name[len("resnet"):-len("_cifar")]))
+    if name == "resnet18_cifar":
+        model: nn.Module = arch.resnet18_cifar()
+    elif name.endswith("_cifar"):
+        model = arch.cifar_resnet(int(name[len("resnet"):-len("_cifar")]))
     elif name.startswith("lenet_dlg"):
         model = arch.lenet_dlg(10 if name == "lenet_dlg10" else 100)
     elif name.endswith("_features"):

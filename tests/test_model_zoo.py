@@ -54,7 +54,8 @@ def ort_run(path_or_proto, x: np.ndarray) -> np.ndarray:
 def test_available_lists_all_models():
     assert ALL == ["vgg16", "vgg16_bn", "resnet18", "alexnet", "vgg16_features",
                    "alexnet_features", "resnet20_cifar", "resnet32_cifar", "resnet44_cifar",
-                   "resnet56_cifar", "lenet_dlg", "lenet_dlg10", "keras_cnn",
+                   "resnet56_cifar", "resnet18_cifar", "lenet_dlg", "lenet_dlg10",
+                   "keras_cnn",
                    "mobilenet_v3_small", "squeezenet1_1", "keras_mobilenetv2", "caffe_resnet18"]
     assert THIRD_PARTY == ALL[-4:]
 

@@ -192,6 +192,23 @@ def _untrained_section(u: dict) -> list[str]:
     return lines
 
 
+def _anchor_sections(folder: Path) -> list[str]:
+    """The tables of ``benchmarks/gradient_inversion_anchor.py`` (ours beside breaching: quality
+    at each budget that ran, and the loops' speed), read from its result files, one heading
+    level down."""
+    from benchmarks import gradient_inversion_anchor as anchor
+
+    lines = []
+    for path in sorted(folder.glob("gradient_inversion_anchor*.json")):
+        if path.stem.endswith("_quick"):
+            continue
+        run = json.loads(path.read_text())
+        md = anchor.speed_markdown(run) if "rows" in run else anchor.markdown(run)
+        lines += [f"#{line}" if line.startswith("# ") else line for line in md.splitlines()]
+        lines += [f"(From `benchmarks/gradient_inversion_anchor.py`: `{path.name}`.)", ""]
+    return lines
+
+
 def paired_change(before: dict, after: dict, key: str) -> tuple[float, float]:
     """Mean per-image change of ``key`` from one ablation row to the next, and its standard
     error (the same images, so the comparison is paired)."""
@@ -280,8 +297,9 @@ def markdown(res: dict) -> str:
               "and any confidently classified dummy matches them about as well, so the "
               "distance gives almost no direction and no prior changes the outcome. The "
               "scale-free cosine distance does respond to the priors; there the BN prior "
-              "trades pixel accuracy (PSNR) for natural image statistics (LPIPS)."]
-    return "\n".join(lines) + "\n"
+              "trades pixel accuracy (PSNR) for natural image statistics (LPIPS).", ""]
+    lines += _anchor_sections(RESULTS)
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -308,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
                         "--untrained-steps, --untrained-images) and keep the other figures; "
                         "images already measured at that budget are kept, and each run "
                         "checkpoints under runs/benchmarks/ and resumes from there")
+    parser.add_argument("--render-only", action="store_true",
+                        help="rewrite the .md from the last run's JSON and the anchor "
+                        "benchmark's result files, running nothing")
     parser.add_argument("--untrained-steps", type=int, default=24_000,
                         help="iterations of the untrained-victim runs (default: the paper's "
                         "24,000)")
@@ -327,6 +348,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--sweep-only, --ablation-only and --untrained-only need a previous "
                          f"full run's {previous}")
         res = json.loads(previous.read_text())
+    if args.render_only:
+        res = json.loads(previous.read_text())
+        write_results(args.out, "gradient_inversion", args.quick, res, markdown(res))
+        return 0
     if args.untrained_only:
         def record(section):
             res["untrained"] = section

@@ -164,11 +164,11 @@ def markdown(res: dict) -> str:
             f"{lp['breaching']:.3f} | {lp['diff']:+.3f}{_se(lp['se'], 3)} | "
             f"{s['seconds']['ours']:.0f} / {s['seconds']['breaching']:.0f} | "
             f"{'yes' if s['met'] else 'no'} |")
-    lines += ["", "Target (issue 13): PSNR diff >= -0.5 dB and LPIPS diff <= +0.02 per cell, "
-              "at the paper budget, at least 8 images; *within the margins* applies them at the "
-              "budget that ran. Seconds: wall time of each side's runs in this process (the "
-              "machine was shared with other jobs; speed is `--speed`'s job). Labels given to "
-              "both. Ours: "
+    lines += ["", "Target (issue 13): PSNR diff >= -0.5 dB and LPIPS diff <= +0.02 per cell "
+              "(same case, same budget, same gradient), at least 8 images per cell; *within "
+              "the margins* applies them to the cell as it ran. Seconds: wall time of each "
+              "side's runs in this process (the machine was shared with other jobs; speed is "
+              "`--speed`'s job). Labels given to both. Ours: "
               "`InvertingGradientsConfig.paper()`; `GradInversionConfig.paper()` with one seed "
               "and no group term (breaching's seethroughgradients has no group term). "
               "Reconstructions: each side's best iterate, matched to the originals by LPIPS.",

@@ -30,6 +30,7 @@ import numpy as np
 from benchmarks import write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
+PAPER_STEPS = 20_000  # GradInversionConfig.paper()'s budget
 
 ABLATION = (
     ("gradient loss only", {"tv_weight": 0.0, "l2_weight": 0.0, "bn_weight": 0.0,
@@ -70,10 +71,14 @@ BN_SWEEP = tuple((f"TV / L2 + BN prior {w:g}", {"bn_weight": w, "group_weight": 
 
 
 def bench_ablation(batch: int, steps: int, seeds: int, distance: str = "l2",
-                   n_batches: int = 1, configurations=ABLATION) -> dict:
+                   n_batches: int = 1, configurations=ABLATION, preset: str = "quick",
+                   record=None) -> dict:
     """Every configuration on ``n_batches`` disjoint batches of CIFAR-10 test images (the
     first ``batch`` images, the next ``batch``, ...); per-image scores are kept so that each
-    row can be compared with the one before it image by image."""
+    row can be compared with the one before it image by image. ``preset``: ``"quick"`` (the
+    summed priors, the group term from a third of the run) or ``"paper"``
+    (``GradInversionConfig.paper()``'s weights and group schedule); ``record(section)`` after
+    every row (a long run keeps the rows it finished)."""
     import tensorflow as tf
 
     import model_zoo
@@ -81,7 +86,7 @@ def bench_ablation(batch: int, steps: int, seeds: int, distance: str = "l2",
     from tf_impl.gradient_inversion import client_gradient
     from tf_impl.gradient_inversion.evaluate import score
     from tf_impl.gradient_inversion.gradinversion import GradInversionConfig, grad_inversion
-    from tf_impl.gradient_inversion.labels import label_accuracy, restore_labels
+    from tf_impl.gradient_inversion.labels import restore_labels
 
     model = onnx_to_tf.load(model_zoo.load("resnet20_cifar"))
     total = batch * n_batches
@@ -101,9 +106,13 @@ def bench_ablation(batch: int, steps: int, seeds: int, distance: str = "l2",
         })
     rows = []
     for name, change in configurations:
-        cfg = GradInversionConfig(seeds=seeds, distance=distance, group_start=steps // 3,
-                                  group_every=max(steps // 6, 1), **change).with_(
-            steps=steps, progress=False)
+        if preset == "paper":
+            cfg = GradInversionConfig.paper(seeds=seeds, distance=distance, **change).with_(
+                steps=steps, progress=False)
+        else:
+            cfg = GradInversionConfig(seeds=seeds, distance=distance, group_start=steps // 3,
+                                      group_every=max(steps // 6, 1), **change).with_(
+                steps=steps, progress=False)
         t0 = time.perf_counter()
         per_image = {"psnr": [], "ssim": [], "lpips": []}
         for b in batches:  # true labels: isolate the priors
@@ -115,8 +124,17 @@ def bench_ablation(batch: int, steps: int, seeds: int, distance: str = "l2",
                      "per_image": per_image, "seconds": round(time.perf_counter() - t0, 1)})
         print(f"  batch {batch} x {n_batches}, {distance}, {name}: PSNR {rows[-1]['psnr']:.2f}, "
               f"LPIPS {rows[-1]['lpips']:.3f} ({rows[-1]['seconds']:.0f} s)", flush=True)
+        if record is not None:
+            record(_ablation_record(batch, n_batches, steps, seeds, distance, preset, batches,
+                                    rows))
+    return _ablation_record(batch, n_batches, steps, seeds, distance, preset, batches, rows)
+
+
+def _ablation_record(batch, n_batches, steps, seeds, distance, preset, batches, rows) -> dict:
+    from tf_impl.gradient_inversion.labels import label_accuracy
+
     return {"batch": batch, "n_batches": n_batches, "steps": steps, "seeds": seeds,
-            "distance": distance,
+            "distance": distance, "preset": preset,
             "labels": [b["labels"] for b in batches],
             "restored_labels": [b["restored_labels"] for b in batches],
             "label_accuracy": float(np.mean([label_accuracy(b["y"], np.array(b["restored_labels"]))
@@ -222,9 +240,11 @@ def _ablation_section(a: dict) -> list[str]:
             "cosine": "cosine gradient distance (Geiping et al.)"}[a["distance"]]
     n_img = a["batch"] * a["n_batches"]
     slack = np.asarray(a["one_minus_p_label"])
-    lines = [f"## GradInversion ablation, resnet20_cifar (trained), batch {a['batch']} x "
-             f"{a['n_batches']} batches ({n_img} CIFAR-10 test images), {dist}, {a['steps']} "
-             f"Adam steps, {a['seeds']} seeds, true labels", "",
+    weights = ("`GradInversionConfig.paper()`'s weights and group schedule"
+               if a.get("preset") == "paper" else "the short preset's weights")
+    lines = [f"## GradInversion ablation, resnet20_cifar (trained, BN eval), batch {a['batch']} "
+             f"x {a['n_batches']} batches ({n_img} CIFAR-10 test images), {dist}, {a['steps']} "
+             f"Adam steps, {a['seeds']} seeds, {weights}, true labels", "",
              "Labels restored from the gradient (not used here): "
              + "; ".join(f"{r} for {sorted(t)}" for r, t in zip(a["restored_labels"], a["labels"]))
              + f" ({a['label_accuracy']:.0%}). {int((slack == 0).sum())} of {n_img} images have "
@@ -270,8 +290,9 @@ def markdown(res: dict) -> str:
     lines += ["", f"Median PSNR {d['median_psnr']:.2f} dB over {len(d['rows'])} images (target "
               f">= 30: {'met' if ok else 'NOT met'}); labels recovered "
               f"{d['label_accuracy']:.0%}.", ""]
-    for a in res["ablation"]:
-        lines += _ablation_section(a)
+    for a in [*res["ablation"], *res.get("ablation_paper", [])]:
+        if a:
+            lines += _ablation_section(a)
     if res.get("untrained"):
         lines += _untrained_section(res["untrained"])
     sweep = res.get("bn_sweep")
@@ -333,6 +354,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="iterations of the untrained-victim runs (default: the paper's "
                         "24,000)")
     parser.add_argument("--untrained-images", type=int, default=4)
+    parser.add_argument("--paper-ablation", action="store_true",
+                        help="with --ablation-only: the ablation with the weights and budget "
+                        "of GradInversionConfig.paper() (20,000 steps unless --steps; about "
+                        "0.1 s a step at batch 8 x 2 seeds on 2 CPU cores, so hours per row: "
+                        "a GPU job), kept beside the short ablation")
+    parser.add_argument("--seeds", type=int, help="seeds per ablation run (default 2)")
     args = parser.parse_args(argv)
     if args.quick:
         dlg_n, dlg_steps, batches, steps, seeds, n_batches = 2, 5, (2,), 4, 2, 1
@@ -343,40 +370,55 @@ def main(argv: list[str] | None = None) -> int:
     distances = [d.strip() for d in args.distances.split(",") if d.strip()]
     previous = args.out / ("gradient_inversion_quick.json" if args.quick
                            else "gradient_inversion.json")
-    if args.sweep_only or args.ablation_only or args.untrained_only:
+    if args.paper_ablation:
+        steps = args.steps or (4 if args.quick else PAPER_STEPS)
+    seeds = args.seeds or seeds
+    kept = args.sweep_only or args.ablation_only or args.untrained_only or args.render_only
+    if kept:
         if not previous.is_file():
-            parser.error("--sweep-only, --ablation-only and --untrained-only need a previous "
-                         f"full run's {previous}")
+            parser.error("--sweep-only, --ablation-only, --untrained-only and --render-only "
+                         f"need a previous full run's {previous}")
         res = json.loads(previous.read_text())
-    if args.render_only:
-        res = json.loads(previous.read_text())
-        write_results(args.out, "gradient_inversion", args.quick, res, markdown(res))
-        return 0
-    if args.untrained_only:
-        def record(section):
-            res["untrained"] = section
-            write_results(args.out, "gradient_inversion", args.quick, res, markdown(res),
-                          echo=False)
-
-        steps = 3 if args.quick else args.untrained_steps
-        n = 1 if args.quick else args.untrained_images
-        print(f"Inverting Gradients on the untrained ResNet-20, {n} images x {steps} "
-              "iterations...", flush=True)
-        bench_untrained(n, steps, record, res.get("untrained"),
-                        None if args.quick else Path("runs/benchmarks"))
-        write_results(args.out, "gradient_inversion", args.quick, res, markdown(res))
-        return 0
     else:
         print("DLG...", flush=True)
         res = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, "
                f"{platform.python_version()}", "dlg": bench_dlg(dlg_n, dlg_steps)}
+
+    def save(key, index=None):
+        def record(section):
+            if index is None:
+                res[key] = section
+            else:
+                res[key][index] = section
+            write_results(args.out, "gradient_inversion", args.quick, res, markdown(res),
+                          echo=False)
+        return record
+
+    if args.render_only:
+        write_results(args.out, "gradient_inversion", args.quick, res, markdown(res))
+        return 0
+    if args.untrained_only:
+        u_steps = 3 if args.quick else args.untrained_steps
+        n = 1 if args.quick else args.untrained_images
+        print(f"Inverting Gradients on the untrained ResNet-20, {n} images x {u_steps} "
+              "iterations...", flush=True)
+        bench_untrained(n, u_steps, save("untrained"), res.get("untrained"),
+                        None if args.quick else Path("runs/benchmarks"))
+        write_results(args.out, "gradient_inversion", args.quick, res, markdown(res))
+        return 0
     if not args.sweep_only:
-        res["ablation"] = []
+        key = "ablation_paper" if args.paper_ablation else "ablation"
+        res[key] = []
         for distance in distances:
             for b in batches:
-                print(f"GradInversion ablation, batch {b} x {n_batches}, {distance} distance...",
+                print(f"GradInversion ablation, batch {b} x {n_batches}, {distance} distance, "
+                      f"{steps} steps{' (paper preset)' if args.paper_ablation else ''}...",
                       flush=True)
-                res["ablation"].append(bench_ablation(b, steps, seeds, distance, n_batches))
+                res[key].append(None)
+                res[key][-1] = bench_ablation(
+                    b, steps, seeds, distance, n_batches,
+                    preset="paper" if args.paper_ablation else "quick",
+                    record=save(key, len(res[key]) - 1))
     if not args.ablation_only:
         print(f"BN-weight sweep, batch {batches[-1]} x {n_batches}, cosine distance...",
               flush=True)

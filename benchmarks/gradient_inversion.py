@@ -144,6 +144,8 @@ def _ablation_record(batch, n_batches, steps, seeds, distance, preset, batches, 
 
 
 UNTRAINED_TV = 1e-3  # the TV weight that works on the untrained victim (the demo's; 0.2 blurs)
+CHECKPOINTS = Path("runs/benchmarks")  # the untrained runs' checkpoints (git-ignored)
+UNTRAINED_PNG = "gradient_inversion_untrained.png"
 
 
 def bench_untrained(n_images: int, steps: int, record, previous: dict | None = None,
@@ -187,6 +189,32 @@ def bench_untrained(n_images: int, steps: int, record, previous: dict | None = N
     return section
 
 
+def untrained_figure(section: dict, checkpoints: Path, out: Path) -> bool:
+    """Originals (top) and the best iterates (bottom) of the untrained-victim runs, read
+    from their checkpoints; False (nothing drawn) when a checkpoint is missing."""
+    import model_zoo
+    from tf_impl import images as imgs
+    from tf_impl.report import caption, image_grid_figure
+
+    rows = section["rows"]
+    files = [checkpoints / f"untrained-{section['steps']}-image{r['image']}-trial0.npz"
+             for r in rows]
+    if not rows or not all(f.is_file() for f in files):
+        return False
+    prep = model_zoo.info("resnet20_cifar").preprocessing
+    pixels, _ = model_zoo.data.cifar10("test", n=max(r["image"] for r in rows) + 1,
+                                       normalize=False)
+    recovered = [np.clip(imgs.denormalize(np.load(f)["best/x"], prep.mean, prep.std), 0, 1)[0]
+                 for f in files]
+    panels = [(f"CIFAR-10 test #{r['image']}", pixels[r["image"]]) for r in rows]
+    panels += [(caption(f"recovered (label {r['restored']})", r), rec)
+               for r, rec in zip(rows, recovered)]
+    image_grid_figure(out, panels, ncols=len(rows), title=(
+        f"Inverting Gradients, untrained resnet20_cifar (BN eval),\nbatch 1, "
+        f"{section['steps']} iterations, TV {section['tv_weight']:g}"))
+    return True
+
+
 def _untrained_section(u: dict) -> list[str]:
     rows = u["rows"]
     lp = float(np.mean([r["lpips"] for r in rows]))
@@ -207,6 +235,8 @@ def _untrained_section(u: dict) -> list[str]:
               f"right {right}/{len(rows)}. Settings: "
               "`InvertingGradientsConfig.paper(tv_weight=1e-3)` (signed Adam 0.1, step decay, "
               "cosine distance, one trial); the best iterate is scored.", ""]
+    if (RESULTS / UNTRAINED_PNG).is_file():
+        lines += [f"![reconstructions]({UNTRAINED_PNG})", ""]
     return lines
 
 
@@ -395,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
         return record
 
     if args.render_only:
+        if res.get("untrained") and not args.quick:
+            untrained_figure(res["untrained"], CHECKPOINTS, args.out / UNTRAINED_PNG)
         write_results(args.out, "gradient_inversion", args.quick, res, markdown(res))
         return 0
     if args.untrained_only:
@@ -403,7 +435,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Inverting Gradients on the untrained ResNet-20, {n} images x {u_steps} "
               "iterations...", flush=True)
         bench_untrained(n, u_steps, save("untrained"), res.get("untrained"),
-                        None if args.quick else Path("runs/benchmarks"))
+                        None if args.quick else CHECKPOINTS)
+        if not args.quick:
+            untrained_figure(res["untrained"], CHECKPOINTS, args.out / UNTRAINED_PNG)
         write_results(args.out, "gradient_inversion", args.quick, res, markdown(res))
         return 0
     if not args.sweep_only:

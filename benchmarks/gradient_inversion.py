@@ -163,6 +163,7 @@ def bench_untrained(n_images: int, steps: int, record, previous: dict | None = N
         InvertingGradientsConfig,
         inverting_gradients,
     )
+    from tf_impl.gradient_inversion.trials import trial_path
 
     model = onnx_to_tf.load(model_zoo.load("resnet20_cifar", pretrained=False))
     mean, std = imgs.preprocessing_of(model)
@@ -174,8 +175,8 @@ def bench_untrained(n_images: int, steps: int, record, previous: dict | None = N
     for i in range(len(section["rows"]), n_images):
         shared = client_gradient(model, imgs.normalize(pixels[i:i + 1], mean, std), y[i:i + 1],
                                  bn_mode="eval")
-        ckpt = None if checkpoints is None else checkpoints / f"untrained-{steps}-image{i}"
-        resume = ckpt is not None and Path(f"{ckpt}-trial0.npz").is_file()
+        ckpt = None if checkpoints is None else _untrained_checkpoint(checkpoints, steps, i)
+        resume = ckpt is not None and trial_path(ckpt, 0).is_file()
         r = inverting_gradients(model, shared, cfg, checkpoint=ckpt, resume=resume)
         s = score(pixels[i:i + 1], r.best_image)
         section["rows"].append({"image": i, "label": int(y[i]), "restored": r.extra["labels"][0],
@@ -189,15 +190,21 @@ def bench_untrained(n_images: int, steps: int, record, previous: dict | None = N
     return section
 
 
+def _untrained_checkpoint(checkpoints: Path, steps: int, image: int) -> Path:
+    """The checkpoint name of the untrained-victim run on test image ``image``."""
+    return checkpoints / f"untrained-{steps}-image{image}"
+
+
 def untrained_figure(section: dict, checkpoints: Path, out: Path) -> bool:
     """Originals (top) and the best iterates (bottom) of the untrained-victim runs, read
     from their checkpoints; False (nothing drawn) when a checkpoint is missing."""
     import model_zoo
     from tf_impl import images as imgs
+    from tf_impl.gradient_inversion.trials import trial_path
     from tf_impl.report import caption, image_grid_figure
 
     rows = section["rows"]
-    files = [checkpoints / f"untrained-{section['steps']}-image{r['image']}-trial0.npz"
+    files = [trial_path(_untrained_checkpoint(checkpoints, section["steps"], r["image"]), 0)
              for r in rows]
     if not rows or not all(f.is_file() for f in files):
         return False
@@ -233,7 +240,8 @@ def _untrained_section(u: dict) -> list[str]:
               f"{np.mean([r['psnr'] for r in rows]):.2f} dB, LPIPS {lp:.3f} (target at the "
               f"paper budget, 24,000 iterations: below 0.3 -- {verdict}); labels "
               f"right {right}/{len(rows)}. Settings: "
-              "`InvertingGradientsConfig.paper(tv_weight=1e-3)` (signed Adam 0.1, step decay, "
+              f"`InvertingGradientsConfig.paper(tv_weight={u['tv_weight']:g})` (signed Adam 0.1, "
+              "step decay, "
               "cosine distance, one trial); the best iterate is scored.", ""]
     if (RESULTS / UNTRAINED_PNG).is_file():
         lines += [f"![reconstructions]({UNTRAINED_PNG})", ""]

@@ -7,6 +7,7 @@ benchmarks/gradient_inversion_anchor.py.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -136,6 +137,19 @@ def test_a_resumed_gradinversion_run_ends_where_an_uninterrupted_one_does(lenet,
     np.testing.assert_allclose(resumed.history["loss"], whole.history["loss"], rtol=1e-5)
 
 
+def test_more_restarts_resume_the_finished_trials(lenet, batch, tmp_path):
+    x, y, shared = batch
+    ckpt = tmp_path / "ig.npz"
+    cfg = InvertingGradientsConfig().with_(steps=3, **EAGER)
+    one = inverting_gradients(lenet, shared, cfg, labels=y, checkpoint=ckpt)
+    two = inverting_gradients(lenet, shared, cfg.with_(restarts=2), labels=y, checkpoint=ckpt,
+                              resume=True)
+    assert (tmp_path / "ig-trial1.npz").is_file()
+    assert two.extra["trials"][0] == pytest.approx(one.extra["gradient_distance"], rel=1e-6)
+    fresh = inverting_gradients(lenet, shared, cfg.with_(restarts=2), labels=y)
+    np.testing.assert_allclose(two.extra["trials"], fresh.extra["trials"], rtol=1e-5)
+
+
 def test_a_checkpoint_from_another_batch_or_model_is_refused(lenet, batch, tmp_path):
     x, y, shared = batch
     ckpt = tmp_path / "ig.npz"
@@ -158,6 +172,26 @@ def test_a_checkpoint_from_another_batch_or_model_is_refused(lenet, batch, tmp_p
                             resume=True)
     with pytest.raises(CheckpointError, match="checkpoint="):
         inverting_gradients(lenet, shared, cfg, labels=y, resume=True)
+
+
+def test_resume_tolerates_round_off_in_the_shared_gradient(lenet, batch, tmp_path):
+    # the same gradient from another thread count or device differs in the last bits only
+    x, y, shared = batch
+    ckpt = tmp_path / "ig.npz"
+    cfg = InvertingGradientsConfig().with_(steps=3, **EAGER)
+    inverting_gradients(lenet, shared, cfg, labels=y, checkpoint=ckpt,
+                        callback=lambda step, *_: step == 1)
+    rng = np.random.default_rng(0)
+
+    def scaled(by):
+        return dataclasses.replace(shared, grads={
+            k: (g * (1 + by * rng.standard_normal(g.shape))).astype(np.float32)
+            for k, g in shared.grads.items()})
+
+    r = inverting_gradients(lenet, scaled(1e-7), cfg, labels=y, checkpoint=ckpt, resume=True)
+    assert r.steps == 3 and len(r.history["loss"]) == 3
+    with pytest.raises(CheckpointError, match=r"shared_gradient: file \[\[.*\.\.\., this"):
+        inverting_gradients(lenet, scaled(1e-2), cfg, labels=y, checkpoint=ckpt, resume=True)
 
 
 # -- command line -------------------------------------------------------------------------------

@@ -471,10 +471,10 @@ class Optimization:
             raise CheckpointError(f"{path} is not a checkpoint written by this toolkit "
                                   f"({err})") from None
         want = _plain(meta or {})
-        wrong = [k for k in sorted(set(saved) | set(want)) if saved.get(k) != want.get(k)]
+        wrong = [k for k in sorted(set(saved) | set(want)) if not _same(saved.get(k), want.get(k))]
         if wrong:
-            diffs = "; ".join(f"{k}: file {saved.get(k)!r}, this run {want.get(k)!r}"
-                              for k in wrong)
+            diffs = "; ".join(f"{k}: file {_short(saved.get(k))}, this run "
+                              f"{_short(want.get(k))}" for k in wrong)
             raise CheckpointError(f"{path} was written for another run ({diffs}); resume it "
                                   "with the same model, batch and settings, or start afresh "
                                   "without it")
@@ -585,6 +585,24 @@ class Optimization:
         except KeyboardInterrupt:
             return None
         return float(loss) if bool(finite) else None
+
+
+def _same(a, b) -> bool:
+    """Two checkpoint meta values agree: equal, with floats to a relative 1e-5 (what the same
+    computation differs by across thread counts and devices)."""
+    if isinstance(a, float) or isinstance(b, float):
+        return (all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
+                and math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-30))
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(u, v) for u, v in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def _short(value, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _plain(meta: Mapping[str, Any]) -> dict[str, Any]:

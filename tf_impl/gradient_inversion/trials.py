@@ -58,17 +58,30 @@ def _digest(arrays) -> str:
     return h.hexdigest()[:16]
 
 
+def _fingerprint(arrays) -> list[list[float]]:
+    """Per array: its L2 norm and the sum of its magnitudes (float64, 7 digits). The same
+    gradient computed with other thread counts or on another device differs in round-off
+    only, which :meth:`Optimization.restore` tolerates; another gradient does not match."""
+    out = []
+    for a in arrays:
+        a = np.asarray(a, np.float64)
+        out.append([float(f"{np.sqrt(np.sum(a * a)):.7g}"), float(f"{np.sum(np.abs(a)):.7g}")])
+    return out
+
+
 def run_meta(technique: str, model, shared, labels, config, image_shape) -> dict[str, Any]:
     """What a checkpoint must agree on to be resumed: the technique, the model's weights, the
     shared gradient, the labels, the image shape and the settings (bar the ones in
-    ``_FREE``)."""
+    ``_FREE``, and ``restarts``: each trial's file stands on its own, so a run asked for more
+    restarts resumes the trials already finished and runs only the new ones)."""
     model = contract_model(model)
     weights = [v.numpy() for _, v in sorted(model.onnx_variables.items())]
     settings = config.to_dict()
+    settings.pop("restarts", None)
     for key in _FREE:
         settings.get("optimize", {}).pop(key, None)
     return {"technique": technique, "model": _digest(weights),
-            "shared_gradient": _digest(shared.grads[k] for k in sorted(shared.grads)),
+            "shared_gradient": _fingerprint(shared.grads[k] for k in sorted(shared.grads)),
             "batch": int(shared.batch_size), "bn_mode": shared.bn_mode,
             "labels": np.asarray(labels).tolist(), "image_shape": list(image_shape),
             "settings": settings}

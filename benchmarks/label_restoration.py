@@ -57,7 +57,12 @@ KINDS = {
 
 
 def _features(model, x: np.ndarray, size: int | None, chunk: int = 50):
-    """FC input H and softmax P (float32) of every image, in chunks (upsampled to ``size``)."""
+    """FC input H and softmax P (float32) of every image, in chunks (upsampled to ``size``).
+
+    P is ``exp(log_softmax)``, the softmax inside the client's gradient (``cross_entropy``
+    differentiates ``log_softmax``): it is exactly 1.0 where the client's p - y is exactly zero.
+    ``tf.nn.softmax`` rounds otherwise and almost never returns 1.0, which would leave a trace
+    in the pool's gradient that the client's gradient does not have."""
     import tensorflow as tf
 
     from tf_impl.gradient_inversion import fc_layer
@@ -70,7 +75,7 @@ def _features(model, x: np.ndarray, size: int | None, chunk: int = 50):
         xb = tf.constant(x[i : i + chunk] if size is None else _upsample(x[i : i + chunk], size))
         out = model(xb, taps=[tap, out_name])
         hs.append(tf.reshape(out[tap], (xb.shape[0], -1)).numpy())
-        ps.append(tf.nn.softmax(out[out_name]).numpy())
+        ps.append(tf.exp(tf.nn.log_softmax(out[out_name])).numpy())
     return np.concatenate(hs).astype(np.float32), np.concatenate(ps).astype(np.float32)
 
 
@@ -411,9 +416,9 @@ def render_markdown(result: dict) -> str:
         "## Notes",
         "",
         f"- Pool gradients vs `client_gradient` (FC weight and bias): {checks}. The "
-        "differences are float32 round-off of the softmax (TF's fused cross-entropy computes "
-        "it its own way); a confident batch has a tiny gradient, so they can look large "
-        "relative to it.",
+        "pool's softmax is the client's (`exp(log_softmax)`, which `cross_entropy` "
+        "differentiates), so the differences are float32 round-off of the mean reduction; a "
+        "confident batch has a tiny gradient, so they can look large relative to it.",
         f"- resnet20_cifar is trained and confident: test accuracy "
         f"{100 * r20['test_accuracy']:.1f} %, median 1 - p_label "
         f"{r20['median_1_minus_p_label']:.1e}, "

@@ -96,7 +96,9 @@ def bench_ablation(batch: int, steps: int, seeds: int, distance: str = "l2",
     for i in range(n_batches):
         part = slice(i * batch, (i + 1) * batch)
         shared = client_gradient(model, x[part], y[part])
-        probs = np.asarray(tf.nn.softmax(model(x[part])))
+        # the client's softmax (cross_entropy differentiates log_softmax): exactly 1.0 where
+        # its p - y is exactly zero, which tf.nn.softmax's rounding almost never gives
+        probs = np.asarray(tf.exp(tf.nn.log_softmax(model(x[part]))))
         batches.append({
             "labels": y[part].tolist(),
             "restored_labels": restore_labels(model, shared).tolist(),

@@ -24,7 +24,7 @@ weights: $(STAMP)
 	$(PY) -m model_zoo fetch
 
 demo: weights
-	$(PY) -m converters.demo --out runs/demo
+	$(PY) -m demo --out runs/demo
 
 test: weights
 	$(PY) -m pytest -q tests

@@ -62,6 +62,7 @@ def bench(batch: int, rounds: int, block: int, warmup: int) -> dict:
         _Objective,
         langevin_noise,
     )
+    from tf_impl.gradient_inversion.registration import consensus
     from tf_impl.optimize import Optimization, learning_rate_at, pixel_box, seeded_noise
 
     path = model_zoo.load(MODEL)
@@ -95,7 +96,8 @@ def bench(batch: int, rounds: int, block: int, warmup: int) -> dict:
     contenders = {"TF": tf_step}
     for threads in dict.fromkeys((1, all_threads)):
         for fmt, memory_format in (("NCHW", None), ("channels_last", torch.channels_last)):
-            run = GradInversionTorch(path, shared, y, config, start, memory_format=memory_format)
+            run = GradInversionTorch(path, shared, y, config, start, register=consensus,
+                                     memory_format=memory_format)
 
             def torch_step(run=run, threads=threads):
                 if torch.get_num_threads() != threads:

@@ -18,6 +18,7 @@ import pytest
 import model_zoo
 from converters import onnx_to_tf
 from tf_impl.cli import fast_style as cli_fast_style
+from tf_impl.cli import main as cli_main
 from tf_impl.visualization import fast_style as fs
 
 TINY = dict(channels=(4, 8, 8), residual_blocks=1, outer_kernel=5, image_size=32,
@@ -361,15 +362,15 @@ def test_cli_train_saves_a_model_that_apply_loads_and_ctrl_c_saves_too(tmp_path,
 
 
 @pytest.mark.parametrize("argv, match", [
-    (["apply", "--style", "7", "--size", "32"], "holds 3 styles"),
-    (["apply", "--blend", "0.5,0.6,0", "--size", "32"], "sum to 1"),
-    (["apply", "--blend", "a,b", "--size", "32"], "comma-separated numbers"),
-    (["apply", "--model", "/no/such/model"], "no saved fast-style model"),
-    (["apply", "--image", "no_such_picture"], "no_such_picture"),
-    (["train", "--styles", "no_such_painting", "--steps", "1"], "no_such_painting"),
-    (["train", "--channels", "4,x,8", "--steps", "1"], "three integers"),
+    (["fast-style", "--style", "7", "--size", "32"], "holds 3 styles"),
+    (["fast-style", "--blend", "0.5,0.6,0", "--size", "32"], "sum to 1"),
+    (["fast-style", "--blend", "a,b", "--size", "32"], "comma-separated numbers"),
+    (["fast-style", "--model", "/no/such/model"], "no saved fast-style model"),
+    (["fast-style", "--image", "no_such_picture"], "no_such_picture"),
+    (["fast-style-train", "--styles", "no_such_painting", "--steps", "1"], "no_such_painting"),
+    (["fast-style-train", "--channels", "4,x,8", "--steps", "1"], "three integers"),
 ])
-def test_module_cli_bad_input_exits_2_with_a_message(argv, match, tmp_path, capsys):
-    code = fs.main([*argv, "--quiet", "--out", str(tmp_path / "o")])
+def test_cli_bad_input_exits_2_with_a_message(argv, match, tmp_path, capsys):
+    code = cli_main([*argv, "--quiet", "--out", str(tmp_path / "o")])
     assert code == 2
     assert match in capsys.readouterr().err

@@ -223,3 +223,15 @@ def test_dlg_soft_label_gradients(distance):
             fused = matcher.distance_of(inner.gradient(loss, matcher.variables))
         fused_dy = tape.gradient(fused, yv)
         assert fused_dy is None or rel(fused_dy.numpy(), dyt) > 0.1
+
+
+def test_the_reference_takes_the_registration_as_a_function(gi_case):
+    # references sit upstream of tf_impl: a registering run is handed tf_impl's registration
+    from tf_impl.gradient_inversion.registration import consensus
+
+    path, model, shared, y, cfg, start, _ = gi_case
+    ecc = cfg.with_(registration="ecc")
+    with pytest.raises(ValueError, match="register=tf_impl.gradient_inversion.registration"):
+        ref.gradinversion_torch(path, shared, y, ecc, start, steps=1)
+    out = ref.gradinversion_torch(path, shared, y, ecc, start, steps=2, register=consensus)
+    assert out["refreshed"] == [1] and np.isfinite(out["consensus"]).all()

@@ -37,3 +37,95 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make test" in ci
+
+
+# -- the import direction: model_zoo -> converters -> tf_impl -> (cli, demo, benchmarks) --------
+ROOMS = ("model_zoo", "converters", "tf_impl", "demo", "benchmarks")  # each imports earlier ones
+# lazy (function-level) imports against the direction, each for a reason
+LAZY_UPSTREAM = {
+    # building a Keras model's ONNX file needs the tf2onnx wrapper
+    ("model_zoo/export.py", "converters.tf_to_onnx"),
+    ("model_zoo/third_party.py", "converters.tf_to_onnx"),
+    # the third-party catalogue records whether our importer takes each file
+    ("model_zoo/third_party.py", "converters.onnx_to_tf"),
+}
+FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+TORCH_SIDE = ("converters.onnx_to_torch", "converters.torch_reference", "converters.crosscheck")
+
+
+def _module_of(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _our_imports(path: Path) -> list[tuple[str, bool]]:
+    """(imported module of ours, at module level?) for every import in ``path``; relative
+    imports resolved, ``from pkg import mod`` read as ``pkg.mod`` when that is a module."""
+    tree = ast.parse(path.read_text())
+    me = _module_of(path)
+    package = me if path.name == "__init__.py" else me.rpartition(".")[0]
+    lazy = {id(n) for f in ast.walk(tree) if isinstance(f, FUNCTIONS)
+            for n in ast.walk(f) if n is not f}
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*up, base] if base else up)
+            names = []
+            for a in node.names:
+                sub = f"{base}.{a.name}"
+                is_mod = (ROOT / sub.replace(".", "/")).with_suffix(".py").is_file() or (
+                    ROOT / sub.replace(".", "/") / "__init__.py").is_file()
+                names.append(sub if is_mod else base)
+        else:
+            continue
+        out += [(n, id(node) not in lazy) for n in names if n.split(".")[0] in ROOMS]
+    return out
+
+
+def _room(module: str) -> str:
+    if module.startswith("tf_impl.cli") or module in ("tf_impl.__main__", "model_zoo.__main__"):
+        return "cli"  # command lines sit downstream of what they run
+    return module.split(".")[0]
+
+
+def _files(room: str):
+    return sorted((ROOT / room).rglob("*.py"))
+
+
+def test_imports_run_one_way():
+    rank = {r: i for i, r in enumerate(ROOMS)} | {"cli": ROOMS.index("tf_impl") + 0.5}
+    bad = []
+    for room in ROOMS:
+        for f in _files(room):
+            me = _room(_module_of(f))
+            rel = str(f.relative_to(ROOT))
+            for mod, top in _our_imports(f):
+                them = _room(mod)
+                if rank[them] <= rank[me] or them == me:
+                    continue
+                if not top and (rel, mod) in LAZY_UPSTREAM:
+                    continue
+                bad.append(f"{rel} imports {mod} ({me} may import only "
+                           f"{', '.join(r for r in ROOMS if rank[r] < rank[me]) or 'nothing'} "
+                           "of ours)")
+    assert not bad, "\n".join(bad)
+
+
+def test_tf_impl_imports_only_the_tensorflow_side_of_converters():
+    for f in _files("tf_impl"):
+        for mod, _ in _our_imports(f):
+            assert not mod.startswith(TORCH_SIDE), f"{f.relative_to(ROOT)} imports {mod}"
+
+
+def test_the_direction_check_sees_what_it_should():
+    # a module-level import against the direction, a relative one and a lazy one
+    mods = dict(_our_imports(ROOT / "converters/torch_reference/breaching_anchor.py"))
+    assert mods.get("converters.onnx_to_torch") is True
+    lazy = dict(_our_imports(ROOT / "model_zoo/export.py"))
+    assert lazy.get("converters.tf_to_onnx") is False
+    assert _room("tf_impl.cli.common") == "cli" and _room("tf_impl.priors") == "tf_impl"

@@ -14,9 +14,10 @@ plain PyTorch, on the onnx2torch copy of the same ONNX file.
   step as the TF side) and the box again, then the consensus refresh on the same schedule.
 
 The module weights stay in eval mode and are not optimised (they only get gradients inside
-the objective's double backward). Nothing here imports TensorFlow, except the ECC
-registration of ``tf_impl.gradient_inversion.registration`` (numpy and OpenCV; importing it
-loads ``tf_impl``), which is imported only when a consensus refresh registers seeds.
+the objective's double backward). Nothing here imports TensorFlow or ``tf_impl`` (references
+sit upstream of it): a run that registers seeds (``registration="ecc"``) is handed the
+registration as a function, ``register=`` (the TF side's own is
+``tf_impl.gradient_inversion.registration.consensus``: numpy and OpenCV).
 
 Example:
     >>> import model_zoo
@@ -242,14 +243,13 @@ def bn_prior(tapped: Mapping[str, torch.Tensor], stats) -> torch.Tensor:
     return sum(total)
 
 
-def _consensus(x: np.ndarray, g: int, n: int, mean, std, register: bool) -> np.ndarray:
-    """The TF side's ``refresh``: seeds' pixels (clipped) -> consensus -> normalised."""
+def _consensus(x: np.ndarray, g: int, n: int, mean, std, register=None) -> np.ndarray:
+    """The TF side's ``refresh``: seeds' pixels (clipped) -> consensus -> normalised;
+    ``register(pixels, register=True)`` fuses registered seeds (``None``: the plain mean)."""
     shape = x.shape[1:]
     px = np.clip(_denormalize(x, mean, std).reshape(g, n, *shape), 0, 1)
-    if register and g > 1:
-        from tf_impl.gradient_inversion.registration import consensus  # numpy + OpenCV
-
-        fused, _ = consensus(px, register=True)
+    if register is not None and g > 1:
+        fused, _ = register(px, register=True)
     else:
         fused = np.asarray(px, np.float32).mean(axis=0)
     return _normalize(fused, mean, std)
@@ -260,7 +260,8 @@ class GradInversionTorch:
     :func:`gradinversion_torch`; the benchmark times :meth:`step`)."""
 
     def __init__(self, onnx_path, shared, labels, config, start, *, consensus=None,
-                 preprocessing=None, memory_format=None, dtype: torch.dtype = torch.float32):
+                 register=None, preprocessing=None, memory_format=None,
+                 dtype: torch.dtype = torch.float32):
         self.config = c = _as_config(config)
         self.opt_cfg = o = c.optimize
         if o.optimizer != "adam":
@@ -282,6 +283,11 @@ class GradInversionTorch:
             raise ValueError(f"labels must be {self.n} class indices; got {labels!r}")
         self.group = bool(c.group_weight) and self.g > 1
         self.fixed_consensus = consensus is not None
+        if self.group and not self.fixed_consensus and c.registration == "ecc" and not register:
+            raise ValueError("this config registers seeds (registration='ecc'): pass register="
+                             "tf_impl.gradient_inversion.registration.consensus (the TF side's "
+                             "ECC registration) or set registration='none'")
+        self.register = register if c.registration == "ecc" else None
         cons = (np.zeros((self.n, *self.shape), np.float32) if consensus is None
                 else np.asarray(consensus, np.float32))
         self.consensus = torch.as_tensor(cons, dtype=dtype)
@@ -365,16 +371,16 @@ class GradInversionTorch:
 
     def refresh(self, step: int) -> None:
         x = self.x.detach().to(torch.float32).numpy()
-        cons = _consensus(x, self.g, self.n, self.mean, self.std,
-                          self.config.registration == "ecc")
+        cons = _consensus(x, self.g, self.n, self.mean, self.std, self.register)
         self.consensus = torch.as_tensor(cons, dtype=self.dtype)
         self.group_on = 1.0
         self.refreshed.append(step)
 
 
 def gradinversion_torch(onnx_path, shared_grads, labels, config, start, steps: int | None = None,
-                        consensus=None, *, preprocessing=None, memory_format=None,
-                        dtype: torch.dtype = torch.float32) -> dict[str, Any]:
+                        consensus=None, *, register=None, preprocessing=None,
+                        memory_format=None, dtype: torch.dtype = torch.float32
+                        ) -> dict[str, Any]:
     """GradInversion in PyTorch, step for step as ``tf_impl``'s ``grad_inversion``.
 
     Args:
@@ -391,6 +397,8 @@ def gradinversion_torch(onnx_path, shared_grads, labels, config, start, steps: i
             from the first step with this constant and never refreshed. ``None``: the
             consensus is refreshed as ``grad_inversion`` does it (from ``group_start``
             every ``group_every`` steps; ECC registration or the plain mean).
+        register: the seeds' registration, needed when the config registers
+            (``registration="ecc"``): ``tf_impl.gradient_inversion.registration.consensus``.
         preprocessing: (mean, std); the zoo's record by default.
         memory_format: e.g. ``torch.channels_last`` for the module and the images.
         dtype: ``torch.float64`` to run in double precision.
@@ -402,7 +410,7 @@ def gradinversion_torch(onnx_path, shared_grads, labels, config, start, steps: i
         refreshed, "consensus": the last consensus}``.
     """
     run = GradInversionTorch(onnx_path, shared_grads, labels, config, start,
-                             consensus=consensus, preprocessing=preprocessing,
+                             consensus=consensus, register=register, preprocessing=preprocessing,
                              memory_format=memory_format, dtype=dtype)
     total = run.opt_cfg.steps if steps is None else steps
     stopped = None

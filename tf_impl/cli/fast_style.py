@@ -5,8 +5,7 @@
     python -m tf_impl fast-style-train --styles starry_night,udnie --steps 2000 --out runs/fsm
 
 ``add_parsers(sub)`` adds both to the project's command line; :func:`add_apply_parser` and
-:func:`add_train_parser` add one each under any name (``python -m
-tf_impl.visualization.fast_style apply|train`` offers the same two commands). ``--model`` is a
+:func:`add_train_parser` add one each under any name. ``--model`` is a
 saved style network folder here, not an ONNX classifier, so these commands take no contract
 flags.
 """

@@ -40,10 +40,10 @@ Example:
     >>> out = fs.apply(model, "tubingen", style="udnie", size=256)                 # doctest: +SKIP
     >>> mix = fs.apply(model, "tubingen", style=[0.5, 0.5, 0.0], size=256)         # doctest: +SKIP
 
-Command line (also ``python -m tf_impl fast-style`` / ``fast-style-train``):
+Command line (:mod:`tf_impl.cli.fast_style`):
 
-    python -m tf_impl.visualization.fast_style train --styles starry_night,udnie --out DIR
-    python -m tf_impl.visualization.fast_style apply --image tubingen --style 1 --out runs/fs
+    python -m tf_impl fast-style-train --styles starry_night,udnie --out DIR
+    python -m tf_impl fast-style --image tubingen --style 1 --out runs/fs
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ import os
 import sys
 import time
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -838,31 +838,3 @@ def load(path=None) -> FastStyleNet:
     net.set_weights(weights, source=str(npz_path))
     net.metadata = meta
     return net
-
-
-# -- command line -----------------------------------------------------------------------------
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m tf_impl.visualization.fast_style {train,apply} ...``"""
-    import argparse
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import converters  # noqa: F401  (quiet TF logs; blocks a crashing triton import)
-
-    from ..cli.fast_style import add_apply_parser, add_train_parser
-    from ..report import OutputError
-
-    parser = argparse.ArgumentParser(prog="python -m tf_impl.visualization.fast_style",
-                                     description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    add_train_parser(sub, "train")
-    add_apply_parser(sub, "apply")
-    args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except (ValueError, OutputError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,6 +19,7 @@ import numpy as np
 import onnx
 import pytest
 import tensorflow as tf
+from compare import rel_error as rel
 from onnx import TensorProto, helper, numpy_helper
 
 import model_zoo
@@ -60,10 +61,6 @@ def decomposition(resnet, cifar):
 @pytest.fixture(scope="module")
 def torch_terms(resnet, cifar, decomposition):
     return ref.fullgrad_terms_torch(ref.load_module(resnet[0]), cifar, decomposition.targets)
-
-
-def rel(got, want) -> float:
-    return float(np.max(np.abs(got - want)) / np.max(np.abs(want)))
 
 
 def tiny_model(out_rank: int = 2):

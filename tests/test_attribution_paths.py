@@ -48,6 +48,7 @@ import numpy as np
 import onnx
 import pytest
 import scipy.ndimage
+from compare import rel_error as rel
 from onnx import TensorProto, helper, numpy_helper
 
 import model_zoo
@@ -107,10 +108,6 @@ def pixels():
 
 def normalised(model, px):
     return imgs.normalize(px, *imgs.preprocessing_of(model))
-
-
-def rel(got, want) -> float:
-    return float(np.max(np.abs(np.asarray(got) - want)) / np.max(np.abs(want)))
 
 
 def total(a) -> np.ndarray:

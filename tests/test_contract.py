@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 import pytest
 import tensorflow as tf
+from compare import rel_error as rel
 from onnx import helper
 
 from converters.onnx_to_tf import ContractError, ModelContract, contract_model, load
@@ -25,11 +26,6 @@ MEAN = np.array([0.4, 0.5, 0.6], np.float32)  # RGB, pixel units
 STD = np.array([0.2, 0.25, 0.3], np.float32)
 CAFFE_MEAN = tuple(float(v) for v in (255 * MEAN)[::-1])  # BGR, 0..255 units
 TOL = 1e-5
-
-
-def rel(a, b) -> float:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
 
 
 @pytest.fixture(scope="module")

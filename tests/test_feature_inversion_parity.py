@@ -68,6 +68,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import torch
+from compare import rel_error as rel_image
 
 import model_zoo
 from converters import onnx_to_tf
@@ -98,10 +99,6 @@ def vgg64(vgg):
 @pytest.fixture(scope="module")
 def photo():
     return image("astronaut", size=64, normalize=False)
-
-
-def rel_image(got, want) -> float:
-    return float(np.max(np.abs(got - want)) / np.max(np.abs(want)))
 
 
 def run_both(vgg, photo, layers, config, weights=None, dtype=torch.float32):

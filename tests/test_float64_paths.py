@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 import pytest
 import tensorflow as tf
+from compare import rel_error as _rel
 from onnx import TensorProto, helper, numpy_helper
 from onnx_builders import make_model, run_ort
 
@@ -79,11 +80,6 @@ def _directional_fd(model, x, w, v, eps=1e-5) -> float:
         return float(np.sum(model(tf.constant(z), layout="ONNX", compiled=False).numpy() * w))
 
     return (f(x + eps * v) - f(x - eps * v)) / (2 * eps)
-
-
-def _rel(a, b) -> float:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
 def _check_float64(net: Net, reference=None, fd_rel=1e-7):

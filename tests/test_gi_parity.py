@@ -61,6 +61,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import torch
+from compare import rel_error as rel
 
 import model_zoo
 from converters import onnx_to_tf
@@ -90,11 +91,6 @@ def resnet():
 @pytest.fixture(scope="module")
 def batch():
     return model_zoo.data.cifar10("test", n=4)
-
-
-def rel(got, want) -> float:
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    return float(np.max(np.abs(got - want)) / np.max(np.abs(want)))
 
 
 def rel_history(got: dict, want: dict) -> dict[str, float]:

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import torch
+from compare import rel_error as rel
 
 from converters.torch_reference import hdr_gan as ref
 from tf_impl import hdr_gan as hg
@@ -66,10 +67,6 @@ def torch_value_and_grad(fn, x, weights=None):
     w = torch.tensor(np.asarray(weights, np.float64)) if weights is not None else 1.0
     (out * w).sum().backward()
     return out.detach().numpy(), t.grad.numpy()
-
-
-def rel(got, want) -> float:
-    return float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30))
 
 
 # -- the tonemapper --------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import torch
+from compare import rel_error as rel
 
 from tf_impl.optimize import (
     Optimization,
@@ -31,11 +32,6 @@ from tf_impl.optimizers import LBFGS, SGD, Adam
 F64_TOL = 1e-10
 LBFGS64_TOL = 1e-8
 F32_TOL = 1e-5
-
-
-def rel(got, ref) -> float:
-    got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
-    return float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))
 
 
 # -- problems: the same function written twice ---------------------------------------------------

@@ -19,6 +19,7 @@ import json
 import numpy as np
 import onnx
 import pytest
+from compare import rel_error as rel
 
 from converters import crosscheck, onnx_to_tf
 from model_zoo import data
@@ -148,10 +149,6 @@ def twins(tmp_path_factory):
         sidecar(path, truth)
         paths.append(path)
     return [onnx_to_tf.load(p).with_contract() for p in paths]
-
-
-def rel(a, b) -> float:
-    return float(np.max(np.abs(np.asarray(a) - np.asarray(b))) / np.max(np.abs(b)))
 
 
 def test_keras_and_pytorch_twins_agree(twins):

@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import torch
+from compare import rel_error as rel
 
 import model_zoo
 from converters import onnx_to_tf
@@ -77,10 +78,6 @@ def vgg():
 @pytest.fixture(scope="module")
 def photo():
     return model_zoo.data.image("astronaut", size=64, normalize=False)
-
-
-def rel(got, want) -> float:
-    return float(np.max(np.abs(got - want)) / np.max(np.abs(want)))
 
 
 def eager(config, **kw):

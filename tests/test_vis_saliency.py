@@ -18,6 +18,7 @@ import json
 
 import numpy as np
 import pytest
+from compare import rel_error as rel
 from onnx import helper
 
 import model_zoo
@@ -73,10 +74,6 @@ def zoo():
 def cifar():
     pixels, labels = model_zoo.data.cifar10("test", n=2, normalize=False)
     return pixels, labels
-
-
-def rel(got, want) -> float:
-    return float(np.max(np.abs(np.asarray(got) - want)) / np.max(np.abs(want)))
 
 
 def normalised(model, pixels):

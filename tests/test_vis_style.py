@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import torch
+from compare import rel_error as rel
 
 import model_zoo
 from converters import onnx_to_tf
@@ -60,11 +61,6 @@ def vgg():
 @pytest.fixture(scope="module")
 def pics():
     return image("tubingen", 48, normalize=False), image("starry_night", 48, normalize=False)
-
-
-def rel(got, want) -> float:
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    return float(np.max(np.abs(got - want)) / np.max(np.abs(want)))
 
 
 def st_cfg(steps=3, **kw) -> StyleTransferConfig:

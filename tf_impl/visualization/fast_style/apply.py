@@ -12,7 +12,6 @@ from ... import images as imgs
 from .network import MIN_SIDE, FastStyleError, FastStyleNet, style_weights
 
 
-# -- applying ---------------------------------------------------------------------------------
 def _content_pixels(content, size: int | None) -> np.ndarray:
     if isinstance(content, (str, os.PathLike)):
         picture = imgs.load_image(content, size or 256)

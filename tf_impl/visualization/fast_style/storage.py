@@ -22,7 +22,6 @@ from .network import (
 )
 
 
-# -- saving and loading -----------------------------------------------------------------------
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -21,6 +21,7 @@ from tf_impl import images as imgs
 from tf_impl.visualization import embedding as E
 from tf_impl.visualization import filters as F
 from tf_impl.visualization import patches as P
+from tf_impl.visualization import receptive_field as RF
 from tf_impl.visualization.checks import VisualizationError
 
 NAMES = ("resnet20_cifar", "lenet_dlg10", "keras_cnn")
@@ -149,19 +150,19 @@ def _box_mask(rf, y, x, hw=(32, 32)):
 ])
 def test_receptive_field_equals_the_gradient_support(models, noise, name, layer):
     model = models[name]
-    rf = P.receptive_field(model, layer)
+    rf = RF.receptive_field(model, layer)
     h, w = F.activations(model, noise[0], layer).shape[1:]
     for y, x in {(0, 0), (h // 2, w // 2), (h - 1, w - 1), (0, w - 1)}:
-        support = P.gradient_support(model, layer, (y, x), noise)
+        support = RF.gradient_support(model, layer, (y, x), noise)
         np.testing.assert_array_equal(support, _box_mask(rf, y, x), err_msg=f"unit {(y, x)}")
 
 
 def test_receptive_field_by_hand_for_lenet(models):
     # conv1: 5x5, stride 2, pad 2 -> size 5, jump 2, start -2; conv2 (same geometry) on top:
     # size 5 + (5 - 1) * 2 = 13, jump 4, start -2 - 2 * 2 = -6
-    rf1 = P.receptive_field(models["lenet_dlg10"], "act1")
+    rf1 = RF.receptive_field(models["lenet_dlg10"], "act1")
     assert (rf1.size, rf1.jump, rf1.start) == ((5, 5), (2, 2), (-2, -2))
-    rf2 = P.receptive_field(models["lenet_dlg10"], "conv2")
+    rf2 = RF.receptive_field(models["lenet_dlg10"], "conv2")
     assert (rf2.size, rf2.jump, rf2.start) == ((13, 13), (4, 4), (-6, -6))
     assert rf2.box(1, 2, (32, 32)) == (0, 11, 2, 15)
 
@@ -193,13 +194,13 @@ def test_receptive_field_of_same_padding_pooling_pad_and_dilation(dilation):
     proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"  # any batch size
     model = onnx_to_tf.load(proto)
     images = rng.uniform(0, 1, (16, 3, 48, 40)).astype(np.float32)  # max-pool: many argmaxes
-    rf = P.receptive_field(model, "out")
+    rf = RF.receptive_field(model, "out")
     assert rf.jump == (4, 2) and rf.size[0] == 4 + 2 * 2 + 1 * 2 + (3 - 1) * dilation * 4
     h, w = np.asarray(model(images[:1], compiled=False)).shape[2:]
     inside = 0
     for y in (0, 1, 5, h // 2, h - 3, h - 1):
         for x in (0, 2, 5, w // 2, w - 5, w - 1):
-            support = P.gradient_support(model, "out", (y, x), images)
+            support = RF.gradient_support(model, "out", (y, x), images)
             box = _box_mask(rf, y, x, (48, 40))
             assert not np.any(support & ~box), f"unit {(y, x)} sees outside its field"
             if rf.box(y, x) == rf.box(y, x, (48, 40)):  # the field lies inside the image
@@ -210,7 +211,7 @@ def test_receptive_field_of_same_padding_pooling_pad_and_dilation(dilation):
 
 def test_receptive_field_through_flatten_is_refused(models):
     with pytest.raises(VisualizationError, match="Flatten"):
-        P.receptive_field(models["lenet_dlg10"], "flatten")
+        RF.receptive_field(models["lenet_dlg10"], "flatten")
 
 
 # -- maximally activating patches -----------------------------------------------------------

@@ -5,6 +5,7 @@ optimisations) and offering a ``draw_*`` function for the picture:
 
 - :mod:`.filters` -- first-layer filters as RGB tiles, deeper filters as grids, activation maps;
 - :mod:`.patches` -- maximally activating dataset patches, cropped to the receptive field;
+- :mod:`.receptive_field` -- a layer's receptive field from the ONNX graph, and measured;
 - :mod:`.embedding` -- nearest neighbours in feature vs pixel space, PCA / t-SNE maps;
 - :mod:`.saliency` -- backprop saliency (Simonyan et al.), guided backprop, occlusion,
   saliency-seeded GrabCut segmentation;

@@ -240,7 +240,8 @@ def untrained_figure(section: dict, checkpoints: Path, out: Path) -> bool:
                for r, rec in zip(rows, recovered)]
     image_grid_figure(out, panels, ncols=len(rows), title=(
         f"Inverting Gradients, untrained resnet20_cifar (BN eval),\nbatch 1, "
-        f"{section['steps']} iterations, TV {section['tv_weight']:g}"))
+        f"{section['steps']} iterations, TV {section['tv_weight']:g}"
+        + (f", best of {section['restarts']} trials" if section.get("restarts", 1) > 1 else "")))
     return True
 
 

@@ -210,9 +210,10 @@ def image_grid_figure(path, panels: Sequence[tuple[str, np.ndarray]], *, ncols: 
     n = len(panels)
     ncols = ncols or min(n, 5)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(max(size * ncols, 4.0),
-                                                     size * nrows + 0.4 * (1 + title.count("\n"))),
-                             squeeze=False)
+    lines = max(1 + caption.count("\n") for caption, _ in panels)  # caption lines per row
+    fig, axes = plt.subplots(nrows, ncols, figsize=(
+        max(size * ncols, 4.0), (size + 0.15 * lines) * nrows + 0.4 * (1 + title.count("\n"))),
+        squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, (caption, pixels) in zip(axes.ravel(), panels):

@@ -20,6 +20,43 @@ def zoo_cache():
         yield path
 
 
+@pytest.fixture(scope="session")
+def zoo_model():
+    """``zoo_model(name)``: the zoo's model ``name`` imported into TensorFlow once per session
+    and shared. Do not change its weights or contract: load a copy of your own for that."""
+    import model_zoo
+    from converters import onnx_to_tf
+
+    cache: dict = {}
+
+    def get(name: str):
+        if name not in cache:
+            cache[name] = onnx_to_tf.load(model_zoo.load(name))
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def resnet20_path():
+    """The trained CIFAR ResNet-20's ONNX file."""
+    import model_zoo
+
+    return model_zoo.load("resnet20_cifar")
+
+
+@pytest.fixture(scope="session")
+def resnet20(zoo_model):
+    """The trained CIFAR ResNet-20, imported once per session (shared: do not change it)."""
+    return zoo_model("resnet20_cifar")
+
+
+@pytest.fixture(scope="session")
+def lenet(zoo_model):
+    """DLG's LeNet (sigmoid, 100 classes), imported once per session (shared)."""
+    return zoo_model("lenet_dlg")
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """PyTorch's OpenMP threads and TensorFlow's thread pools spin against each other on a

@@ -20,11 +20,11 @@ import numpy as np
 import onnx
 import pytest
 from compare import rel_error as rel
+from onnx_builders import run_ort
 
 from converters import crosscheck, onnx_to_tf
 from model_zoo import data
 from model_zoo import third_party as tp
-from tests.onnx_builders import run_ort
 from tf_impl.cli import main as cli
 from tf_impl.feature_inversion import FeatureInversionConfig, invert_features
 from tf_impl.visualization import saliency as sal

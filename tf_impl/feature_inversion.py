@@ -31,7 +31,8 @@ from converters.onnx_to_tf import contract_model
 
 from . import images as imgs
 from . import metrics as m
-from .optimize import Optimization, OptimizeConfig, TechniqueConfig, pixel_box, seeded_noise
+from .config import TechniqueConfig
+from .optimize import Optimization, OptimizeConfig, pixel_box, seeded_noise
 from .priors import AlphaNorm, Objective, TotalVariation, feature_match
 from .result import Result
 
@@ -69,14 +70,14 @@ class FeatureInversionConfig(TechniqueConfig):
         default_factory=lambda: OptimizeConfig(steps=300, learning_rate=0.1)
     )
 
-    def __post_init__(self):
+    def validate(self) -> None:
         if self.init not in _INITS:
-            raise ValueError(
+            raise self.error(
                 f"init must be one of {_INITS} (or pass init=array); got {self.init!r}"
             )
         for name in ("tv_weight", "alpha_weight", "init_std", "blur_sigma"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}")
+                raise self.error(f"{name} must be >= 0; got {getattr(self, name)}")
 
 
 

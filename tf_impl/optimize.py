@@ -39,13 +39,14 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from .config import TechniqueConfig
 from .optimizers import LBFGS, make_optimizer
 
 Objective = Callable[[Any], Mapping[str, tf.Tensor]]
@@ -54,7 +55,7 @@ _SCHEDULES = ("constant", "step", "cosine")
 
 
 @dataclass(frozen=True)
-class OptimizeConfig:
+class OptimizeConfig(TechniqueConfig):
     """Settings of the shared loop; each technique's config carries one of these.
 
     Attributes:
@@ -98,42 +99,22 @@ class OptimizeConfig:
     max_seconds: float | None = None
     checkpoint_every: int = 500
 
-    def __post_init__(self):
+    def validate(self) -> None:
         if self.steps < 0:
-            raise ValueError(f"steps must be >= 0; got {self.steps}")
+            raise self.error(f"steps must be >= 0; got {self.steps}")
         if self.optimizer not in ("adam", "sgd", "lbfgs"):
-            raise ValueError(f"optimizer must be 'adam', 'sgd' or 'lbfgs'; got {self.optimizer!r}")
+            raise self.error(f"optimizer must be 'adam', 'sgd' or 'lbfgs'; got {self.optimizer!r}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise ValueError(f"learning_rate must be a positive number; got {self.learning_rate}")
+            raise self.error(f"learning_rate must be a positive number; got {self.learning_rate}")
         if self.schedule not in _SCHEDULES:
-            raise ValueError(f"schedule must be one of {_SCHEDULES}; got {self.schedule!r}")
+            raise self.error(f"schedule must be one of {_SCHEDULES}; got {self.schedule!r}")
         if self.snapshot_every < 0:
-            raise ValueError("snapshot_every must be >= 0 (0 turns snapshots off)")
+            raise self.error("snapshot_every must be >= 0 (0 turns snapshots off)")
         if self.max_seconds is not None and not self.max_seconds > 0:
-            raise ValueError(f"max_seconds must be > 0 (or None for no budget); got "
+            raise self.error(f"max_seconds must be > 0 (or None for no budget); got "
                              f"{self.max_seconds}")
         if self.checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every must be >= 1; got {self.checkpoint_every}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-class TechniqueConfig:
-    """Shared by the techniques' frozen configs, which each carry ``optimize: OptimizeConfig``.
-
-    ``config.with_(tv_weight=0.1, steps=500)`` returns a copy: names of the technique's own
-    fields change it, names of :class:`OptimizeConfig` fields change its ``optimize``.
-    """
-
-    def with_(self, **changes):
-        opt_fields = set(OptimizeConfig.__dataclass_fields__)
-        opt = {k: changes.pop(k) for k in list(changes) if k in opt_fields}
-        cfg = replace(self, **changes)
-        return replace(cfg, optimize=replace(cfg.optimize, **opt)) if opt else cfg
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+            raise self.error(f"checkpoint_every must be >= 1; got {self.checkpoint_every}")
 
 
 def learning_rate_at(config: OptimizeConfig, step: int) -> float:

@@ -8,7 +8,9 @@
 from .contract import ContractError, ModelContract
 from .contract_model import ContractModel, contract_model
 from .errors import ModelInputError, OnnxImportError, UnknownTapError, UnsupportedOpError
+from .graph_queries import BiasLayer, FCLayer
 from .model import BNLayer, TFModel, load
+from .protocol import Victim
 from .registry import supported_ops
 
 __all__ = [
@@ -19,6 +21,9 @@ __all__ = [
     "contract_model",
     "TFModel",
     "BNLayer",
+    "FCLayer",
+    "BiasLayer",
+    "Victim",
     "supported_ops",
     "OnnxImportError",
     "UnsupportedOpError",

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from .contract import LAYOUTS, ContractError, ModelContract, _fmt
 from .errors import ModelInputError
+from .graph_queries import BiasLayer, FCLayer, find_bias_terms
 from .layout import Value
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,6 +59,7 @@ class ContractModel(tf.Module):
         self.inputs = (_Spec(spec.name, tuple(shape), spec.dtype),)
         self._functions: dict[tuple, Any] = {}
         self._num_classes: int | None = None
+        self._bias_terms: tuple[BiasLayer, ...] | None = None
 
     # -- the graph's own attributes ---------------------------------------------------------
     @property
@@ -130,6 +132,17 @@ class ContractModel(tf.Module):
 
     def static_value(self, name: str):
         return self.graph.static_value(name)
+
+    def classifier(self) -> FCLayer | None:
+        return self.graph.classifier()
+
+    def bias_terms(self) -> tuple[BiasLayer, ...]:
+        """The nodes that add a bias to an activation on the way to the logits, in graph
+        order (FullGrad's bias terms). Found once, then kept."""
+        if self._bias_terms is None:
+            feeding = set(self.dependencies([self.logits_name]))
+            self._bias_terms = find_bias_terms(self.graph, self.inputs, feeding)
+        return self._bias_terms
 
     def with_contract(self, overrides=None) -> ContractModel:
         return self if overrides is None else self.graph.with_contract(overrides)

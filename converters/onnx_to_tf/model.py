@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -29,6 +30,7 @@ from .contract_sources import resolve_contract, tensor_layouts
 from .errors import ModelInputError, UnknownTapError, UnsupportedOpError
 from .fold import fold_batchnorm, simplify
 from .graph import Context, Node, execute, parse_attributes
+from .graph_queries import BiasLayer, FCLayer, find_classifier
 from .layout import Value, channels_last, identity, inverse
 from .lean_reader import RawWeights
 from .ops.conv import kernel_storage_perm
@@ -211,6 +213,7 @@ class TFModel(tf.Module):
         ]
         self._producer = {o: k for k, n in enumerate(self._nodes) for o in n.outputs if o}
         self._plans: dict[tuple[str, ...], list[Node]] = {}
+        self._answers: dict[str, Any] = {}  # graph questions answered (graph_queries.py)
         self._functions: dict[tuple, tf.types.experimental.GenericFunction] = {}
         self._contract: ModelContract | None = None
         self._contract_view: ContractModel | None = None
@@ -596,6 +599,17 @@ class TFModel(tf.Module):
     @property
     def input_shape(self) -> tuple[int | None, ...]:
         return self.inputs[0].shape
+
+    def classifier(self) -> FCLayer | None:
+        """The last fully connected layer (weight, bias, layout, classes), or None when the
+        classifier is not fully connected. Found once, then kept."""
+        if "classifier" not in self._answers:
+            self._answers["classifier"] = find_classifier(self)
+        return self._answers["classifier"]
+
+    def bias_terms(self) -> tuple[BiasLayer, ...]:
+        """The nodes that add a bias on the way to the logits (see ``ContractModel``)."""
+        return self.with_contract().bias_terms()
 
     def summary(self) -> str:
         """A short text description: inputs, outputs, op counts, parameter count."""

@@ -43,9 +43,8 @@ import numpy as np
 from converters.onnx_to_tf import contract_model
 
 from . import common
-from .common import AttributionError
+from .common import AttributionConfig, AttributionError
 from .integrated_gradients import (
-    ConfigMethods,
     PathChunk,
     _settings,
     prepare,
@@ -57,7 +56,7 @@ __all__ = ["BlurIGConfig", "blur_ig", "blur_walk", "gaussian_blur", "blur_sigmas
 
 
 @dataclass(frozen=True)
-class BlurIGConfig(ConfigMethods):
+class BlurIGConfig(AttributionConfig):
     """Blur IG (Xu et al. 2020) with the defaults of the paper's reference implementation
     (PAIR-code saliency ``BlurIG.GetMask``).
 
@@ -75,7 +74,7 @@ class BlurIGConfig(ConfigMethods):
     truncate: float = 4.0
     batch_size: int = 32
 
-    def __post_init__(self):
+    def validate(self) -> None:
         common.check_steps(self.steps, self.batch_size)
         for name in ("max_sigma", "grad_step", "truncate"):
             v = getattr(self, name)

@@ -9,9 +9,18 @@ import tensorflow as tf
 
 from converters.onnx_to_tf import contract_model
 
+from ..config import TechniqueConfig
+
 
 class AttributionError(ValueError):
     """A bad argument to an attribution method; the message says what is expected."""
+
+
+class AttributionConfig(TechniqueConfig):
+    """The attribution methods' configs: :class:`tf_impl.config.TechniqueConfig` raising
+    :class:`AttributionError`."""
+
+    error = AttributionError
 
 
 def check_inputs(model, inputs) -> np.ndarray:

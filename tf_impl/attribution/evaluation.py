@@ -48,8 +48,14 @@ import tensorflow as tf
 
 from converters.onnx_to_tf import contract_model
 
-from ..optimize import TechniqueConfig
-from .common import AttributionError, check_baseline, check_inputs, logits, resolve_targets
+from .common import (
+    AttributionConfig,
+    AttributionError,
+    check_baseline,
+    check_inputs,
+    logits,
+    resolve_targets,
+)
 
 __all__ = [
     "CausalMetricConfig",
@@ -73,7 +79,7 @@ _RANKINGS = ("sum", "abs")
 
 
 @dataclass(frozen=True)
-class CausalMetricConfig(TechniqueConfig):
+class CausalMetricConfig(AttributionConfig):
     """Settings of insertion / deletion (Petsiuk et al. 2018, sec. 4.1; ``eclique/RISE``).
 
     Attributes:
@@ -95,7 +101,7 @@ class CausalMetricConfig(TechniqueConfig):
     blur_sigma: float = 5.0
     ranking: str = "sum"
 
-    def __post_init__(self):
+    def validate(self) -> None:
         if self.ranking not in _RANKINGS:
             raise AttributionError(f"ranking must be one of {_RANKINGS}; got "
                                    f"{self.ranking!r}")

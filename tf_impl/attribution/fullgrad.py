@@ -34,8 +34,9 @@ and terms. Only the terms with spatial extent (rank 4: Conv, BN, Add on feature 
 the map; the classifier's ``Gemm`` bias enters only the decomposition, as in the authors'
 code. pytorch-grad-cam's ``FullGrad`` differs in three places (each channel normalised on its
 own with eps 1e-7, OpenCV's half-pixel bilinear resize, and a final min-max rescale of the
-sum); :meth:`FullGradConfig.pytorch_grad_cam` reproduces it (``tests/test_attribution_fullgrad.py``
-checks the two agree to 1e-4 on the onnx2torch copy of the same model).
+sum); :meth:`FullGradConfig.pytorch_grad_cam` reproduces it
+(``tests/attribution/test_attribution_fullgrad.py`` checks the two agree to 1e-4 on the
+onnx2torch copy of the same model).
 
 How the bias gradients are taken: the model is run once per batch under a
 ``tf.GradientTape`` with every bias layer's output tapped (``model(x, taps=[...],
@@ -66,10 +67,16 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from converters.onnx_to_tf import contract_model
+from converters.onnx_to_tf import BiasLayer, contract_model
 
-from ..optimize import TechniqueConfig
-from .common import AttributionError, check_inputs, check_steps, logits, resolve_targets
+from .common import (
+    AttributionConfig,
+    AttributionError,
+    check_inputs,
+    check_steps,
+    logits,
+    resolve_targets,
+)
 
 __all__ = [
     "FullGradConfig",
@@ -84,11 +91,10 @@ __all__ = [
 ]
 
 _NORMALIZE = ("term", "channel")
-_BIAS_OPS = ("Conv", "ConvTranspose", "Gemm", "BatchNormalization", "Add", "Sub")
 
 
 @dataclass(frozen=True)
-class FullGradConfig(TechniqueConfig):
+class FullGradConfig(AttributionConfig):
     """Post-processing of the FullGrad map; the defaults are the authors' code
     (``idiap/fullgrad-saliency``, ``saliency/fullgrad.py``).
 
@@ -110,7 +116,7 @@ class FullGradConfig(TechniqueConfig):
     eps: float = 1e-6
     rescale: bool = False
 
-    def __post_init__(self):
+    def validate(self) -> None:
         if self.normalize not in _NORMALIZE:
             raise AttributionError(f"normalize must be one of {_NORMALIZE}; got "
                                    f"{self.normalize!r}")
@@ -122,19 +128,6 @@ class FullGradConfig(TechniqueConfig):
         """pytorch-grad-cam 1.5.7's ``FullGrad`` post-processing (per-channel normalisation,
         eps 1e-7, half-pixel bilinear resize, final rescale to [0, 1])."""
         return cls(normalize="channel", align_corners=False, eps=1e-7, rescale=True)
-
-
-@dataclass(frozen=True)
-class BiasLayer:
-    """A node that adds a bias: its name and type, the tensor the bias is added to (the node's
-    output), and where the bias comes from (``operand``: the initializer or constant; for
-    BatchNormalization the node's index in ``model.bn_layers``)."""
-
-    name: str
-    op_type: str
-    tensor: str
-    operand: str
-    sign: float = 1.0
 
 
 @dataclass
@@ -181,51 +174,10 @@ class FullGradDecomposition:
 
 
 # -- the bias layers of an imported model ---------------------------------------------------------
-def _constant_operands(model) -> tuple[set[str], set[str]]:
-    """(initializer names, Constant-node outputs): the operands that hold fixed values."""
-    model = contract_model(model)
-    consts = {o for n in model.nodes if n.op_type == "Constant" for o in n.outputs}
-    return set(model.onnx_variables), consts
-
-
-def _carries_the_input(model) -> set[str]:
-    """The tensors whose values depend on the input's values: not shape arithmetic (a Shape or
-    Size node's output and what is computed from it, e.g. the split sizes of a ShuffleNet
-    chunk, Gather(Shape) + 1), which has Adds of constants too but no bias."""
-    live = {spec.name for spec in model.inputs}
-    for node in model.nodes:
-        if node.op_type not in ("Shape", "Size") and any(i in live for i in node.inputs if i):
-            live.update(o for o in node.outputs if o)
-    return live
-
-
 def bias_layers(model) -> list[BiasLayer]:
     """The nodes of ``model`` that add a bias to an activation and feed its (first) output, in
-    graph order."""
-    model = contract_model(model)
-    feeding = set(model.dependencies([model.logits_name]))
-    live = _carries_the_input(model)
-    variables, consts = _constant_operands(model)
-    fixed = variables | consts
-    bn_index = {b.name: k for k, b in enumerate(model.bn_layers)}
-    found = []
-    for node in model.nodes:
-        if node.op_type not in _BIAS_OPS or not node.outputs or node.outputs[0] not in feeding:
-            continue
-        out, ins = node.outputs[0], node.inputs
-        if node.op_type in ("Conv", "ConvTranspose", "Gemm"):
-            if len(ins) > 2 and ins[2] and ins[2] in fixed:
-                found.append(BiasLayer(node.name, node.op_type, out, ins[2]))
-        elif node.op_type == "BatchNormalization":
-            if node.name in bn_index:
-                found.append(BiasLayer(node.name, node.op_type, out, str(bn_index[node.name])))
-        elif len(ins) == 2:  # Add / Sub: exactly one constant operand
-            const = [i for i in (0, 1) if ins[i] in fixed]
-            if len(const) == 1 and ins[1 - const[0]] in live:
-                k = const[0]
-                sign = -1.0 if (node.op_type == "Sub" and k == 1) else 1.0
-                found.append(BiasLayer(node.name, node.op_type, out, ins[k], sign))
-    return found
+    graph order (the model finds them once: ``model.bias_terms()``)."""
+    return list(contract_model(model).bias_terms())
 
 
 def _bias_values(model, layers: list[BiasLayer], tapped: dict
@@ -348,9 +300,10 @@ def _decompose(model, x: np.ndarray, targets: np.ndarray, batch_size: int
                ) -> FullGradDecomposition:
     model = contract_model(model)
     layers = bias_layers(model)
-    _, consts = _constant_operands(model)
-    const_taps = list(dict.fromkeys(la.operand for la in layers if la.operand in consts
-                                    and la.op_type != "BatchNormalization"))
+    # biases held by Constant nodes (not initializers) are read by tapping them
+    const_taps = list(dict.fromkeys(
+        la.operand for la in layers
+        if la.operand not in model.onnx_variables and la.op_type != "BatchNormalization"))
     step, outs = _gradient_pass(model, layers, const_taps)
     scores, resolved, input_terms, per_layer = [], [], [], [[] for _ in layers]
     biases = None

@@ -33,9 +33,9 @@ resnet20_cifar, black baseline, F(x) - F(x') = 19 and 32, gaps 5.8 and 50 at 200
 surfaces -- the features moved are those whose gradient is small at the step's start, which
 is the side of a kink where they do little -- so the path crosses kinks about once per step
 and each crossing leaves an error of the order of the step. The path itself is sound: its
-segments integrated finely recover F's change (``tests/test_attribution_paths.py``), and the
-reference implementation computes the same sum. IDGI on this path (:mod:`.idgi`) is complete
-by construction.
+segments integrated finely recover F's change
+(``tests/attribution/test_attribution_paths.py``), and the reference implementation computes
+the same sum. IDGI on this path (:mod:`.idgi`) is complete by construction.
 """
 
 from __future__ import annotations
@@ -49,14 +49,14 @@ import numpy as np
 from converters.onnx_to_tf import contract_model
 
 from . import common
-from .common import AttributionError
-from .integrated_gradients import ConfigMethods, PathChunk, _settings, evaluate, prepare
+from .common import AttributionConfig, AttributionError
+from .integrated_gradients import PathChunk, _settings, evaluate, prepare
 
 __all__ = ["GuidedIGConfig", "guided_ig", "guided_step", "guided_walk"]
 
 
 @dataclass(frozen=True)
-class GuidedIGConfig(ConfigMethods):
+class GuidedIGConfig(AttributionConfig):
     """Guided IG (Kapishnikov et al. 2021) with its reference implementation's defaults.
 
     Attributes:
@@ -72,7 +72,7 @@ class GuidedIGConfig(ConfigMethods):
     max_dist: float = 0.02
     batch_size: int = 32
 
-    def __post_init__(self):
+    def validate(self) -> None:
         common.check_steps(self.steps, self.batch_size)
         if not common.is_real(self.fraction) or not 0.0 < self.fraction <= 1.0:
             raise AttributionError(f"fraction must be in (0, 1] (the share of features moved per "

@@ -48,10 +48,9 @@ from converters.onnx_to_tf import contract_model
 
 from . import common
 from .blur_ig import BlurAccumulator, BlurIGConfig, _no_baseline, blur_walk
-from .common import AttributionError
+from .common import AttributionConfig, AttributionError
 from .guided_ig import GuidedAccumulator, GuidedIGConfig, guided_walk
 from .integrated_gradients import (
-    ConfigMethods,
     IntegratedGradientsConfig,
     PathChunk,
     _settings,
@@ -75,7 +74,7 @@ def _base_name(base) -> str:
 
 
 @dataclass(frozen=True)
-class IDGIConfig(ConfigMethods):
+class IDGIConfig(AttributionConfig):
     """IDGI (Yang et al. 2023) on a base path method.
 
     Attributes:
@@ -89,7 +88,7 @@ class IDGIConfig(ConfigMethods):
     steps: int | None = None
     batch_size: int = 32
 
-    def __post_init__(self):
+    def validate(self) -> None:
         object.__setattr__(self, "base", _base_name(self.base))
         common.check_steps(self.resolved_steps, self.batch_size)
 

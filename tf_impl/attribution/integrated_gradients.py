@@ -38,8 +38,8 @@ zeros there (the dataset mean colour), as in Captum. :func:`pixel_baseline` give
 any grey) baseline.
 
 The PyTorch reference is Captum's ``IntegratedGradients`` on the onnx2torch copy of the same
-ONNX file (``converters/torch_reference/attribution.py``); ``tests/test_attribution_paths.py``
-checks every rule agrees to 1e-4.
+ONNX file (``converters/torch_reference/attribution.py``);
+``tests/attribution/test_attribution_paths.py`` checks every rule agrees to 1e-4.
 
 Example:
     >>> import model_zoo
@@ -55,14 +55,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from converters.onnx_to_tf import contract_model
 
 from . import common
-from .common import AttributionError
+from .common import AttributionConfig, AttributionError
 
 __all__ = [
     "QUADRATURES",
@@ -86,23 +86,8 @@ QUADRATURES = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trape
                "gausslegendre")
 
 
-class ConfigMethods:
-    """``with_`` and ``to_dict`` for the path methods' frozen configs (they have no optimiser
-    settings, so they do not use :class:`tf_impl.optimize.TechniqueConfig`)."""
-
-    def with_(self, **changes):
-        unknown = sorted(set(changes) - set(self.__dataclass_fields__))
-        if unknown:
-            raise AttributionError(f"{type(self).__name__} has no field(s) {unknown}; its fields "
-                                   f"are {sorted(self.__dataclass_fields__)}")
-        return replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
 @dataclass(frozen=True)
-class IntegratedGradientsConfig(ConfigMethods):
+class IntegratedGradientsConfig(AttributionConfig):
     """Integrated Gradients (Sundararajan et al. 2017, eq. 1 and 3).
 
     Attributes:
@@ -118,7 +103,7 @@ class IntegratedGradientsConfig(ConfigMethods):
     method: str = "gausslegendre"
     batch_size: int = 32
 
-    def __post_init__(self):
+    def validate(self) -> None:
         check_rule(self.method, self.steps)
         common.check_steps(self.steps, self.batch_size)
 

@@ -25,7 +25,8 @@ import tensorflow as tf
 from converters.onnx_to_tf import contract_model
 
 from .. import images as imgs
-from ..optimize import Optimization, OptimizeConfig, TechniqueConfig, pixel_box, seeded_noise
+from ..config import TechniqueConfig
+from ..optimize import Optimization, OptimizeConfig, pixel_box, seeded_noise
 from ..priors import TotalVariation
 from ..result import Result
 from .matching import DISTANCES, GradientMatcher
@@ -63,11 +64,13 @@ class DLGConfig(TechniqueConfig):
     optimize: OptimizeConfig = field(default_factory=lambda: OptimizeConfig(
         steps=300, optimizer="lbfgs", learning_rate=1.0))
 
-    def __post_init__(self):
+    error = GradientInversionError
+
+    def validate(self) -> None:
         if self.distance not in DISTANCES:
-            raise ValueError(f"distance must be one of {DISTANCES}; got {self.distance!r}")
+            raise self.error(f"distance must be one of {DISTANCES}; got {self.distance!r}")
         if self.labels not in ("soft", "restore", "given"):
-            raise ValueError(f"labels must be 'soft', 'restore' or 'given'; got {self.labels!r}")
+            raise self.error(f"labels must be 'soft', 'restore' or 'given'; got {self.labels!r}")
 
 
 

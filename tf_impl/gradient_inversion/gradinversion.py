@@ -39,20 +39,14 @@ import tensorflow as tf
 from converters.onnx_to_tf import contract_model
 
 from .. import images as imgs
-from ..optimize import (
-    Optimization,
-    OptimizeConfig,
-    TechniqueConfig,
-    learning_rate_at,
-    pixel_box,
-    seeded_noise,
-)
+from ..config import TechniqueConfig
+from ..optimize import Optimization, OptimizeConfig, learning_rate_at, pixel_box, seeded_noise
 from ..priors import AlphaNorm, MeanTotalVariation, TotalVariation
 from ..result import Result
 from .matching import DISTANCES, GradientMatcher, bn_inputs, bn_prior, safe_norm
 from .registration import consensus
 from .trials import TrialCheckpoints, attack_inputs, best_of_trials, run_meta
-from .victim import SharedGradient
+from .victim import GradientInversionError, SharedGradient
 
 PAPER_STEPS = 20_000
 
@@ -102,31 +96,27 @@ class GradInversionConfig(TechniqueConfig):
     optimize: OptimizeConfig = field(default_factory=lambda: OptimizeConfig(
         steps=600, optimizer="adam", learning_rate=0.1, schedule="cosine", warmup=50))
 
-    def __post_init__(self):
+    error = GradientInversionError
+
+    def validate(self) -> None:
         if self.distance not in DISTANCES:
-            raise ValueError(f"distance must be one of {DISTANCES}; got {self.distance!r}")
+            raise self.error(f"distance must be one of {DISTANCES}; got {self.distance!r}")
         if self.registration not in ("ecc", "none"):
-            raise ValueError(f"registration must be 'ecc' or 'none'; got {self.registration!r}")
+            raise self.error(f"registration must be 'ecc' or 'none'; got {self.registration!r}")
         if self.seeds < 1:
-            raise ValueError(f"seeds must be >= 1; got {self.seeds}")
+            raise self.error(f"seeds must be >= 1; got {self.seeds}")
         if self.group_every < 1:
-            raise ValueError("group_every must be >= 1")
+            raise self.error("group_every must be >= 1")
         if self.priors not in ("sum", "mean"):
-            raise ValueError(f"priors must be 'sum' or 'mean'; got {self.priors!r}")
+            raise self.error(f"priors must be 'sum' or 'mean'; got {self.priors!r}")
         if self.restarts < 1:
-            raise ValueError(f"restarts must be >= 1; got {self.restarts}")
+            raise self.error(f"restarts must be >= 1; got {self.restarts}")
 
-    @classmethod
-    def paper(cls, **changes) -> GradInversionConfig:
-        """The paper's weights, 8 seeds and 20,000 iterations (cosine decay, 50 warm-up),
-        normalised as breaching's ``seethroughgradients``."""
-        return cls(gradient_weight=0.5e-4, priors="mean", bn_first_weight=10.0,
-                   seeds=8).with_(**{"steps": PAPER_STEPS, **changes})
-
-    @classmethod
-    def quick(cls, **changes) -> GradInversionConfig:
-        """600 steps, 4 seeds, the weights on summed terms (the defaults)."""
-        return cls().with_(**changes)
+    # paper(): the paper's weights, 8 seeds and 20,000 iterations (cosine decay, 50 warm-up),
+    # normalised as breaching's ``seethroughgradients``.
+    # quick(): the defaults, 600 steps, 4 seeds, the weights on summed terms.
+    PAPER = {"gradient_weight": 0.5e-4, "priors": "mean", "bn_first_weight": 10.0, "seeds": 8,
+             "steps": PAPER_STEPS}
 
 
 

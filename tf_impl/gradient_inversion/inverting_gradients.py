@@ -30,18 +30,13 @@ import numpy as np
 import tensorflow as tf
 
 from .. import images as imgs
-from ..optimize import (
-    Optimization,
-    OptimizeConfig,
-    TechniqueConfig,
-    pixel_box,
-    seeded_noise,
-)
+from ..config import TechniqueConfig
+from ..optimize import Optimization, OptimizeConfig, pixel_box, seeded_noise
 from ..priors import MeanTotalVariation
 from ..result import Result
 from .matching import DISTANCES, GradientMatcher
 from .trials import TrialCheckpoints, attack_inputs, best_of_trials, run_meta
-from .victim import SharedGradient
+from .victim import GradientInversionError, SharedGradient
 
 PAPER_STEPS = 24_000
 
@@ -71,22 +66,18 @@ class InvertingGradientsConfig(TechniqueConfig):
         steps=2_000, optimizer="adam", learning_rate=0.1, signed_gradients=True,
         schedule="step"))
 
-    def __post_init__(self):
+    error = GradientInversionError
+
+    def validate(self) -> None:
         if self.distance not in DISTANCES:
-            raise ValueError(f"distance must be one of {DISTANCES}; got {self.distance!r}")
+            raise self.error(f"distance must be one of {DISTANCES}; got {self.distance!r}")
         if self.restarts < 1:
-            raise ValueError(f"restarts must be >= 1; got {self.restarts}")
+            raise self.error(f"restarts must be >= 1; got {self.restarts}")
 
-    @classmethod
-    def paper(cls, **changes) -> InvertingGradientsConfig:
-        """The anchor's budget: 24,000 iterations, one trial (breaching's
-        ``invertinggradients``; the paper runs 24k iterations and keeps the best restart)."""
-        return cls().with_(**{"steps": PAPER_STEPS, **changes})
-
-    @classmethod
-    def quick(cls, **changes) -> InvertingGradientsConfig:
-        """The same settings over 2,000 iterations (the schedule scales with the run)."""
-        return cls().with_(**changes)
+    # paper(): the anchor's budget, 24,000 iterations, one trial (breaching's
+    # ``invertinggradients``; the paper runs 24k iterations and keeps the best restart).
+    # quick(): the defaults, the same settings over 2,000 iterations (the schedule scales).
+    PAPER = {"steps": PAPER_STEPS}
 
 
 def inverting_gradients(model, shared: SharedGradient,

@@ -17,13 +17,15 @@ Example:
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from converters.onnx_to_tf import contract_model
+from converters.onnx_to_tf import FCLayer, contract_model
 
 _REDUCTIONS = ("mean", "sum")
 
@@ -50,6 +52,9 @@ class SharedGradient:
     bn_mode: str = "eval"
     loss: float = float("nan")
     meta: dict = field(default_factory=dict)
+    # (the model, the grads dict) this copy was checked against by check_gradient, so that
+    # the attack's parts (labels, matcher) do not check it again
+    _checked: Any = field(default=None, repr=False, compare=False)
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.grads[name]
@@ -149,10 +154,24 @@ def client_gradient(model, images, labels, *, reduction: str = "mean", bn_mode: 
 
 
 def check_gradient(model, shared: SharedGradient | Mapping[str, np.ndarray]) -> SharedGradient:
-    """Validate a shared gradient against the model: keys and shapes (ONNX layout)."""
+    """Validate a shared gradient against the model: keys, shapes (ONNX layout), finite
+    values. Returns a checked copy; checking that copy against the same model again returns it
+    at once (an attack checks at its door, its parts pass the copy on)."""
     model = contract_model(model)
-    if not isinstance(shared, SharedGradient):
+    graph = getattr(model, "graph", model)
+    if isinstance(shared, SharedGradient):
+        if shared._checked is not None and shared._checked[0]() is graph \
+                and shared._checked[1] is shared.grads:
+            return shared
+        shared = replace(shared, grads=dict(shared.grads))
+    else:
         shared = SharedGradient({k: np.asarray(v) for k, v in shared.items()})
+    _validate(model, shared)
+    shared._checked = (weakref.ref(graph), shared.grads)
+    return shared
+
+
+def _validate(model, shared: SharedGradient) -> None:
     names = parameter_names(model)
     unknown = sorted(set(shared.grads) - set(names))
     if unknown:
@@ -172,61 +191,14 @@ def check_gradient(model, shared: SharedGradient | Mapping[str, np.ndarray]) -> 
             )
         if not np.all(np.isfinite(g)):
             raise GradientInversionError(f"gradient {k!r} contains NaN or Inf")
-    return shared
-
-
-@dataclass(frozen=True)
-class FCLayer:
-    """The classifier's last fully connected layer.
-
-    ``weight`` is the ONNX initializer name; ``out_axis`` is the axis of the weight that
-    indexes classes (0 for PyTorch-style (out, in) Gemm weights with transB=1, 1 for
-    Keras-style (in, out) MatMul weights); ``bias`` the bias initializer or None.
-    """
-
-    weight: str
-    bias: str | None
-    out_axis: int
-    num_classes: int
-    node: str
-
-    def per_class(self, grad_w: np.ndarray) -> np.ndarray:
-        """The weight gradient as (classes, features)."""
-        g = np.asarray(grad_w)
-        return g if self.out_axis == 0 else g.T
 
 
 def fc_layer(model) -> FCLayer:
-    """Find the last Gemm/MatMul with an initializer weight feeding the model's output."""
-    model = contract_model(model)
-    consts = set(model.onnx_variables)
-    consumers: dict[str, list] = {}
-    for n in model.nodes:
-        for i in n.inputs:
-            consumers.setdefault(i, []).append(n)
-    for node in reversed(model.nodes):
-        if node.op_type not in ("Gemm", "MatMul") or len(node.inputs) < 2:
-            continue
-        w = node.inputs[1]
-        if w not in consts:
-            continue
-        shape = tuple(model.onnx_variables[w].shape)
-        if len(shape) != 2:
-            continue
-        if node.op_type == "Gemm":
-            if node.attr("transA", 0):
-                continue
-            out_axis = 0 if node.attr("transB", 0) else 1
-            bias = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] in consts else None
-        else:
-            out_axis = 1
-            bias = None
-            for nxt in consumers.get(node.outputs[0], []):
-                if nxt.op_type == "Add":
-                    other = [i for i in nxt.inputs if i != node.outputs[0]]
-                    if other and other[0] in consts:
-                        bias = other[0]
-        return FCLayer(w, bias, out_axis, int(shape[out_axis]), node.name)
+    """The last Gemm/MatMul with an initializer weight feeding the model's output (the model
+    finds it once: ``model.classifier()``); refused when the classifier is not one."""
+    fc = contract_model(model).classifier()
+    if fc is not None:
+        return fc
     raise GradientInversionError(
         "no fully connected layer (Gemm/MatMul with a weight initializer) found: gradient "
         "inversion reads the labels from the last fully connected layer's gradient, and this "

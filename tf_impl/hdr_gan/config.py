@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ..optimize import OptimizeConfig, TechniqueConfig
+from ..config import TechniqueConfig
+from ..optimize import OptimizeConfig
 from .data import HELD_OUT, TRAIN_PHOTOS
 from .losses import GAMMA, MU, HDRGANError, _check_moments, _check_mu, _check_times
 
@@ -71,7 +72,9 @@ class HDRGANConfig(TechniqueConfig):
         default_factory=lambda: OptimizeConfig(steps=300, learning_rate=1e-3)
     )
 
-    def __post_init__(self):
+    error = HDRGANError
+
+    def validate(self) -> None:
         _check_mu(self.mu)
         if not (self.gamma > 0 and math.isfinite(self.gamma)):
             raise HDRGANError(f"gamma must be a positive number (2.2 is usual); got {self.gamma}")

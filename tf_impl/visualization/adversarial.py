@@ -40,16 +40,17 @@ import tensorflow as tf
 from converters.onnx_to_tf import contract_model
 
 from .. import images as imgs
-from ..optimize import Optimization, OptimizeConfig, TechniqueConfig
+from ..optimize import Optimization, OptimizeConfig
 from ..result import Result
 from . import checks
+from .checks import VisualizationConfig
 
 _TARGETED_LOSSES = ("log_prob", "score")
 _METHODS = ("pgd", "fgsm")
 
 
 @dataclass(frozen=True)
-class AdversarialConfig(TechniqueConfig):
+class AdversarialConfig(VisualizationConfig):
     """Defaults of the L-inf attacks (the common CIFAR-10 setting of Madry et al. 2018 and
     the robustness literature: eps 8/255, step 2/255, 10 steps).
 
@@ -76,7 +77,7 @@ class AdversarialConfig(TechniqueConfig):
             steps=10, optimizer="sgd", learning_rate=2 / 255, signed_gradients=True)
     )
 
-    def __post_init__(self):
+    def validate(self) -> None:
         check_eps(self.eps)
         if self.targeted_loss not in _TARGETED_LOSSES:
             raise checks.VisualizationError(

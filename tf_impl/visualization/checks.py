@@ -8,10 +8,18 @@ import tensorflow as tf
 from converters.onnx_to_tf import contract_model
 
 from .. import images as imgs
+from ..config import TechniqueConfig
 
 
 class VisualizationError(ValueError):
     """A bad argument to a visualization method; the message names the valid choices."""
+
+
+class VisualizationConfig(TechniqueConfig):
+    """The visualization techniques' configs: :class:`tf_impl.config.TechniqueConfig` raising
+    :class:`VisualizationError`."""
+
+    error = VisualizationError
 
 
 def class_scores(model, x, *, relu_mode: str = "standard", error=VisualizationError,

@@ -42,11 +42,12 @@ from converters.onnx_to_tf import contract_model
 
 from .. import images as imgs
 from ..feature_inversion import gaussian_blur
-from ..optimize import Optimization, OptimizeConfig, TechniqueConfig, pixel_box, seeded_noise
+from ..optimize import Optimization, OptimizeConfig, pixel_box, seeded_noise
 from ..optimizers import make_optimizer
 from ..priors import TotalVariation
 from ..result import Result
 from . import checks
+from .checks import VisualizationConfig
 
 _INITS = ("noise", "zeros")
 # CS231n's learning rate is for 224x224 images: with the step divided by the gradient's L2 norm,
@@ -55,7 +56,7 @@ REFERENCE_SIZE = 224
 
 
 @dataclass(frozen=True)
-class ClassVizConfig(TechniqueConfig):
+class ClassVizConfig(VisualizationConfig):
     """Defaults of class model visualization.
 
     Simonyan et al. 2014 give the objective (S_c(I) - lambda ||I||^2, plain gradient ascent
@@ -102,7 +103,7 @@ class ClassVizConfig(TechniqueConfig):
         default_factory=lambda: OptimizeConfig(steps=100, optimizer="sgd", learning_rate=25.0)
     )
 
-    def __post_init__(self):
+    def validate(self) -> None:
         if self.init not in _INITS:
             raise checks.VisualizationError(
                 f"init must be one of {_INITS} (or pass init=array); got {self.init!r}")

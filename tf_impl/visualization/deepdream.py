@@ -44,16 +44,17 @@ import tensorflow as tf
 from converters.onnx_to_tf import contract_model
 
 from .. import images as imgs
-from ..optimize import Optimization, OptimizeConfig, TechniqueConfig
+from ..optimize import Optimization, OptimizeConfig
 from ..result import Result
 from . import checks
+from .checks import VisualizationConfig
 from .class_viz import NormalizedGradientOptimizer, RandomShift
 
 _OBJECTIVES = ("mean_square", "l2_norm")
 
 
 @dataclass(frozen=True)
-class DeepDreamConfig(TechniqueConfig):
+class DeepDreamConfig(VisualizationConfig):
     """Defaults of DeepDream, from Mordvintsev et al.'s ``deepdream.ipynb`` (``make_step``:
     step_size 1.5 on 0..255 pixels, jitter 32; ``deepdream``: iter_n 10 per octave, octave_n
     4, octave_scale 1.4). The TF tutorial uses octave scale 1.3 and a step of 0.01 on [-1, 1]
@@ -88,7 +89,7 @@ class DeepDreamConfig(TechniqueConfig):
             steps=10, optimizer="sgd", learning_rate=1.5 / 255, compile=False)
     )
 
-    def __post_init__(self):
+    def validate(self) -> None:
         if self.objective not in _OBJECTIVES:
             raise checks.VisualizationError(
                 f"objective must be one of {_OBJECTIVES}; got {self.objective!r}")

@@ -26,7 +26,7 @@ Example:
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -34,9 +34,8 @@ import numpy as np
 from converters.onnx_to_tf import contract_model
 
 from .. import images as imgs
-from ..optimize import TechniqueConfig
 from . import checks
-from .checks import VisualizationError
+from .checks import VisualizationConfig, VisualizationError
 
 METHODS = ("pca", "tsne")
 METRICS = ("l2", "cosine")
@@ -48,7 +47,7 @@ _EXACT_TSNE = 200
 
 
 @dataclass(frozen=True)
-class EmbeddingConfig(TechniqueConfig):
+class EmbeddingConfig(VisualizationConfig):
     """Defaults for neighbours and 2-D maps (Krizhevsky et al. 2012; van der Maaten & Hinton
     2008).
 
@@ -73,14 +72,10 @@ class EmbeddingConfig(TechniqueConfig):
     seed: int = 0
     batch_size: int = 64
 
-    def __post_init__(self):
+    def validate(self) -> None:
         _choice("metric", self.metric, METRICS)
         _choice("pooling", self.pooling, POOLINGS)
         _choice("method", self.method, METHODS)
-
-    def with_(self, **changes):
-        return replace(self, **changes)
-
 
 class Neighbours(NamedTuple):
     """``indices`` (Q, k) into the pool, nearest first (ties: lower index first), and their

@@ -31,7 +31,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,16 +39,15 @@ import numpy as np
 from converters.onnx_to_tf import contract_model
 
 from .. import images as imgs
-from ..optimize import TechniqueConfig
 from . import checks
-from .checks import VisualizationError
+from .checks import VisualizationConfig, VisualizationError
 from .receptive_field import ReceptiveField, receptive_field, tap_shapes
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 # -- the scan ------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class PatchesConfig(TechniqueConfig):
+class PatchesConfig(VisualizationConfig):
     """Defaults for the maximally-activating-patch scan (Zeiler & Fergus 2014, Fig. 2).
 
     Attributes:
@@ -73,15 +72,11 @@ class PatchesConfig(TechniqueConfig):
     progress: bool = True
     compiled: bool = False
 
-    def __post_init__(self):
+    def validate(self) -> None:
         if self.batch_size < 1:
             raise VisualizationError(f"batch_size must be >= 1; got {self.batch_size}")
         if self.size < 1:
             raise VisualizationError(f"size must be >= 1; got {self.size}")
-
-    def with_(self, **changes):
-        return replace(self, **changes)
-
 
 @dataclass
 class Patches:

@@ -29,7 +29,8 @@ Zeiler & Fergus) or in the model's input space (``baseline_space="input"``, Capt
 convention, where 0 is the dataset mean colour).
 
 The PyTorch reference is Captum (``converters/torch_reference/saliency.py``) on the onnx2torch
-copy of the same ONNX file; ``tests/test_vis_saliency.py`` checks the maps agree to 1e-4.
+copy of the same ONNX file; ``tests/visualization/test_vis_saliency.py`` checks the maps agree
+to 1e-4.
 
 Example:
     >>> import model_zoo
@@ -56,9 +57,8 @@ import tensorflow as tf
 from converters.onnx_to_tf import contract_model
 
 from .. import images as imgs
-from ..optimize import TechniqueConfig
 from . import checks
-from .checks import VisualizationError
+from .checks import VisualizationConfig, VisualizationError
 
 __all__ = [
     "Attribution",
@@ -93,7 +93,7 @@ _UNKNOWN = ("probable_background", "probable_foreground")
 
 # -- configs ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class SaliencyConfig(TechniqueConfig):
+class SaliencyConfig(VisualizationConfig):
     """Backprop saliency (Simonyan et al. 2014, sec. 3): |dS_c/dI|, max over colour channels.
 
     Attributes:
@@ -104,13 +104,13 @@ class SaliencyConfig(TechniqueConfig):
 
     wrt: str = "input"
 
-    def __post_init__(self):
+    def validate(self) -> None:
         if self.wrt not in _WRT:
             raise VisualizationError(f"wrt must be one of {_WRT}; got {self.wrt!r}")
 
 
 @dataclass(frozen=True)
-class GuidedBackpropConfig(TechniqueConfig):
+class GuidedBackpropConfig(VisualizationConfig):
     """Guided backprop (Springenberg et al. 2015, sec. 3.4).
 
     Attributes:
@@ -119,7 +119,7 @@ class GuidedBackpropConfig(TechniqueConfig):
 
     wrt: str = "input"
 
-    def __post_init__(self):
+    def validate(self) -> None:
         if self.wrt not in _WRT:
             raise VisualizationError(f"wrt must be one of {_WRT}; got {self.wrt!r}")
 
@@ -132,7 +132,7 @@ def _pair(name: str, value) -> tuple[int, int]:
 
 
 @dataclass(frozen=True)
-class OcclusionConfig(TechniqueConfig):
+class OcclusionConfig(VisualizationConfig):
     """Occlusion sensitivity (Zeiler & Fergus 2014, sec. 4.2), defined as Captum's Occlusion.
 
     Zeiler & Fergus slide a grey square over 224x224 ImageNet images and plot the classifier's
@@ -166,7 +166,7 @@ class OcclusionConfig(TechniqueConfig):
     score: str = "logit"
     batch_size: int = 64
 
-    def __post_init__(self):
+    def validate(self) -> None:
         wh, ww = _pair("window", self.window)
         sh, sw = _pair("stride", self.stride)
         if wh < 1 or ww < 1:
@@ -206,7 +206,7 @@ class OcclusionConfig(TechniqueConfig):
 
 
 @dataclass(frozen=True)
-class GrabCutConfig(TechniqueConfig):
+class GrabCutConfig(VisualizationConfig):
     """Saliency-seeded GrabCut (Simonyan et al. 2014, sec. 3.1).
 
     Attributes:
@@ -229,7 +229,7 @@ class GrabCutConfig(TechniqueConfig):
     iterations: int = 5
     seed: int = 0
 
-    def __post_init__(self):
+    def validate(self) -> None:
         if not 0.0 <= self.bg_percentile < self.fg_percentile <= 100.0:
             raise VisualizationError(
                 f"need 0 <= bg_percentile < fg_percentile <= 100; got bg {self.bg_percentile}, "

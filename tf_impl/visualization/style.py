@@ -83,10 +83,16 @@ import tensorflow as tf
 from converters.onnx_to_tf import contract_model
 
 from .. import images as imgs
-from ..optimize import Optimization, OptimizeConfig, TechniqueConfig, pixel_box, seeded_noise
+from ..optimize import Optimization, OptimizeConfig, pixel_box, seeded_noise
 from ..priors import Objective, Term, TotalVariation
 from ..result import Result
-from .checks import VisualizationError, check_image_size, check_layer, fixed_size
+from .checks import (
+    VisualizationConfig,
+    VisualizationError,
+    check_image_size,
+    check_layer,
+    fixed_size,
+)
 from .perceptual import content_loss, gram_matrix, style_loss
 
 __all__ = [
@@ -149,7 +155,7 @@ def _check_weights(name: str, layers: tuple[str, ...], weights) -> tuple[float, 
 
 
 @dataclass(frozen=True)
-class TextureConfig(TechniqueConfig):
+class TextureConfig(VisualizationConfig):
     """Defaults for texture synthesis (Gatys, Ecker & Bethge 2015).
 
     Attributes:
@@ -179,7 +185,7 @@ class TextureConfig(TechniqueConfig):
             steps=15, optimizer="lbfgs", learning_rate=1.0, lbfgs_max_iter=20)
     )
 
-    def __post_init__(self):
+    def validate(self) -> None:
         object.__setattr__(self, "layers", _layer_tuple("layers", self.layers))
         object.__setattr__(self, "layer_weights",
                            _check_weights("layer_weights", self.layers, self.layer_weights))
@@ -194,7 +200,7 @@ class TextureConfig(TechniqueConfig):
 
 
 @dataclass(frozen=True)
-class StyleTransferConfig(TechniqueConfig):
+class StyleTransferConfig(VisualizationConfig):
     """Defaults for neural style transfer (Gatys, Ecker & Bethge 2016).
 
     Attributes:
@@ -232,7 +238,7 @@ class StyleTransferConfig(TechniqueConfig):
         default_factory=lambda: OptimizeConfig(steps=300, learning_rate=0.02)
     )
 
-    def __post_init__(self):
+    def validate(self) -> None:
         object.__setattr__(self, "content_layers",
                            _layer_tuple("content_layers", self.content_layers))
         object.__setattr__(self, "style_layers", _layer_tuple("style_layers", self.style_layers))

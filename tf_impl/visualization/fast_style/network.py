@@ -4,13 +4,13 @@ net itself, its export to ONNX, and choosing or blending its styles."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from ..checks import VisualizationError
+from ..checks import VisualizationConfig, VisualizationError
 
 FORMAT = "tf_impl.fast_style"
 FORMAT_VERSION = 1
@@ -31,7 +31,7 @@ class FastStyleError(VisualizationError):
 
 
 @dataclass(frozen=True)
-class FastStyleConfig:
+class FastStyleConfig(VisualizationConfig):
     """Network size and training settings of fast style transfer.
 
     Paper values, and what was shrunk so that training fits on a 2-core CPU in minutes:
@@ -89,7 +89,9 @@ class FastStyleConfig:
     seed: int = 0
     log_every: int = 100
 
-    def __post_init__(self):
+    error = FastStyleError
+
+    def validate(self) -> None:
         if isinstance(self.styles, str) or not len(self.styles):
             raise FastStyleError("styles must be a non-empty list of style images, e.g. "
                                  "('starry_night', 'udnie')")
@@ -122,21 +124,6 @@ class FastStyleConfig:
         if not self.style_layers:
             raise FastStyleError("style_layers must name at least one layer, e.g. relu2_2")
 
-    def with_(self, **changes) -> FastStyleConfig:
-        """A copy with some fields changed."""
-        return replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> FastStyleConfig:
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise FastStyleError(f"unknown config fields {unknown}: the saved model was written "
-                                 "by another version of fast_style")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 # -- the network ------------------------------------------------------------------------------

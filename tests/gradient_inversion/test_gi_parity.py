@@ -83,9 +83,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def resnet():
-    path = model_zoo.load("resnet20_cifar")
-    return path, onnx_to_tf.load(path)
+def resnet(resnet20_path, resnet20):
+    return resnet20_path, resnet20
 
 
 @pytest.fixture(scope="module")

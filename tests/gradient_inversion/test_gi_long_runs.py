@@ -30,11 +30,6 @@ EAGER = {"progress": False, "compile": False}
 
 
 @pytest.fixture(scope="module")
-def lenet():
-    return onnx_to_tf.load(model_zoo.load("lenet_dlg"))
-
-
-@pytest.fixture(scope="module")
 def batch(lenet):
     x, y = model_zoo.data.cifar10("test", n=2, normalize=False)  # lenet_dlg takes [0, 1]
     return x, y, client_gradient(lenet, x, y)

@@ -6,6 +6,7 @@ test_gi_labels.py, quality figures in benchmarks/gradient_inversion.py.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -39,16 +40,6 @@ from tf_impl.gradient_inversion.victim import cross_entropy
 
 
 @pytest.fixture(scope="module")
-def lenet():
-    return onnx_to_tf.load(model_zoo.load("lenet_dlg"))
-
-
-@pytest.fixture(scope="module")
-def resnet20():
-    return onnx_to_tf.load(model_zoo.load("resnet20_cifar"))
-
-
-@pytest.fixture(scope="module")
 def cifar():
     pixels, y = model_zoo.data.cifar10("test", n=4, normalize=False)
     return pixels, y
@@ -73,6 +64,26 @@ def test_fc_layer_reads_the_weight_orientation():
     assert (torch_fc.weight, torch_fc.out_axis, torch_fc.num_classes) == ("linear.weight", 0, 10)
     keras_fc = fc_layer(onnx_to_tf.load(model_zoo.load("keras_cnn")))
     assert keras_fc.out_axis == 1 and keras_fc.num_classes == 10 and keras_fc.bias is not None
+
+
+def test_the_model_finds_its_classifier_once(monkeypatch):
+    from converters.onnx_to_tf import model as model_module
+
+    calls = []
+    real = model_module.find_classifier
+    monkeypatch.setattr(model_module, "find_classifier", lambda g: calls.append(1) or real(g))
+    m = onnx_to_tf.load(model_zoo.load("resnet20_cifar"))
+    first = fc_layer(m)
+    assert fc_layer(m) is first and m.with_contract().classifier() is first
+    assert len(calls) == 1
+
+
+def test_the_imported_model_is_a_victim():
+    from converters.onnx_to_tf import Victim, contract_model
+
+    m = contract_model(onnx_to_tf.load(model_zoo.load("lenet_dlg10")))
+    assert isinstance(m, Victim)
+    assert not isinstance(object(), Victim)
 
 
 def test_soft_label_cross_entropy_keeps_the_second_order_term(lenet):
@@ -245,3 +256,20 @@ def test_cli_dlg_on_lenet(tmp_path):
 def test_cli_bad_batch_exits_2(tmp_path, capsys):
     code = cli_main(["gradient-inversion", "--batch", "0", "--out", str(tmp_path / "x")])
     assert code == 2 and "--batch" in capsys.readouterr().err
+
+
+def test_the_shared_gradient_is_checked_once_per_attack(monkeypatch, resnet20):
+    from tf_impl.gradient_inversion import victim
+
+    x, y = model_zoo.data.cifar10("test", n=1)
+    shared = client_gradient(resnet20, x, y)
+    calls = []
+    real = victim._validate
+    monkeypatch.setattr(victim, "_validate", lambda m, s: calls.append(1) or real(m, s))
+    inverting_gradients(resnet20, shared, InvertingGradientsConfig().with_(steps=1, progress=False))
+    assert len(calls) == 1  # labels restored, matcher built, trials run: one check
+    # a copy with other gradients is checked again, and a bad one refused
+    checked = check_gradient(resnet20, shared)
+    bad = dataclasses.replace(checked, grads={k: v * np.nan for k, v in checked.grads.items()})
+    with pytest.raises(GradientInversionError, match="NaN"):
+        check_gradient(resnet20, bad)

@@ -35,11 +35,6 @@ N = 3
 
 
 @pytest.fixture(scope="module")
-def resnet():
-    return onnx_to_tf.load(model_zoo.load("resnet20_cifar"))
-
-
-@pytest.fixture(scope="module")
 def cifar():
     x, _ = model_zoo.data.cifar10("test", n=N)
     return x
@@ -88,11 +83,11 @@ def test_blur_is_zero_padded_convolution():
 
 
 # -- the curves on resnet20_cifar ---------------------------------------------------------------
-def test_end_points(resnet, cifar):
+def test_end_points(resnet20, cifar):
     a = np.random.RandomState(1).randn(N, 3, 32, 32)
-    p_x = softmax(resnet(cifar))
+    p_x = softmax(resnet20(cifar))
     t = p_x.argmax(1)
-    res = insertion_deletion(resnet, cifar, a, batch_size=16)
+    res = insertion_deletion(resnet20, cifar, a, batch_size=16)
     dele, ins = res["deletion"], res["insertion"]
     steps = math.ceil(1024 / round(1024 * 8 / 224))
     assert dele.probabilities.shape == ins.probabilities.shape == (N, steps + 1)
@@ -102,36 +97,36 @@ def test_end_points(resnet, cifar):
     rows = np.arange(N)
     np.testing.assert_allclose(dele.probabilities[:, 0], p_x[rows, t], atol=1e-5)
     np.testing.assert_allclose(dele.probabilities[:, -1],
-                               softmax(resnet(np.zeros_like(cifar)))[rows, t], atol=1e-5)
+                               softmax(resnet20(np.zeros_like(cifar)))[rows, t], atol=1e-5)
     np.testing.assert_allclose(ins.probabilities[:, -1], p_x[rows, t], atol=1e-5)
     np.testing.assert_allclose(ins.probabilities[:, 0],
-                               softmax(resnet(blur(cifar)))[rows, t], atol=1e-5)
+                               softmax(resnet20(blur(cifar)))[rows, t], atol=1e-5)
     # a given baseline: one image for all; the curve ends at its probability
     base = np.random.RandomState(2).randn(3, 32, 32).astype(np.float32)
-    d2 = deletion(resnet, cifar, a, baseline=base, batch_size=16)
-    want = softmax(resnet(np.repeat(base[None], N, 0)))[rows, t]
+    d2 = deletion(resnet20, cifar, a, baseline=base, batch_size=16)
+    want = softmax(resnet20(np.repeat(base[None], N, 0)))[rows, t]
     np.testing.assert_allclose(d2.probabilities[:, -1], want, atol=1e-5)
     np.testing.assert_allclose(d2.probabilities[:, 0], dele.probabilities[:, 0], atol=1e-6)
     np.testing.assert_allclose(dele.auc, trapezoid_auc(dele.probabilities, dele.fractions))
 
 
-def test_batch_size_invariance(resnet, cifar):
+def test_batch_size_invariance(resnet20, cifar):
     a = np.random.RandomState(3).rand(N, 32, 32)
-    big = insertion(resnet, cifar, a, batch_size=16)
-    small = insertion(resnet, cifar, a, batch_size=5, max_rows=40)  # several chunks, pads
+    big = insertion(resnet20, cifar, a, batch_size=16)
+    small = insertion(resnet20, cifar, a, batch_size=5, max_rows=40)  # several chunks, pads
     np.testing.assert_allclose(small.probabilities, big.probabilities, atol=1e-5)
     np.testing.assert_allclose(small.auc, big.auc, atol=1e-5)
 
 
-def test_channel_sum_equals_map(resnet, cifar):
+def test_channel_sum_equals_map(resnet20, cifar):
     a = np.random.RandomState(4).randn(N, 3, 32, 32)
     cfg = CausalMetricConfig(steps=8)
-    by_attr = deletion(resnet, cifar[:1], a[:1], config=cfg, batch_size=16)
-    by_map = deletion(resnet, cifar[:1], a[:1].sum(1), config=cfg, batch_size=16)
+    by_attr = deletion(resnet20, cifar[:1], a[:1], config=cfg, batch_size=16)
+    by_map = deletion(resnet20, cifar[:1], a[:1].sum(1), config=cfg, batch_size=16)
     np.testing.assert_allclose(by_attr.probabilities, by_map.probabilities, atol=1e-6)
     assert by_attr.probabilities.shape == (1, 9) and by_attr.pixels_per_step == 128
-    by_abs = deletion(resnet, cifar[:1], a[:1], config=cfg.with_(ranking="abs"), batch_size=16)
-    by_abs_map = deletion(resnet, cifar[:1], np.abs(a[:1]).sum(1), config=cfg, batch_size=16)
+    by_abs = deletion(resnet20, cifar[:1], a[:1], config=cfg.with_(ranking="abs"), batch_size=16)
+    by_abs_map = deletion(resnet20, cifar[:1], np.abs(a[:1]).sum(1), config=cfg, batch_size=16)
     np.testing.assert_allclose(by_abs.probabilities, by_abs_map.probabilities, atol=1e-6)
     assert not np.allclose(by_abs.probabilities, by_attr.probabilities, atol=1e-3)
 
@@ -180,12 +175,12 @@ def test_trapezoid_auc_and_steps():
 
 
 # -- bad input ---------------------------------------------------------------------------------
-def test_bad_input(resnet, cifar):
+def test_bad_input(resnet20, cifar):
     a = np.ones((N, 32, 32))
     with pytest.raises(AttributionError, match="out of range.*0 to 9"):
-        deletion(resnet, cifar, a, target=10)
+        deletion(resnet20, cifar, a, target=10)
     with pytest.raises(AttributionError, match="baseline has shape"):
-        deletion(resnet, cifar, a, baseline=np.zeros((2, 2)))
+        deletion(resnet20, cifar, a, baseline=np.zeros((2, 2)))
     with pytest.raises(AttributionError, match="steps must be a positive integer"):
         CausalMetricConfig(steps=0)
     with pytest.raises(AttributionError, match="step_fraction must be in"):
@@ -195,22 +190,22 @@ def test_bad_input(resnet, cifar):
     with pytest.raises(AttributionError, match="blur_size must be an odd"):
         CausalMetricConfig(blur_size=10)
     with pytest.raises(AttributionError, match="attributions have shape"):
-        insertion(resnet, cifar, np.ones((N, 16, 16)))
+        insertion(resnet20, cifar, np.ones((N, 16, 16)))
     with pytest.raises(AttributionError, match="finite"):
-        insertion(resnet, cifar, np.full((N, 32, 32), np.nan))
+        insertion(resnet20, cifar, np.full((N, 32, 32), np.nan))
     with pytest.raises(AttributionError, match="batch_size must be a positive integer"):
-        insertion(resnet, cifar, a, batch_size=0)
+        insertion(resnet20, cifar, a, batch_size=0)
     with pytest.raises(AttributionError, match="unknown attribution method"):
-        attribute("gradcam", resnet, cifar)
+        attribute("gradcam", resnet20, cifar)
     conv = onnx_model([helper.make_node("Conv", ["input", "w"], ["output"], pads=[1, 1, 1, 1])],
                       {"w": np.ones((2, 1, 3, 3))}, ["N", 2, 4, 4])
     with pytest.raises(AttributionError, match="no classifier output|is a feature map"):
         deletion(conv, np.zeros((1, 1, 4, 4), np.float32), np.ones((1, 4, 4)))
 
 
-def test_draw_curves(tmp_path, resnet, cifar):
+def test_draw_curves(tmp_path, resnet20, cifar):
     cfg = CausalMetricConfig(steps=4)
-    res = insertion_deletion(resnet, cifar[:1], np.ones((1, 32, 32)), config=cfg, batch_size=16)
+    res = insertion_deletion(resnet20, cifar[:1], np.ones((1, 32, 32)), config=cfg, batch_size=16)
     path = tmp_path / "c.png"
     draw_curves(path, {"ones": res, "again": {"deletion": res["deletion"]}}, title="t")
     assert path.stat().st_size > 1000

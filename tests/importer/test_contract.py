@@ -17,9 +17,9 @@ import pytest
 import tensorflow as tf
 from compare import rel_error as rel
 from onnx import helper
+from onnx_builders import make_model, run_ort
 
 from converters.onnx_to_tf import ContractError, ModelContract, contract_model, load
-from tests.onnx_builders import make_model, run_ort
 from tf_impl import images as imgs
 
 MEAN = np.array([0.4, 0.5, 0.6], np.float32)  # RGB, pixel units

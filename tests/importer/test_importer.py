@@ -24,16 +24,6 @@ from converters.onnx_to_tf import (
 
 
 @pytest.fixture(scope="module")
-def resnet20_path():
-    return model_zoo.load("resnet20_cifar")
-
-
-@pytest.fixture(scope="module")
-def resnet20(resnet20_path):
-    return onnx_to_tf.load(resnet20_path)
-
-
-@pytest.fixture(scope="module")
 def cifar_batch():
     x, y = model_zoo.data.cifar10("test", n=4)
     return x.astype(np.float32), y

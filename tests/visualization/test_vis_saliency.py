@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 from compare import rel_error as rel
 from onnx import helper
+from onnx_builders import make_model
 
 import model_zoo
 from converters import onnx_to_tf
 from converters.torch_reference import saliency as ref
-from tests.onnx_builders import make_model
 from tf_impl import images as imgs
 from tf_impl.cli import saliency as cli_saliency
 from tf_impl.images import ImageError

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 import model_zoo
-from converters import onnx_to_tf
 from tf_impl.gradient_inversion import GradientInversionError, client_gradient, fc_layer
 from tf_impl.gradient_inversion.labels import (
     LabelRestorationWarning,
@@ -46,27 +45,15 @@ def cifar():
     return model_zoo.data.cifar10("test")
 
 
-@pytest.fixture(scope="module")
-def models():
-    cache: dict = {}
-
-    def get(name):
-        if name not in cache:
-            cache[name] = onnx_to_tf.load(model_zoo.load(name))
-        return cache[name]
-
-    return get
-
-
-def test_idlg_exact_on_single_samples(models, cifar):
+def test_idlg_exact_on_single_samples(zoo_model, cifar):
     x, y = cifar
-    m = models("resnet20_cifar")
+    m = zoo_model("resnet20_cifar")
     # images 0, 1 and 4 are saturated (p_label == 1.0 in float32): the label's row is zero
     for i in range(8):
         shared = client_gradient(m, x[i : i + 1], y[i : i + 1])
         assert idlg_label(m, shared) == y[i]
         assert restore_labels(m, shared).tolist() == [y[i]]
-    lenet = models("lenet_dlg")  # untrained, sigmoid features, 100 classes
+    lenet = zoo_model("lenet_dlg")  # untrained, sigmoid features, 100 classes
     for i, label in enumerate([0, 17, 42, 99, 63, 5]):
         shared = client_gradient(lenet, x[i : i + 1], np.array([label]))
         assert idlg_label(lenet, shared) == label
@@ -74,9 +61,9 @@ def test_idlg_exact_on_single_samples(models, cifar):
 
 
 @pytest.mark.parametrize("idx", UNIQUE_BATCHES, ids=lambda i: f"batch{len(i)}-{i[0]}")
-def test_column_min_recovers_unique_labels(models, cifar, idx):
+def test_column_min_recovers_unique_labels(zoo_model, cifar, idx):
     x, y = cifar
-    m = models("resnet20_cifar")
+    m = zoo_model("resnet20_cifar")
     shared = client_gradient(m, x[idx], y[idx])
     assert len(set(y[idx].tolist())) == len(idx)
     assert column_min_labels(m, shared).tolist() == sorted(y[idx].tolist())
@@ -84,9 +71,9 @@ def test_column_min_recovers_unique_labels(models, cifar, idx):
     assert duplicate_aware_labels(m, shared).tolist() == sorted(y[idx].tolist())
 
 
-def test_column_min_on_untrained_lenet_random_batches(models, cifar):
+def test_column_min_on_untrained_lenet_random_batches(zoo_model, cifar):
     x, _ = cifar
-    m = models("lenet_dlg")
+    m = zoo_model("lenet_dlg")
     rng = np.random.default_rng(0)
     for _ in range(4):
         idx = rng.choice(len(x), 8, replace=False)
@@ -96,9 +83,9 @@ def test_column_min_on_untrained_lenet_random_batches(models, cifar):
 
 
 @pytest.mark.parametrize("idx", DUPLICATE_BATCHES, ids=lambda i: str(i[0]))
-def test_duplicate_aware_counts_repeated_labels(models, cifar, idx):
+def test_duplicate_aware_counts_repeated_labels(zoo_model, cifar, idx):
     x, y = cifar
-    m = models("resnet20_cifar")
+    m = zoo_model("resnet20_cifar")
     assert y[idx].tolist() == [3, 3, 5, 1]
     for reduction in ("mean", "sum"):
         shared = client_gradient(m, x[idx], y[idx], reduction=reduction)
@@ -111,9 +98,9 @@ def test_duplicate_aware_counts_repeated_labels(models, cifar, idx):
     assert label_accuracy(y[idx], unique) == 0.75
 
 
-def test_keras_layout_out_axis_1(models, cifar):
+def test_keras_layout_out_axis_1(zoo_model, cifar):
     x, _ = cifar
-    m = models("keras_cnn")
+    m = zoo_model("keras_cnn")
     fc = fc_layer(m)
     assert fc.out_axis == 1
     labels = np.array([2, 2, 2, 7, 0, 0])
@@ -126,9 +113,9 @@ def test_keras_layout_out_axis_1(models, cifar):
     assert idlg_label(m, client_gradient(m, x[:1], np.array([8]))) == 8
 
 
-def test_sum_reduction_gives_the_same_labels(models, cifar):
+def test_sum_reduction_gives_the_same_labels(zoo_model, cifar):
     x, y = cifar
-    m = models("resnet20_cifar")
+    m = zoo_model("resnet20_cifar")
     idx = UNIQUE_BATCHES[0]
     mean = client_gradient(m, x[idx], y[idx], reduction="mean")
     total = client_gradient(m, x[idx], y[idx], reduction="sum")
@@ -139,9 +126,9 @@ def test_sum_reduction_gives_the_same_labels(models, cifar):
     assert idlg_label(m, one) == y[3]
 
 
-def test_plain_dict_needs_k(models, cifar):
+def test_plain_dict_needs_k(zoo_model, cifar):
     x, y = cifar
-    m = models("resnet20_cifar")
+    m = zoo_model("resnet20_cifar")
     idx = UNIQUE_BATCHES[1]
     grads = dict(client_gradient(m, x[idx], y[idx]).grads)
     with pytest.raises(GradientInversionError, match="pass k="):
@@ -150,9 +137,9 @@ def test_plain_dict_needs_k(models, cifar):
     assert duplicate_aware_labels(m, grads, k=4).tolist() == sorted(y[idx].tolist())
 
 
-def test_without_bias_counts_from_weight_rows_and_warns(models, cifar):
+def test_without_bias_counts_from_weight_rows_and_warns(zoo_model, cifar):
     x, _ = cifar
-    m = models("keras_cnn")
+    m = zoo_model("keras_cnn")
     fc = dataclasses.replace(fc_layer(m), bias=None)
     shared = client_gradient(m, x[:6], np.array([2, 2, 2, 7, 0, 0]))
     with pytest.warns(LabelRestorationWarning, match="no bias"):
@@ -164,20 +151,20 @@ def test_without_bias_counts_from_weight_rows_and_warns(models, cifar):
     assert auto.tolist() == [1, 3, 5]  # auto without a bias -> column-wise minimum
 
 
-def test_saturated_samples_leave_no_trace(models, cifar):
+def test_saturated_samples_leave_no_trace(zoo_model, cifar):
     # images 0 and 1 have p_label == 1.0 in float32: their (p - y) is exactly zero, so the
     # FC gradient only carries the tiny positive leak to the other classes
     x, y = cifar
-    m = models("resnet20_cifar")
+    m = zoo_model("resnet20_cifar")
     shared = client_gradient(m, x[:2], y[:2])
     assert not np.any(shared.grads["linear.bias"] < 0)
     with pytest.warns(LabelRestorationWarning, match="saturated"):
         column_min_labels(m, shared)
 
 
-def test_error_messages(models, cifar):
+def test_error_messages(zoo_model, cifar):
     x, y = cifar
-    m = models("resnet20_cifar")
+    m = zoo_model("resnet20_cifar")
     shared = client_gradient(m, x[:2], np.array([1, 2]))
     with pytest.raises(GradientInversionError,
                        match="a batch of 12 cannot have unique labels among 10 classes: use "
@@ -188,7 +175,7 @@ def test_error_messages(models, cifar):
         idlg_label(m, shared)
     with pytest.raises(GradientInversionError, match="use column_min_labels"):
         restore_labels(m, shared, method="idlg")
-    other = client_gradient(models("lenet_dlg"), x[:1], np.array([0]))
+    other = client_gradient(zoo_model("lenet_dlg"), x[:1], np.array([0]))
     with pytest.raises(GradientInversionError, match="another model"):
         restore_labels(m, other)
     missing = {k: v for k, v in shared.grads.items() if k != "linear.weight"}

@@ -431,6 +431,6 @@ def test_torch_export_after_tensorflow_import(tmp_path):
             "print(model_zoo.info('alexnet_features').layer_aliases['conv1'])")
     env = {**os.environ, "MODEL_ZOO_CACHE": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, timeout=300, cwd=Path(__file__).resolve().parents[1])
+                          env=env, timeout=300, cwd=Path(__file__).resolve().parents[2])
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "/features/features.0/Conv_output_0" in proc.stdout

@@ -42,9 +42,8 @@ N = 3  # images per call: one batch shape per model keeps tracing to one per mod
 
 
 @pytest.fixture(scope="module")
-def resnet():
-    path = model_zoo.load("resnet20_cifar")
-    return path, onnx_to_tf.load(path)
+def resnet(resnet20_path, resnet20):
+    return resnet20_path, resnet20
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +95,7 @@ def test_bias_layers_found(resnet):
     kinds = [la.op_type for la in layers]
     assert kinds.count("BatchNormalization") == 19 and kinds.count("Gemm") == 1
     assert len(layers) == 20  # its convolutions have no bias
+    assert resnet[1].bias_terms() is resnet[1].bias_terms()  # found once, then kept
 
 
 def test_completeness_resnet20(decomposition):

@@ -13,10 +13,10 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import helper, numpy_helper
+from onnx_builders import make_model
 
 import model_zoo
 from converters import onnx_to_tf
-from tests.onnx_builders import make_model
 from tf_impl import images as imgs
 from tf_impl.visualization import embedding as E
 from tf_impl.visualization import filters as F

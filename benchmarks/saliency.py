@@ -101,6 +101,7 @@ def bench_occlusion_speed(n: int, rounds: int, window: int, stride: int, batch: 
     from converters import onnx_to_tf
     from converters.torch_reference import saliency as ref
     from tf_impl import images as imgs
+    from tf_impl.attribution.occlusion import window_starts
     from tf_impl.visualization import saliency as sal
 
     path = model_zoo.load("resnet20_cifar")
@@ -111,7 +112,7 @@ def bench_occlusion_speed(n: int, rounds: int, window: int, stride: int, batch: 
     base = imgs.normalize(np.full((1, 3, 1, 1), 0.5, np.float32), mean, std).reshape(-1)
     targets = sal.saliency(model, pixels).predicted
     cfg = sal.OcclusionConfig(window=window, stride=stride, baseline=0.5, batch_size=batch)
-    windows = len(sal.window_starts(32, window, stride)) ** 2
+    windows = len(window_starts(32, window, stride)) ** 2
     contenders = {
         f"TF batch {batch}": lambda: sal.occlusion(model, pixels, targets, cfg).map,
         "TF batch 1": lambda: sal.occlusion(model, pixels, targets, cfg.with_(batch_size=1)).map,

@@ -212,7 +212,7 @@ def test_map_matches_authors_post_processing(decomposition, torch_terms):
 
 
 def test_map_properties(resnet, cifar, decomposition):
-    m, gap = fullgrad(resnet[1], cifar, batch_size=N, return_gap=True)
+    m, gap = fullgrad(resnet[1], cifar, batch_size=N, return_delta=True)
     np.testing.assert_allclose(gap, decomposition.gap, atol=1e-6)
     assert m.shape == (N, 32, 32) and np.all(m >= 0)
     # 1 input term + 19 BN terms, each normalised to [0, 1] then summed over its channels
@@ -266,8 +266,8 @@ def test_bad_input(resnet, cifar):
         FullGradConfig(normalize="pixel")
     with pytest.raises(AttributionError, match="config must be a FullGradConfig"):
         fullgrad(model, cifar, config={"normalize": "term"})
-    with pytest.raises(TypeError):  # FullGrad has no baseline and no path
-        fullgrad(model, cifar, baseline=0.0)
+    with pytest.raises(AttributionError, match="has no baseline"):  # the one call shape,
+        fullgrad(model, cifar, baseline=0.0)  # but FullGrad has no baseline and no path
     with pytest.raises(AttributionError, match="no classifier output|is a feature map"):
         fullgrad(tiny_model(out_rank=4), np.zeros((1, 1, 4, 4), np.float32))
 

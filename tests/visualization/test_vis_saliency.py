@@ -26,6 +26,7 @@ import model_zoo
 from converters import onnx_to_tf
 from converters.torch_reference import saliency as ref
 from tf_impl import images as imgs
+from tf_impl.attribution.occlusion import window_starts
 from tf_impl.cli import saliency as cli_saliency
 from tf_impl.images import ImageError
 from tf_impl.visualization.checks import VisualizationError
@@ -40,7 +41,6 @@ from tf_impl.visualization.saliency import (
     guided_backprop,
     occlusion,
     saliency,
-    window_starts,
 )
 
 TOL = 1e-4

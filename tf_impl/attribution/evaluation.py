@@ -372,11 +372,9 @@ def attribute(method: str, model, inputs, target=None, *, steps: int | None = No
     model = contract_model(model)
     key = method_name(method)
     if key == "saliency":
-        from ..visualization.saliency import input_gradients, magnitude_map
+        from .gradients import channel_max, saliency
 
-        x = check_inputs(model, inputs)
-        targets = resolve_targets(model, x, target, out=logits(model, x))
-        return magnitude_map(input_gradients(model, x, targets))
+        return channel_max(saliency(model, inputs, target, batch_size=batch_size))
     if key == "fullgrad":
         from .fullgrad import fullgrad
 

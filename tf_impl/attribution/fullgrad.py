@@ -54,7 +54,7 @@ Example:
     >>> from converters import onnx_to_tf
     >>> model = onnx_to_tf.load(model_zoo.load("resnet20_cifar"))         # doctest: +SKIP
     >>> x, _ = model_zoo.data.cifar10("test", n=4)                         # doctest: +SKIP
-    >>> saliency, gap = fullgrad(model, x, return_gap=True)                # doctest: +SKIP
+    >>> saliency, gap = fullgrad(model, x, return_delta=True)                # doctest: +SKIP
     >>> saliency.shape, float(abs(gap).max()) < 1e-4                       # doctest: +SKIP
     ((4, 32, 32), True)
 """
@@ -392,12 +392,12 @@ def fullgrad_map(decomposition: FullGradDecomposition, config: FullGradConfig | 
     return total.astype(np.float32)
 
 
-def fullgrad(model, inputs, target=None, *, batch_size: int = 16,
-             config: FullGradConfig | None = None, return_gap: bool = False):
+def fullgrad(model, inputs, target=None, baseline=None, *, batch_size: int = 16,
+             config: FullGradConfig | None = None, return_delta: bool = False):
     """FullGrad saliency maps (Srinivas & Fleuret, NeurIPS 2019) of a batch.
 
-    Same call shape as the other attribution methods, less ``baseline`` and ``steps``, which
-    FullGrad does not have (one forward and one backward pass per batch).
+    Same call shape as the other attribution methods; FullGrad has no baseline (``baseline``
+    must be None) and no steps (one forward and one backward pass per batch).
 
     Args:
         model: a classifier (:class:`converters.onnx_to_tf.TFModel` returning logits).
@@ -406,11 +406,14 @@ def fullgrad(model, inputs, target=None, *, batch_size: int = 16,
             of range raises with the valid range.
         batch_size: inputs per forward pass.
         config: :class:`FullGradConfig` (the map's post-processing).
-        return_gap: also return the completeness gap f(x) - sum of all terms (N,).
+        return_delta: also return the completeness gap f(x) - sum of all terms (N,).
 
     Returns:
-        the saliency maps (N, H, W), non-negative; with ``return_gap``, ``(maps, gap)``.
+        the saliency maps (N, H, W), non-negative; with ``return_delta``, ``(maps, gap)``.
     """
+    if baseline is not None:
+        raise AttributionError("FullGrad decomposes the score at the input itself and has no "
+                               "baseline; leave baseline=None")
     model = contract_model(model)
     config = config or FullGradConfig()
     if not isinstance(config, FullGradConfig):
@@ -422,7 +425,7 @@ def fullgrad(model, inputs, target=None, *, batch_size: int = 16,
         maps.append(fullgrad_map(d, config))
         gaps.append(d.gap)
     maps = np.concatenate(maps)
-    return (maps, np.concatenate(gaps)) if return_gap else maps
+    return (maps, np.concatenate(gaps)) if return_delta else maps
 
 
 # -- picture ---------------------------------------------------------------------------------------

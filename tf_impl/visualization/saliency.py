@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import math
 import time
-import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,6 +56,9 @@ import tensorflow as tf
 from converters.onnx_to_tf import contract_model
 
 from .. import images as imgs
+from ..attribution import common
+from ..attribution.gradients import channel_max
+from ..attribution.occlusion import occlusion_map
 from . import checks
 from .checks import VisualizationConfig, VisualizationError
 
@@ -73,8 +75,6 @@ __all__ = [
     "grabcut_segmentation",
     "saliency_segmentation",
     "input_gradients",
-    "occlusion_attributions",
-    "window_starts",
     "gradient_image",
     "magnitude_map",
     "normalize_map",
@@ -337,19 +337,12 @@ def input_gradients(model, x, targets, *, relu_mode: str = "standard") -> np.nda
     the N target logits gives every image's own gradient. ``relu_mode="guided"`` gives guided
     backprop, ``"deconvnet"`` Zeiler & Fergus' deconvnet rule.
     """
-    model = contract_model(model)
-    x = tf.convert_to_tensor(np.asarray(x, np.float32))
-    idx = tf.constant(np.stack([np.arange(len(targets)), np.asarray(targets)], 1), tf.int32)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        scores = tf.gather_nd(_logits(model, x, relu_mode), idx)
-        total = tf.reduce_sum(scores)
-    return tape.gradient(total, x).numpy()
+    x = np.asarray(x, np.float32)
+    targets = np.asarray(targets, np.int64)
+    return common.gradients(model, x, targets, max(len(x), 1), relu_mode=relu_mode)[1]
 
 
-def magnitude_map(gradient) -> np.ndarray:
-    """(N, H, W): max over channels of |gradient| (Simonyan et al. 2014, after eq. 3)."""
-    return np.abs(np.asarray(gradient, np.float32)).max(axis=1)
+magnitude_map = channel_max  # (N, H, W): max over channels of |gradient|
 
 
 def normalize_map(m) -> np.ndarray:
@@ -439,114 +432,6 @@ def guided_backprop(model, image, target=None, config: GuidedBackpropConfig | No
 
 
 # -- occlusion ----------------------------------------------------------------------------------
-def window_starts(size: int, window: int, stride: int) -> list[int]:
-    """Start positions along one axis: 0, stride, ... until the axis is covered (Captum's rule:
-    ceil((size - window) / stride) + 1 positions, the last window possibly cut off)."""
-    if window > size:
-        raise VisualizationError(
-            f"the occlusion window ({window} pixels) is larger than the image ({size} pixels): "
-            f"use a window of 1 to {size}")
-    n = int(np.ceil((size - window) / stride)) + 1
-    return [k * stride for k in range(n)]
-
-
-def _occlude(x, base, y0, x0, wh, ww):
-    """(B, C, H, W) copies of x (1, C, H, W) with window b filled by ``base``; and the masks."""
-    h, w = tf.shape(x)[2], tf.shape(x)[3]
-    ys = tf.range(h)[None, :, None]
-    xs = tf.range(w)[None, None, :]
-    y0, x0 = y0[:, None, None], x0[:, None, None]
-    m = (ys >= y0) & (ys < y0 + wh) & (xs >= x0) & (xs < x0 + ww)  # (B, H, W)
-    occluded = tf.where(m[:, None], base, x)
-    return occluded, tf.cast(m, x.dtype)
-
-
-def _score(logits, target, kind: str):
-    if kind == "probability":
-        logits = tf.nn.softmax(logits, axis=-1)
-    return tf.gather(logits, target, axis=1)
-
-
-_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _occlusion_step(model, kind: str):
-    """One compiled step per (model, score kind): occlude a chunk of windows, run the model,
-    add each window's score drop to the running sums. One call per chunk keeps the
-    per-forward overhead as low for ``batch_size=1`` as for large batches."""
-    model = contract_model(model)
-    steps = _STEPS.setdefault(model, {})
-    if kind not in steps:
-
-        @tf.function(reduce_retracing=True)
-        def step(x, base, y0, x0, wh, ww, target, ref, used, total, count):
-            occluded, masks = _occlude(x, base, y0, x0, wh, ww)
-            drop = ref - _score(_logits(model, occluded), target, kind)
-            drop, masks = drop[:used], masks[:used]  # padding windows are left out
-            return total + tf.tensordot(drop, masks, 1), count + tf.reduce_sum(masks, 0)
-
-        steps[kind] = step
-    return steps[kind]
-
-
-def occlusion_attributions(model, x, targets, config: OcclusionConfig, baseline,
-                           *, progress: bool = False) -> np.ndarray:
-    """The occlusion map (N, H, W) of a normalised batch ``x``, for ``targets``.
-
-    ``baseline`` is the fill value in the model's input space: a scalar or one value per
-    channel. Each pixel gets the mean over the windows covering it of
-    score(x) - score(x with the window filled); ``config.batch_size`` windows per forward pass.
-    """
-    model = contract_model(model)
-    x = np.asarray(x, np.float32)
-    n, c, h, w = x.shape
-    wh, ww = config.window_hw
-    sh, sw = config.stride_hw
-    if wh > h or ww > w:
-        raise VisualizationError(
-            f"the occlusion window {wh}x{ww} is larger than the image {h}x{w}: use a window of "
-            f"at most {h}x{w}")
-    starts = np.array([(y, xx) for y in window_starts(h, wh, sh)
-                       for xx in window_starts(w, ww, sw)], np.int32)
-    base = np.broadcast_to(np.asarray(baseline, np.float32).reshape(1, -1, 1, 1), (1, c, 1, 1))
-    base = tf.constant(np.ascontiguousarray(base))
-    chunks = -(-len(starts) // int(config.batch_size))
-    bs = -(-len(starts) // chunks)  # <= batch_size, chunks as even as possible
-    pad = -len(starts) % bs  # copies of the last window: every chunk has one shape, one trace
-    padded = np.concatenate([starts, np.repeat(starts[-1:], pad, 0)])
-    step = _occlusion_step(model, config.score)
-    wh_t, ww_t = tf.constant(wh), tf.constant(ww)
-    bar = _progress(n * len(starts), progress)
-    out = np.zeros((n, h, w), np.float32)
-    try:
-        for i in range(n):
-            xi = tf.constant(x[i:i + 1])
-            t = tf.constant(int(targets[i]))
-            ref = _score(_logits(model, xi), t, config.score)
-            total = tf.zeros((h, w), tf.float32)
-            count = tf.zeros((h, w), tf.float32)
-            for k in range(0, len(starts), bs):
-                chunk = padded[k:k + bs]
-                used = min(bs, len(starts) - k)
-                total, count = step(xi, base, tf.constant(chunk[:, 0]), tf.constant(chunk[:, 1]),
-                                    wh_t, ww_t, t, ref, tf.constant(used), total, count)
-                if bar is not None:
-                    bar.update(used)
-            out[i] = (total / count).numpy()
-    finally:
-        if bar is not None:
-            bar.close()
-    return out
-
-
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="occlusion", unit="window", leave=False)
-
-
 def occlusion(model, image, target=None, config: OcclusionConfig | None = None, *,
               preprocessing=None, progress: bool = False) -> Attribution:
     """Occlusion sensitivity maps (Zeiler & Fergus 2014, sec. 4.2) of a batch.
@@ -571,7 +456,13 @@ def occlusion(model, image, target=None, config: OcclusionConfig | None = None, 
         base = imgs.normalize(np.full((1, c, 1, 1), config.baseline, np.float32), mean, std)
     else:
         base = np.float32(config.baseline)
-    omap = occlusion_attributions(model, x, targets, config, base, progress=progress)
+    wh, ww = config.window_hw
+    if wh > x.shape[2] or ww > x.shape[3]:
+        raise VisualizationError(
+            f"the occlusion window {wh}x{ww} is larger than the image {x.shape[2]}x"
+            f"{x.shape[3]}: use a window of at most {x.shape[2]}x{x.shape[3]}")
+    omap = occlusion_map(model, x, targets, config.window_hw, config.stride_hw, base,
+                         score=config.score, batch_size=config.batch_size, progress=progress)
     return _result("occlusion", omap, omap[:, None], pixels, targets, logits, probs, config, t0)
 
 

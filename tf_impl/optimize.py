@@ -36,8 +36,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +45,7 @@ import numpy as np
 import tensorflow as tf
 
 from .config import TechniqueConfig
+from .loop import run_steps
 from .optimizers import LBFGS, make_optimizer
 
 Objective = Callable[[Any], Mapping[str, tf.Tensor]]
@@ -208,6 +207,9 @@ class Optimization:
             ``{name: (lo, hi)}`` for dict starts. ``None``: no projection.
         optimizer: an optimizer object to use instead of ``config.optimizer`` (anything with
             ``apply_gradients(grads_and_vars)``, e.g. a Keras optimizer).
+        post_step: ``post_step(step, optimization)`` after each applied update (1-based step),
+            before checkpoints and callbacks see the iterate: where a technique changes the
+            iterate itself (GradInversion's Langevin noise).
 
     Example (edit the gradients between the two steps):
         >>> import tensorflow as tf
@@ -218,7 +220,8 @@ class Optimization:
     """
 
     def __init__(
-        self, objective: Objective, x0, config: OptimizeConfig, *, box=None, optimizer=None
+        self, objective: Objective, x0, config: OptimizeConfig, *, box=None, optimizer=None,
+        post_step: Callable[[int, Optimization], None] | None = None,
     ):
         if not callable(objective):
             raise TypeError("objective must be a callable returning {name: scalar loss}")
@@ -232,6 +235,7 @@ class Optimization:
                 raise TypeError(f"the start {name!r} must be floating point; got {t.dtype.name}")
             self.variables[name] = tf.Variable(t, name=name, trainable=True)
         self._box = self._parse_box(box)
+        self.post_step = post_step
         if optimizer is None:
             kwargs: dict[str, Any] = {}
             if config.optimizer == "adam":
@@ -383,6 +387,8 @@ class Optimization:
             raise NonFiniteLossError(_nan_message(terms_f, loss_f))
         self._record(loss_f, terms_f, lr, before)
         self.steps_done += 1
+        if self.post_step is not None:
+            self.post_step(self.steps_done, self)
         every = self.config.snapshot_every
         if every and self.steps_done % every == 0:
             self.snapshots.append((self.steps_done, self.value()))
@@ -497,42 +503,22 @@ class Optimization:
         :meth:`restore` to check.
         """
         steps = self.config.steps if steps is None else steps
-        bar = _progress(steps, self.config.progress)
-        if bar is not None and self.steps_done:
-            bar.update(min(self.steps_done, steps))
-        stopped, message = None, ""
-        budget = self.config.max_seconds
-        every = self.config.checkpoint_every
-        t0 = time.perf_counter()
-        try:
-            while self.steps_done < steps:
-                loss, terms = self.step()
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix_str(_postfix(loss, terms), refresh=False)
-                if checkpoint is not None and self.steps_done % every == 0:
-                    self.save(checkpoint, meta)
-                if callback is not None and callback(self.steps_done, loss, terms, self):
-                    stopped, message = "callback", "stopped by the callback"
-                    break
-                if budget is not None and time.perf_counter() - t0 > budget and (
-                        self.steps_done < steps):
-                    stopped = "time budget"
-                    message = (f"the time budget ({budget:.0f} s) ran out after "
-                               f"{self.steps_done} of {steps} steps; keeping the best iterate")
-                    print(f"\noptimize: {message}", file=sys.stderr)
-                    break
-        except NonFiniteLossError as err:
-            stopped, message = "non-finite", str(err)
-            print(f"optimize: {message}", file=sys.stderr)
-        except KeyboardInterrupt:
-            stopped = "interrupted"
-            message = f"interrupted after {self.steps_done} of {steps} steps; keeping the result"
-            print(f"\noptimize: {message}", file=sys.stderr)
-        finally:
-            if bar is not None:
-                bar.close()
-        seconds = time.perf_counter() - t0
+
+        last: dict[str, Any] = {}
+
+        def one(_k):
+            last["loss"], last["terms"] = self.step()
+            return last["terms"]
+
+        save = None if checkpoint is None else (lambda _k: self.save(checkpoint, meta))
+        each = None if callback is None else (
+            lambda k, terms: callback(k, last["loss"], terms, self))
+        out = run_steps(one, steps, start=self.steps_done, progress=self.config.progress,
+                        postfix=lambda _t: _postfix(last["loss"], last["terms"]),
+                        callback=each, max_seconds=self.config.max_seconds,
+                        every=self.config.checkpoint_every, on_every=save,
+                        kept="keeping the best iterate", log="optimize")
+        stopped, message, seconds = out.stopped, out.message, out.seconds
         if self.steps_done and self.history:
             # the final iterate has not been scored yet; score it without stepping
             final_loss = self._score_current()
@@ -606,16 +592,6 @@ def _postfix(loss: float, terms: dict[str, float]) -> str:
     if len(terms) > 1:
         parts += [f"{k}={v:.3g}" for k, v in list(terms.items())[:4]]
     return " ".join(parts)
-
-
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is in requirements.txt
-        return None
-    return tqdm(total=total, unit="step", dynamic_ncols=True, leave=False, file=sys.stderr)
 
 
 def optimize(

@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from converters.onnx_to_tf import contract_model
 
+from ..loop import progress_bar
 from . import common
 from .common import AttributionError
 
@@ -165,7 +166,7 @@ def occlusion_map(model, x, targets, window: tuple[int, int], stride: tuple[int,
     padded = np.concatenate([starts, np.repeat(starts[-1:], pad, 0)])
     step = _occlusion_step(model, score)
     wh_t, ww_t = tf.constant(wh), tf.constant(ww)
-    bar = _progress(n * len(starts), progress)
+    bar = progress_bar(n * len(starts), desc="occlusion", unit="window", enabled=progress)
     out = np.zeros((n, h, w), np.float32)
     try:
         for i in range(n):
@@ -186,11 +187,3 @@ def occlusion_map(model, x, targets, window: tuple[int, int], stride: tuple[int,
         if bar is not None:
             bar.close()
     return out
-
-
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="occlusion", unit="window", leave=False)

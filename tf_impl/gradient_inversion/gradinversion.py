@@ -216,9 +216,19 @@ def _one_run(objective, config, trial, opt_cfg, n, shape, preprocessing, callbac
     objective.group_on.assign(0.0)
     start = seeded_noise((g * n, *shape), config.seed + 1_000 * trial, config.init_std)
     box = pixel_box(mean, std, channels=shape[0]) if config.clip_to_pixels else None
-    opt = Optimization(objective, start, opt_cfg, box=box)
     lo, hi = (tf.constant(b) for b in box) if box is not None else (None, None)
     info = {"registered": []}
+
+    def langevin(step: int, o) -> None:
+        lr = learning_rate_at(opt_cfg, step - 1)
+        noise = langevin_noise(config, (g * n, *shape), step - 1 + 1_000_003 * trial)
+        x = o.variables["x"]
+        x.assign_add(lr * config.langevin * noise)
+        if lo is not None:
+            x.assign(tf.clip_by_value(x, lo, hi))
+
+    opt = Optimization(objective, start, opt_cfg, box=box,
+                       post_step=langevin if config.langevin else None)
 
     def refresh(step: int) -> None:
         px = imgs.denormalize(opt.value(), mean, std).reshape(g, n, *shape)
@@ -228,13 +238,6 @@ def _one_run(objective, config, trial, opt_cfg, n, shape, preprocessing, callbac
         info["registered"].append((step, ok))
 
     def after_step(step, loss, terms, o):
-        if config.langevin:
-            lr = learning_rate_at(opt_cfg, step - 1)
-            noise = langevin_noise(config, (g * n, *shape), step - 1 + 1_000_003 * trial)
-            x = o.variables["x"]
-            x.assign_add(lr * config.langevin * noise)
-            if lo is not None:
-                x.assign(tf.clip_by_value(x, lo, hi))
         if config.group_weight and g > 1 and step >= config.group_start and (
                 (step - config.group_start) % config.group_every == 0):
             refresh(step)

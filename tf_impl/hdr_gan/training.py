@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-import sys
-import time
 from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
 
+from ..loop import run_steps
 from ..optimizers import Adam
 from ..result import Result
 from .config import HDRGANConfig
@@ -184,42 +183,32 @@ def train_hdr_gan(config: HDRGANConfig | None = None, *, generator: TinyMergeNet
     steps = HDRGANSteps(config, gen, disc)
     history: dict[str, list[float]] = {}
     total = config.optimize.steps
-    stopped, message, done = None, "", 0
-    from tqdm.auto import tqdm
 
     def batch():
         hdr = sampler.batch(config.batch_size)
         ldr = make_exposures(hdr, config.exposures, config.gamma, config.quantize_bits)
         return generator_inputs(ldr, config.exposures, config.gamma, config.mu), hdr
 
-    bar = tqdm(total=total, desc="hdr-gan" if adversarial else "hdr-l1",
-               disable=not config.optimize.progress, file=sys.stderr, leave=False)
-    t0 = time.perf_counter()
-    try:
-        for step in range(1, total + 1):
-            terms: dict[str, float] = {}
+    def one(step: int) -> dict[str, float]:
+        terms: dict[str, float] = {}
+        try:
             if adversarial:
                 for _ in range(config.d_steps):
                     terms.update(steps.discriminator_step(*batch()))
             terms.update(steps.generator_step(*batch()))
-            done = step
-            for key, v in terms.items():
-                history.setdefault(key, []).append(v)
-            bar.update(1)
-            bar.set_postfix(l1=f"{terms['l1']:.4f}", refresh=False)
-            if callback is not None and callback(step, terms, gen):
-                stopped, message = "callback", f"stopped by the callback at step {step}"
-                break
-    except KeyboardInterrupt:
-        stopped = "interrupted"
-        message = f"interrupted after {done} of {total} steps; the weights trained so far are kept"
-    except FloatingPointError as err:
-        stopped = "non-finite"
-        message = (f"stopped at step {done + 1}: a loss or gradient became NaN/Inf ({err}); "
-                   "the update was not applied. Lower the learning rates")
-    finally:
-        bar.close()
-    seconds = time.perf_counter() - t0
+        except FloatingPointError as err:
+            raise FloatingPointError(
+                f"stopped at step {step}: a loss or gradient became NaN/Inf ({err}); the "
+                "update was not applied. Lower the learning rates") from err
+        for key, v in terms.items():
+            history.setdefault(key, []).append(v)
+        return terms
+
+    out = run_steps(one, total, desc="hdr-gan" if adversarial else "hdr-l1",
+                    progress=config.optimize.progress, postfix=lambda t: f"l1={t['l1']:.4f}",
+                    callback=None if callback is None else (lambda k, t: callback(k, t, gen)),
+                    kept="the weights trained so far are kept")
+    done, stopped, message, seconds = out.steps_done, out.stopped, out.message, out.seconds
     after = evaluate(gen, eval_ldr, eval_hdr, config)
     pred = np.maximum(predict_hdr(gen, eval_ldr, config.exposures, config.gamma, config.mu), 0)
     image = np.clip(mu_law_tonemap(pred, config.mu).numpy(), 0, 1)

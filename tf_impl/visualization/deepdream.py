@@ -33,10 +33,9 @@ Example:
 
 from __future__ import annotations
 
-import sys
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
@@ -44,6 +43,7 @@ import tensorflow as tf
 from converters.onnx_to_tf import contract_model
 
 from .. import images as imgs
+from ..loop import run_steps
 from ..optimize import Optimization, OptimizeConfig
 from ..result import Result
 from . import checks
@@ -215,50 +215,52 @@ def deepdream(
     shift = RandomShift(config.jitter, steps * len(sizes), config.seed) if config.jitter else None
     objective = layer_objective(model, layers, config, mean, std, shift)
     show = config.optimize.progress if progress is None else progress
-    opt_cfg = replace(config.optimize, progress=False)  # one bar for all octaves instead
-    bar = _bar(steps * len(sizes), show)
+    opt_cfg = config.optimize
     history: dict[str, list[float]] = {}
     detail = np.zeros((*original.shape[:2], *sizes[0]), np.float32)
     done_per_octave: list[int] = []
-    stopped, message, seconds = None, "", 0.0
-    try:
-        for k, hw in enumerate(sizes):
-            base = resize(original, hw)
-            detail = resize(detail, hw)
-            start = base + detail
-            if config.clip_to_pixels:
-                start = np.clip(start, 0.0, 1.0)
-            offset = k * steps
-            opt = Optimization(objective, start, opt_cfg,
-                               box=(0.0, 1.0) if config.clip_to_pixels else None,
-                               optimizer=NormalizedGradientOptimizer(opt_cfg, "mean_abs"))
+    now: dict = {"octave": -1, "opt": None}  # the octave being run and its Optimization
+
+    def end_octave() -> None:
+        nonlocal detail
+        opt = now["opt"]
+        for key, values in opt.history.items():
+            history.setdefault(key, []).extend(values)
+        done_per_octave.append(opt.steps_done)
+        detail = opt.value() - now["base"]
+        now["opt"] = None
+
+    def one(step: int) -> dict[str, float]:
+        """Global step ``step`` (1-based, over all octaves): the first of an octave resizes
+        the detail so far and starts the octave's optimisation."""
+        nonlocal detail
+        k = (step - 1) // steps
+        if k != now["octave"]:
+            if now["opt"] is not None:
+                end_octave()
+            base = resize(original, sizes[k])
+            detail = resize(detail, sizes[k])
+            start = np.clip(base + detail, 0.0, 1.0) if config.clip_to_pixels else base + detail
+            now.update(octave=k, base=base, opt=Optimization(
+                objective, start, opt_cfg, box=(0.0, 1.0) if config.clip_to_pixels else None,
+                optimizer=NormalizedGradientOptimizer(opt_cfg, "mean_abs")))
             if shift is not None:
-                shift.advance(offset)
+                shift.advance(k * steps)
+        now["loss"], terms = now["opt"].step()
+        if shift is not None:
+            shift.advance(step)
+        return terms
 
-            def each_step(step, loss, terms, o, _offset=offset, _k=k):
-                if shift is not None:
-                    shift.advance(_offset + step)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix_str(f"octave {_k + 1}/{len(sizes)} {-loss:.4g}", refresh=False)
-                return bool(callback(_offset + step, loss, terms, o)) if callback else False
-
-            run = opt.run(callback=each_step)
-            seconds += run.seconds
-            for key, values in run.history.items():
-                history.setdefault(key, []).extend(values)
-            done_per_octave.append(run.steps_done)
-            detail = run.x - base
-            if run.stopped:
-                stopped, message = run.stopped, run.message
-                break
-    except KeyboardInterrupt:  # between two runs (resizing, tracing): keep the detail so far
-        stopped = "interrupted"
-        message = f"interrupted after {sum(done_per_octave)} steps; keeping the result"
-        print(f"\ndeepdream: {message}", file=sys.stderr)
-    finally:
-        if bar is not None:
-            bar.close()
+    # one loop over octaves x steps: one bar, one time budget, Ctrl-C keeps the detail so far
+    out = run_steps(
+        one, steps * len(sizes), desc="deepdream", progress=show,
+        postfix=lambda _t: f"octave {now['octave'] + 1}/{len(sizes)} {-now['loss']:.4g}",
+        callback=None if callback is None else (
+            lambda k, t: bool(callback(k, now["loss"], t, now["opt"]))),
+        max_seconds=opt_cfg.max_seconds, kept="keeping the result", log="deepdream")
+    if now["opt"] is not None:
+        end_octave()
+    stopped, message, seconds = out.stopped, out.message, out.seconds
     if detail.shape[-2:] != original.shape[-2:] and not done_per_octave:
         detail = np.zeros_like(original)  # interrupted before the first step
     dream = resize(detail, (h, w)) + original
@@ -287,17 +289,6 @@ def deepdream(
 def _objective_value(objective, pixels) -> float:
     """The layer objective (mean a^2 or ||a||) at ``pixels``, summed over layers."""
     return float(-objective(tf.constant(pixels))["dream"])
-
-
-def _bar(total: int, enabled: bool):
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is in requirements.txt
-        return None
-    return tqdm(total=total, unit="step", desc="deepdream", dynamic_ncols=True, leave=False,
-                file=sys.stderr)
 
 
 def draw_deepdream(path, result: Result, *, title: str = "") -> None:

@@ -39,6 +39,7 @@ import numpy as np
 from converters.onnx_to_tf import contract_model
 
 from .. import images as imgs
+from ..loop import progress_bar
 from . import checks
 from .checks import VisualizationConfig, VisualizationError
 from .receptive_field import ReceptiveField, receptive_field, tap_shapes
@@ -233,17 +234,6 @@ def _top_flat(flat: np.ndarray, k: int) -> np.ndarray:
     return np.concatenate([above, equal])
 
 
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return None
-    import sys
-
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="img", dynamic_ncols=True, leave=False, file=sys.stderr,
-                desc="patches")
-
-
 def top_patches(
     model,
     layer: str,
@@ -304,7 +294,7 @@ def top_patches(
     patches = np.zeros((0, 3, *rf.size), np.float32)
     boxes = np.zeros((0, 4), np.int64)
     scanned, interrupted, nonfinite, stop_msg = 0, False, 0, ""
-    bar = _progress(data.n, config.progress)
+    bar = progress_bar(data.n, desc="patches", unit="img", enabled=config.progress)
     try:
         for b, (px, idx, consumed) in enumerate(data.batches(config.batch_size)):
             if bar is not None:

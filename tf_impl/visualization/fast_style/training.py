@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -12,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from ... import images as imgs
+from ...loop import run_steps
 from ...optimizers import Adam
 from ..perceptual import content_loss, gram_matrix, style_loss
 from .network import FastStyleConfig, FastStyleError, FastStyleNet
@@ -241,45 +241,36 @@ def train(config: FastStyleConfig | None = None, *, model: FastStyleNet | None =
     rng = np.random.default_rng(config.seed + 1)
     history: dict[str, list[float]] = {"loss": [], "content": [], "style": [], "tv": [],
                                        "style_index": []}
-    stopped, message, done = None, "", 0
-    from tqdm.auto import tqdm
 
-    bar = tqdm(total=config.steps, desc="fast-style", disable=not progress, file=sys.stderr,
-               leave=False)
-    t0 = time.perf_counter()
-    try:
-        for step in range(1, config.steps + 1):
-            s = int(rng.integers(0, net.num_styles))
-            content = tf.constant(sampler.batch(config.batch_size))
-            terms, grads = step_fn.gradients(content, tf.constant(s))
-            terms = {k: float(v) for k, v in terms.items()}
-            if not all(math.isfinite(v) for v in terms.values()):
-                stopped = "non-finite"
-                message = (f"stopped at step {step}: the loss became NaN/Inf ({terms}); the "
-                           "update was not applied. Lower learning_rate")
-                break
-            step_fn.apply(grads)
-            done = step
-            for k, v in terms.items():
-                history[k].append(v)
-            history["style_index"].append(s)
-            bar.update(1)
-            bar.set_postfix(loss=f"{terms['loss']:.4g}", style=net.styles[s], refresh=False)
-            if progress and config.log_every and step % config.log_every == 0:
-                recent = {k: float(np.mean(history[k][-config.log_every:]))
-                          for k in ("loss", "content", "style", "tv")}
-                bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in
-                                                       recent.items()), file=sys.stderr)
-            if callback is not None and callback(step, terms, net):
-                stopped, message = "callback", f"stopped by the callback at step {step}"
-                break
-    except KeyboardInterrupt:
-        stopped = "interrupted"
-        message = f"interrupted after {done} of {config.steps} steps; the weights trained so far " \
-                  "are kept"
-    finally:
-        bar.close()
-    seconds = time.perf_counter() - t0
+    def one(step: int) -> dict[str, float]:
+        s = int(rng.integers(0, net.num_styles))
+        content = tf.constant(sampler.batch(config.batch_size))
+        terms, grads = step_fn.gradients(content, tf.constant(s))
+        terms = {k: float(v) for k, v in terms.items()}
+        if not all(math.isfinite(v) for v in terms.values()):
+            raise FloatingPointError(f"stopped at step {step}: the loss became NaN/Inf "
+                                     f"({terms}); the update was not applied. Lower "
+                                     "learning_rate")
+        step_fn.apply(grads)
+        for k, v in terms.items():
+            history[k].append(v)
+        history["style_index"].append(s)
+        return terms
+
+    def log_line(step: int) -> None:
+        from tqdm.auto import tqdm
+
+        recent = {k: float(np.mean(history[k][-config.log_every:]))
+                  for k in ("loss", "content", "style", "tv")}
+        tqdm.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in recent.items()),
+                   file=sys.stderr)
+
+    out = run_steps(
+        one, config.steps, desc="fast-style", progress=progress,
+        postfix=lambda t: f"loss={t['loss']:.4g} style={net.styles[history['style_index'][-1]]}",
+        callback=None if callback is None else (lambda k, t: callback(k, t, net)),
+        every=config.log_every if progress else 0, on_every=log_line,
+        kept="the weights trained so far are kept")
     after = evaluate(net, loss, eval_content) if len(eval_content) else {}
-    return TrainResult(net, history, done, seconds, stopped, message or
-                       f"{done} steps in {seconds:.1f} s", before, after)
+    return TrainResult(net, history, out.steps_done, out.seconds, out.stopped, out.message or
+                       f"{out.steps_done} steps in {out.seconds:.1f} s", before, after)

@@ -47,7 +47,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-import converters  # noqa: E402,F401  (blocks triton before torch: see converters/_compat.py)
+import converters  # noqa: E402,F401  (blocks triton before torch: see converters/triton_guard.py)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "feature_inversion_experiments"
 EXPERIMENTS = ("lr", "tv", "ratio", "layers")

@@ -84,9 +84,9 @@ def bench_ablation(batch: int, steps: int, seeds: int, distance: str = "l2",
     import model_zoo
     from converters import onnx_to_tf
     from tf_impl.gradient_inversion import client_gradient
-    from tf_impl.gradient_inversion.evaluate import score
     from tf_impl.gradient_inversion.gradinversion import GradInversionConfig, grad_inversion
     from tf_impl.gradient_inversion.labels import restore_labels
+    from tf_impl.gradient_inversion.scoring import score
 
     model = onnx_to_tf.load(model_zoo.load("resnet20_cifar"))
     total = batch * n_batches
@@ -164,11 +164,11 @@ def bench_untrained(n_images: int, steps: int, record, previous: dict | None = N
     from converters import onnx_to_tf
     from tf_impl import images as imgs
     from tf_impl.gradient_inversion import client_gradient
-    from tf_impl.gradient_inversion.evaluate import score
     from tf_impl.gradient_inversion.inverting_gradients import (
         InvertingGradientsConfig,
         inverting_gradients,
     )
+    from tf_impl.gradient_inversion.scoring import score
     from tf_impl.gradient_inversion.trials import trial_path
 
     model = onnx_to_tf.load(model_zoo.load("resnet20_cifar", pretrained=False))

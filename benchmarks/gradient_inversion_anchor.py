@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-import converters  # noqa: F401  (blocks triton before torch: see converters/_compat.py)
+import converters  # noqa: F401  (blocks triton before torch: see converters/triton_guard.py)
 from benchmarks import cpu_record, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -83,7 +83,7 @@ def run_cell(cell: dict, n_images: int, record) -> None:
     from converters.torch_reference import breaching_anchor
     from tf_impl import images as imgs
     from tf_impl.gradient_inversion import client_gradient
-    from tf_impl.gradient_inversion.evaluate import score
+    from tf_impl.gradient_inversion.scoring import score
 
     threat, attack, batch, iterations = (cell[k] for k in ("threat", "attack", "batch",
                                                             "iterations"))

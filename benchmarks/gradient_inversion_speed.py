@@ -35,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-import converters  # noqa: F401  (blocks triton before torch: see converters/_compat.py)
+import converters  # noqa: F401  (blocks triton before torch: see converters/triton_guard.py)
 from benchmarks import (
     contender_rows,
     contender_summary,

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-import converters  # noqa: F401  (blocks triton before torch: see converters/_compat.py)
+import converters  # noqa: F401  (blocks triton before torch: see converters/triton_guard.py)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = {"idlg": "iDLG", "column_min": "column-wise min", "duplicates": "duplicate-aware",

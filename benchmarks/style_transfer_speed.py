@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-import converters  # noqa: F401  (blocks triton before torch: see converters/_compat.py)
+import converters  # noqa: F401  (blocks triton before torch: see converters/triton_guard.py)
 from benchmarks import (
     contender_rows,
     contender_summary,

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-import converters  # noqa: F401  (blocks triton before torch: see converters/_compat.py)
+import converters  # noqa: F401  (blocks triton before torch: see converters/triton_guard.py)
 
 from . import write_results
 

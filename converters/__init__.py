@@ -6,6 +6,6 @@
 - ``converters.crosscheck``: TF vs onnxruntime vs PyTorch on one model.
 """
 
-from ._compat import guard_triton
+from .triton_guard import guard_triton
 
 guard_triton()

@@ -260,7 +260,7 @@ def resolve_model(model: str | os.PathLike) -> Path:
 def input_shape_for(path: Path, batch: int = 1, spatial: int = DEFAULT_SPATIAL) -> tuple[int, ...]:
     """The model's input shape with ``batch`` and ``spatial`` filled in for dynamic axes (a
     fixed batch size stays as declared; read from the graph skeleton, without the weights)."""
-    from .onnx_to_tf.lean_reader import read_lean
+    from .onnx_to_tf.mmap_weights import read_lean
 
     proto, raw = read_lean(path)
     raw.close()

@@ -25,7 +25,7 @@ def load(path: str | os.PathLike[str] | onnx.ModelProto) -> Any:
     Example:
         >>> load("model.onnx")(torch.zeros(1, 3, 32, 32))   # doctest: +SKIP
     """
-    from ._compat import guard_triton
+    from .triton_guard import guard_triton
 
     guard_triton()  # TensorFlow may have been imported since this package was
     from onnx2torch import convert

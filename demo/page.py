@@ -9,7 +9,7 @@ import json
 import os
 from pathlib import Path
 
-import converters  # noqa: F401  (imported before torch / TensorFlow: blocks triton, see _compat)
+import converters  # noqa: F401  (imported before torch / TensorFlow: blocks triton, see converters/triton_guard.py)
 from converters import crosscheck as cc
 
 from .parity import table_rows, top1_text

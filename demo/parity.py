@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-import converters  # noqa: F401  (imported before torch / TensorFlow: blocks triton, see _compat)
+import converters  # noqa: F401  (imported before torch / TensorFlow: blocks triton, see converters/triton_guard.py)
 from converters import crosscheck as cc
 
 CIFAR_INDEX = 0  # bundled CIFAR-10 test image #0 (a cat)

@@ -29,7 +29,6 @@ from typing import Any
 import onnx
 from onnx import numpy_helper
 
-from ._compat import guard_triton
 from ._errors import ModelZooError
 from .aliases import (
     build_aliases,
@@ -40,6 +39,7 @@ from .aliases import (
     torch_friendly,
 )
 from .registry import ModelSpec, get_spec
+from .triton_guard import guard_triton
 
 OPSET = 17
 # Bump when the exported graph or its metadata changes: cached files of an older format are

@@ -503,7 +503,7 @@ _HEADS = ("logits", "spatial_logits", "spatial_softmax")
 
 
 def _torchvision_module(arch: str, num_classes: int, width_mult: float) -> Any:
-    from ._compat import guard_triton
+    from .triton_guard import guard_triton
 
     guard_triton()
     import torchvision
@@ -669,7 +669,7 @@ def torchvision_model(arch: str, input_size: int | Sequence[int] = 224, num_clas
     opset = (9 if legacy else 17) if opset is None else int(opset)
     if legacy and not 7 <= opset <= 9:
         raise ValueError(f"legacy opset must be 7..9, got {opset}")
-    from ._compat import guard_triton
+    from .triton_guard import guard_triton
 
     guard_triton()
     import torch
@@ -949,7 +949,7 @@ def keras_torch_twins(input_size: int | Sequence[int] = 32, num_classes: int = 1
     import keras
     from keras import layers
 
-    from ._compat import guard_triton
+    from .triton_guard import guard_triton
 
     h, w = _size(input_size)
     keras.backend.clear_session()
@@ -1153,7 +1153,7 @@ def check(path: str | os.PathLike[str], truth: Truth, *, batch: int = 2, seed: i
     ref = sess.run(None, {data.name: x})[0]
     result.update(ort_ok=True, output_shape=tuple(ref.shape))
     try:
-        from ._compat import guard_triton
+        from .triton_guard import guard_triton
 
         guard_triton()
         from onnx2torch import convert
@@ -1186,7 +1186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--parity", action="store_true",
                         help="also run our importer against onnxruntime")
     args = parser.parse_args(argv)
-    from ._compat import guard_triton
+    from .triton_guard import guard_triton
 
     guard_triton()
     table = SMALL if args.small else CATALOGUE

@@ -70,7 +70,7 @@ def one_torch_thread():
     torch.set_num_threads(n)
 
 
-# torchvision pulls in triton, which crashes beside TensorFlow: see converters/_compat.py
-from converters._compat import guard_triton  # noqa: E402
+# torchvision pulls in triton, which crashes beside TensorFlow: see converters/triton_guard.py
+from converters.triton_guard import guard_triton  # noqa: E402
 
 guard_triton()

@@ -1,4 +1,4 @@
-"""tf_impl.optimizers (Adam, SGD, L-BFGS with PyTorch's update rules) against torch.optim, and
+"""tf_impl.torch_optimizers (Adam, SGD, L-BFGS with PyTorch's update rules) against torch.optim, and
 the behaviours of tf_impl.optimize.Optimization (split steps, box, schedules, NaN/Inf, Ctrl-C,
 snapshots, history, dict starts, compile, Keras optimizers).
 
@@ -27,7 +27,7 @@ from tf_impl.optimize import (
     optimize,
     pixel_box,
 )
-from tf_impl.optimizers import LBFGS, SGD, Adam
+from tf_impl.torch_optimizers import LBFGS, SGD, Adam
 
 F64_TOL = 1e-10
 LBFGS64_TOL = 1e-8

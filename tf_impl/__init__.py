@@ -4,7 +4,7 @@ from ONNX with :func:`converters.onnx_to_tf.load`.
 This package never imports torch, so a TensorFlow user can use it without PyTorch installed
 (``tests/test_layout_rules.py`` checks that).
 
-- :mod:`tf_impl.optimize` -- the one optimisation loop; :mod:`tf_impl.optimizers` -- Adam,
+- :mod:`tf_impl.optimize` -- the one optimisation loop; :mod:`tf_impl.torch_optimizers` -- Adam,
   SGD and L-BFGS with PyTorch's update rules.
 - :mod:`tf_impl.priors` -- composable loss terms (TV, alpha-norm, feature matching).
 - :mod:`tf_impl.metrics` -- PSNR, SSIM, LPIPS.

@@ -46,7 +46,7 @@ import tensorflow as tf
 
 from .config import TechniqueConfig
 from .loop import run_steps
-from .optimizers import LBFGS, make_optimizer
+from .torch_optimizers import LBFGS, make_optimizer
 
 Objective = Callable[[Any], Mapping[str, tf.Tensor]]
 
@@ -60,7 +60,7 @@ class OptimizeConfig(TechniqueConfig):
     Attributes:
         steps: number of optimizer steps (for L-BFGS: outer steps of ``max_iter`` iterations).
         optimizer: ``"adam"``, ``"sgd"`` or ``"lbfgs"`` (PyTorch's update rules, see
-            :mod:`tf_impl.optimizers`).
+            :mod:`tf_impl.torch_optimizers`).
         learning_rate: base learning rate.
         betas, epsilon: Adam's moment decays and epsilon (PyTorch's defaults).
         momentum: SGD momentum.

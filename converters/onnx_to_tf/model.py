@@ -32,7 +32,7 @@ from .fold import fold_batchnorm, simplify
 from .graph import Context, Node, execute, parse_attributes
 from .graph_queries import BiasLayer, FCLayer, find_classifier
 from .layout import Value, channels_last, identity, inverse
-from .lean_reader import RawWeights
+from .mmap_weights import RawWeights
 from .ops.conv import kernel_storage_perm
 from .reader import check_structure, default_opset, read_model
 from .registry import lookup, supported_ops

@@ -10,7 +10,7 @@ from google.protobuf.message import DecodeError
 from onnx import external_data_helper
 
 from .errors import OnnxImportError
-from .lean_reader import RawWeights, WireFormatError, read_lean
+from .mmap_weights import RawWeights, WireFormatError, read_lean
 
 MIN_OPSET, MAX_OPSET = 7, 18
 
@@ -18,7 +18,7 @@ MIN_OPSET, MAX_OPSET = 7, 18
 def read_model(
     source: str | os.PathLike | onnx.ModelProto | bytes,
 ) -> tuple[onnx.ModelProto, RawWeights | None]:
-    """Return the model proto and, for files, the memory-mapped raw weights (see lean_reader)."""
+    """Return the model proto and, for files, the memory-mapped raw weights (see mmap_weights)."""
     if isinstance(source, onnx.ModelProto):
         return source, None
     if isinstance(source, bytes):

@@ -62,10 +62,10 @@ from tf_impl.attribution.idgi import IDGIConfig, idgi, idgi_from_path, path_poin
 from tf_impl.attribution.integrated_gradients import (
     QUADRATURES,
     IntegratedGradientsConfig,
-    evaluate,
     integrated_gradients,
     pixel_baseline,
     quadrature,
+    score_gradients,
 )
 from tf_impl.cli import attribution as cli_paths
 
@@ -281,7 +281,7 @@ def test_guided_ig_path_is_a_path(zoo, pixels):
     sub = (np.arange(4) + 0.5) / 4
     for j in range(steps):
         pts = p[j] + sub[:, None, None, None] * (p[j + 1] - p[j])
-        _, g = evaluate(model, pts.astype(np.float32), np.full(4, 3), BATCH)
+        _, g = score_gradients(model, pts.astype(np.float32), np.full(4, 3), BATCH)
         fine += float((g.astype(np.float64) * (p[j + 1] - p[j])).sum() / 4)
     change = s.scores[-1, 0] - s.scores[0, 0]
     assert abs(fine - change) < 0.02 * abs(change)

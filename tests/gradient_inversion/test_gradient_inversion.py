@@ -27,7 +27,6 @@ from tf_impl.gradient_inversion import (
     parameter_names,
 )
 from tf_impl.gradient_inversion.dlg import DLGConfig, dlg
-from tf_impl.gradient_inversion.evaluate import match, score
 from tf_impl.gradient_inversion.gradinversion import GradInversionConfig, grad_inversion
 from tf_impl.gradient_inversion.inverting_gradients import (
     InvertingGradientsConfig,
@@ -36,6 +35,7 @@ from tf_impl.gradient_inversion.inverting_gradients import (
 from tf_impl.gradient_inversion.labels import restore_labels
 from tf_impl.gradient_inversion.matching import GradientMatcher, bn_inputs
 from tf_impl.gradient_inversion.registration import consensus, register_affine
+from tf_impl.gradient_inversion.scoring import match, score
 from tf_impl.gradient_inversion.victim import cross_entropy
 
 

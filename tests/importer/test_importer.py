@@ -324,8 +324,8 @@ def test_large_weights_are_written_in_slices_exactly():
     np.testing.assert_array_equal(var64.numpy(), arr.astype(np.float64))
 
 
-def test_lean_reader_sees_the_same_model_as_onnx_load(resnet20_path):
-    from converters.onnx_to_tf.lean_reader import read_lean
+def test_mmap_weights_reader_sees_the_same_model_as_onnx_load(resnet20_path):
+    from converters.onnx_to_tf.mmap_weights import read_lean
 
     full = onnx.load(str(resnet20_path))
     skeleton, raw = read_lean(resnet20_path)

@@ -138,7 +138,7 @@ def test_a_few_training_steps_lower_the_loss_on_a_fixed_batch(vgg):
                       + before["tv"], rtol=1e-4)
     # the same losses, recomputed independently of the training loop
     loss = fs.PerceptualLoss(cfg, vgg, style)
-    again = fs.evaluate(result.model, loss, batch)["starry_night"]
+    again = fs.losses_on(result.model, loss, batch)["starry_night"]
     assert np.isclose(again["loss"], after["loss"], rtol=1e-4)
 
 

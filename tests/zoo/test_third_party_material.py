@@ -133,7 +133,7 @@ def test_caffe_style_equals_softmax_of_base(folder):
 
 def test_onnx2torch_as_truth_says(material):
     name, path, proto, truth, x, ref = material
-    from converters._compat import guard_triton
+    from converters.triton_guard import guard_triton
 
     guard_triton()
     from onnx2torch import convert

@@ -50,7 +50,7 @@ from converters.onnx_to_tf import contract_model
 
 from . import common
 from .common import AttributionConfig, AttributionError
-from .integrated_gradients import PathChunk, _settings, evaluate, prepare
+from .integrated_gradients import PathChunk, _settings, prepare, score_gradients
 
 __all__ = ["GuidedIGConfig", "guided_ig", "guided_step", "guided_walk"]
 
@@ -131,7 +131,7 @@ def guided_walk(model, x: np.ndarray, b: np.ndarray, targets: np.ndarray, cfg: G
     idx = np.arange(n)
     for s in range(cfg.steps + 1):
         pts = cur.reshape(x.shape).astype(np.float32)
-        scores, grads = evaluate(model, pts, targets, size)
+        scores, grads = score_gradients(model, pts, targets, size)
         yield PathChunk(np.full(n, s), idx, pts, scores, grads)
         if s == cfg.steps:
             return

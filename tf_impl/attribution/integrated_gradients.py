@@ -72,7 +72,7 @@ __all__ = [
     "quadrature",
     "pixel_baseline",
     "column",
-    "evaluate",
+    "score_gradients",
     "output_scores",
     "prepare",
     "walk_rows",
@@ -157,7 +157,7 @@ def _chunk_size(rows: int, batch_size: int) -> int:
     return max(1, min(int(batch_size), int(rows)))
 
 
-def evaluate(model, points: np.ndarray, targets: np.ndarray, size: int):
+def score_gradients(model, points: np.ndarray, targets: np.ndarray, size: int):
     """(scores float64, gradients float32) at ``points`` through :func:`common.gradients`, in
     passes of exactly ``size`` rows (the last one padded by repeating its last row, the
     padding dropped), so that every pass reuses one traced function."""
@@ -241,7 +241,7 @@ def walk_rows(model, make_points: Callable[[np.ndarray, np.ndarray], np.ndarray]
         r = np.arange(r0, min(r0 + size, total))
         k, i = r // n, r % n
         pts = np.ascontiguousarray(make_points(k, i), dtype=np.float32)
-        s, g = evaluate(model, pts, targets[i], size)
+        s, g = score_gradients(model, pts, targets[i], size)
         yield PathChunk(k, i, pts, s, g)
 
 

@@ -96,7 +96,6 @@ def run_gradient_inversion(args) -> int:
 
     from ..gradient_inversion import client_gradient
     from ..gradient_inversion.dlg import DLGConfig, dlg, idlg_config
-    from ..gradient_inversion.evaluate import score
     from ..gradient_inversion.gradinversion import GradInversionConfig, grad_inversion
     from ..gradient_inversion.inverting_gradients import (
         InvertingGradientsConfig,
@@ -104,6 +103,7 @@ def run_gradient_inversion(args) -> int:
     )
     from ..gradient_inversion.labels import label_accuracy, restore_labels
     from ..gradient_inversion.private_batch import private_batch
+    from ..gradient_inversion.scoring import score
     from ..report import OutputDir, image_grid_figure
 
     out = OutputDir(args.out)

@@ -92,7 +92,7 @@ from .losses import (
     vector_norm,
 )
 from .networks import PatchDiscriminator, TinyMergeNet
-from .training import HDRGANSteps, evaluate, train_hdr_gan
+from .training import HDRGANSteps, held_out_scores, train_hdr_gan
 
 __all__ = [
     "CropSampler",
@@ -107,7 +107,7 @@ __all__ = [
     "TinyMergeNet",
     "discriminator_vectors",
     "draw_hdr_gan",
-    "evaluate",
+    "held_out_scores",
     "generator_inputs",
     "hypersphere_discriminator_loss",
     "hypersphere_generator_loss",

@@ -9,8 +9,8 @@ import numpy as np
 import tensorflow as tf
 
 from ..loop import run_steps
-from ..optimizers import Adam
 from ..result import Result
+from ..torch_optimizers import Adam
 from .config import HDRGANConfig
 from .data import (
     CropSampler,
@@ -39,7 +39,7 @@ class HDRGANSteps:
     ``lambda_adv`` * L_adv,G (only the L1 when there is no discriminator). Each computes the
     gradients, checks that the loss and the gradients are finite (else raises
     ``FloatingPointError`` and applies nothing), then applies Adam (PyTorch's arithmetic,
-    :class:`tf_impl.optimizers.Adam`). Inputs: ``generator_inputs(...)`` and the HDR target.
+    :class:`tf_impl.torch_optimizers.Adam`). Inputs: ``generator_inputs(...)`` and the HDR target.
 
     Example:
         >>> steps = HDRGANSteps(HDRGANConfig(), TinyMergeNet(), PatchDiscriminator(width=0.25))
@@ -126,7 +126,7 @@ def _finite(terms: dict[str, float], grads) -> bool:
         bool(tf.reduce_all(tf.math.is_finite(g))) for g in grads if g is not None)
 
 
-def evaluate(generator: TinyMergeNet, ldrs, hdr, config: HDRGANConfig) -> dict[str, float]:
+def held_out_scores(generator: TinyMergeNet, ldrs, hdr, config: HDRGANConfig) -> dict[str, float]:
     """Tonemapped PSNR (mean over images, dB) and tonemapped L1 of the generator's estimate."""
     pred = predict_hdr(generator, ldrs, config.exposures, config.gamma, config.mu)
     pred = np.maximum(pred, 0.0)
@@ -179,7 +179,7 @@ def train_hdr_gan(config: HDRGANConfig | None = None, *, generator: TinyMergeNet
     eval_hdr = synthetic_hdr(load_photos(config.held_out, config.eval_size), config.gamma)
     eval_ldr = make_exposures(eval_hdr, config.exposures, config.gamma, config.quantize_bits)
     sampler = CropSampler(train_hdr, config.crop, config.seed)
-    before = evaluate(gen, eval_ldr, eval_hdr, config)
+    before = held_out_scores(gen, eval_ldr, eval_hdr, config)
     steps = HDRGANSteps(config, gen, disc)
     history: dict[str, list[float]] = {}
     total = config.optimize.steps
@@ -209,7 +209,7 @@ def train_hdr_gan(config: HDRGANConfig | None = None, *, generator: TinyMergeNet
                     callback=None if callback is None else (lambda k, t: callback(k, t, gen)),
                     kept="the weights trained so far are kept")
     done, stopped, message, seconds = out.steps_done, out.stopped, out.message, out.seconds
-    after = evaluate(gen, eval_ldr, eval_hdr, config)
+    after = held_out_scores(gen, eval_ldr, eval_hdr, config)
     pred = np.maximum(predict_hdr(gen, eval_ldr, config.exposures, config.gamma, config.mu), 0)
     image = np.clip(mu_law_tonemap(pred, config.mu).numpy(), 0, 1)
     return Result(

@@ -43,9 +43,9 @@ from converters.onnx_to_tf import contract_model
 from .. import images as imgs
 from ..feature_inversion import gaussian_blur
 from ..optimize import Optimization, OptimizeConfig, pixel_box, seeded_noise
-from ..optimizers import make_optimizer
 from ..priors import TotalVariation
 from ..result import Result
+from ..torch_optimizers import make_optimizer
 from . import checks
 from .checks import VisualizationConfig
 

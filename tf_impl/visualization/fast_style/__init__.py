@@ -26,9 +26,9 @@ padding, and a sigmoid output (pixels in [0, 1]).
 Training is *not* the shared :class:`tf_impl.optimize.Optimization` loop: that loop optimises
 an image, here the network's weights are learned over a stream of random content batches. A
 plain compiled step (``tf.GradientTape`` and Adam with PyTorch's arithmetic,
-:class:`tf_impl.optimizers.Adam`) does it; the loop around it has a tqdm progress bar, logs the
-losses, stops on a non-finite loss before applying it, and on Ctrl-C returns what was trained
-(the command line then saves it).
+:class:`tf_impl.torch_optimizers.Adam`) does it, in the shared loop skeleton
+(:func:`tf_impl.loop.run_steps`: a tqdm progress bar, log lines, a stop on a non-finite loss
+before applying it, and on Ctrl-C what was trained is returned; the command line saves it).
 
 The public API takes and returns NCHW pixels in [0, 1]; the network runs NHWC inside.
 
@@ -71,9 +71,9 @@ from .training import (
     ContentSampler,
     PerceptualLoss,
     TrainResult,
-    evaluate,
     evaluation_batch,
     load_style,
+    losses_on,
     train,
     training_photos,
 )
@@ -81,7 +81,7 @@ from .training import (
 __all__ = [
     "CONFIG_FILE", "FORMAT", "FORMAT_VERSION", "HELD_OUT", "WEIGHTS_FILE", "ContentSampler",
     "FastStyleConfig", "FastStyleError", "FastStyleNet", "PerceptualLoss", "TrainResult",
-    "apply", "conditional_instance_norm", "draw_styles", "evaluate", "evaluation_batch",
+    "apply", "conditional_instance_norm", "draw_styles", "losses_on", "evaluation_batch",
     "export_onnx", "instance_norm", "load", "load_style", "save", "shipped_path",
     "style_weights", "train", "training_photos",
 ]

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from ... import images as imgs
 from ...loop import run_steps
-from ...optimizers import Adam
+from ...torch_optimizers import Adam
 from ..perceptual import content_loss, gram_matrix, style_loss
 from .network import FastStyleConfig, FastStyleError, FastStyleNet
 
@@ -79,7 +79,7 @@ def load_style(style: str, size: int) -> np.ndarray:
         raise FastStyleError(f"style image {style!r}: {err}") from None
 
 
-def evaluate(model: FastStyleNet, loss: PerceptualLoss, content) -> dict[str, dict[str, float]]:
+def losses_on(model: FastStyleNet, loss: PerceptualLoss, content) -> dict[str, dict[str, float]]:
     """The losses of every style on a fixed content batch: {style name: {term: value}}."""
     px = tf.constant(np.asarray(content, np.float32))
     out = {}
@@ -236,7 +236,7 @@ def train(config: FastStyleConfig | None = None, *, model: FastStyleNet | None =
     sampler = sampler or ContentSampler(config)
     if eval_content is None:
         eval_content = evaluation_batch(config.image_size)
-    before = evaluate(net, loss, eval_content) if len(eval_content) else {}
+    before = losses_on(net, loss, eval_content) if len(eval_content) else {}
     step_fn = _Step(net, loss, config.learning_rate)
     rng = np.random.default_rng(config.seed + 1)
     history: dict[str, list[float]] = {"loss": [], "content": [], "style": [], "tv": [],
@@ -271,6 +271,6 @@ def train(config: FastStyleConfig | None = None, *, model: FastStyleNet | None =
         callback=None if callback is None else (lambda k, t: callback(k, t, net)),
         every=config.log_every if progress else 0, on_every=log_line,
         kept="the weights trained so far are kept")
-    after = evaluate(net, loss, eval_content) if len(eval_content) else {}
+    after = losses_on(net, loss, eval_content) if len(eval_content) else {}
     return TrainResult(net, history, out.steps_done, out.seconds, out.stopped, out.message or
                        f"{out.steps_done} steps in {out.seconds:.1f} s", before, after)

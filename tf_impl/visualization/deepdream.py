@@ -190,27 +190,9 @@ def deepdream(
         raise checks.VisualizationError("give at least one layer, e.g. 'relu4_3'")
     for layer in layers:
         checks.check_layer(model, layer)
-    if isinstance(image, str) or hasattr(image, "__fspath__"):
-        fixed = checks.fixed_size(model)
-        picture = imgs.load_image(image, fixed[0] if fixed else size)
-        imgs.warn_notes(picture)
-        original, name, notes = picture.pixels, picture.name, list(picture.notes)
-    else:
-        picture = imgs.as_pixels(image)
-        original, name, notes = picture.pixels, picture.name, list(picture.notes)
-    checks.check_image_size(model, original)
+    original, name, notes, sizes = _picture_and_octaves(model, image, size, layers, config)
     mean, std = preprocessing or imgs.preprocessing_of(model)
     h, w = original.shape[-2:]
-    imgs.check_memory(model, original.shape, layers)
-    if checks.fixed_size(model) is not None and config.octaves > 1:
-        note = (f"this model takes only {h}x{w} inputs, so the {config.octaves} octaves "
-                "(other sizes) are not possible: ran one octave")
-        warnings.warn(note, stacklevel=2)
-        notes.append(note)
-        sizes = [(h, w)]
-    else:
-        sizes, skipped = octave_sizes(h, w, config)
-        notes += skipped
     steps = config.optimize.steps
     shift = RandomShift(config.jitter, steps * len(sizes), config.seed) if config.jitter else None
     objective = layer_objective(model, layers, config, mean, std, shift)
@@ -284,6 +266,29 @@ def deepdream(
         extra={"layers": layers, "image": name, "notes": notes,
                "octave_sizes": [list(s) for s in sizes], "steps_per_octave": done_per_octave},
     )
+
+
+def _picture_and_octaves(model, image, size: int, layers, config: DeepDreamConfig):
+    """The picture (pixels, name, notes) checked against the model and its memory, and the
+    octave sizes (one octave for a fixed-size model, with a note saying so)."""
+    if isinstance(image, str) or hasattr(image, "__fspath__"):
+        fixed = checks.fixed_size(model)
+        picture = imgs.load_image(image, fixed[0] if fixed else size)
+        imgs.warn_notes(picture)
+    else:
+        picture = imgs.as_pixels(image)
+    original, name, notes = picture.pixels, picture.name, list(picture.notes)
+    checks.check_image_size(model, original)
+    imgs.check_memory(model, original.shape, layers)
+    h, w = original.shape[-2:]
+    if checks.fixed_size(model) is not None and config.octaves > 1:
+        note = (f"this model takes only {h}x{w} inputs, so the {config.octaves} octaves "
+                "(other sizes) are not possible: ran one octave")
+        warnings.warn(note, stacklevel=3)
+        notes.append(note)
+        return original, name, notes, [(h, w)]
+    sizes, skipped = octave_sizes(h, w, config)
+    return original, name, notes + skipped, sizes
 
 
 def _objective_value(objective, pixels) -> float:

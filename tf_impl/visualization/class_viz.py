@@ -41,6 +41,7 @@ import tensorflow as tf
 from converters.onnx_to_tf import contract_model
 
 from .. import images as imgs
+from ..attribution.common import target_scores
 from ..feature_inversion import gaussian_blur
 from ..optimize import Optimization, OptimizeConfig, pixel_box, seeded_noise
 from ..priors import TotalVariation
@@ -179,14 +180,6 @@ class RandomShift:
 
 
 # -- the objective --------------------------------------------------------------------------------
-def class_scores(model, x, targets) -> tf.Tensor:
-    """S_c per image: the logits of ``targets`` (one class per image) at input ``x``."""
-    model = contract_model(model)
-    logits = model(x)
-    idx = tf.stack([tf.range(tf.shape(logits)[0]), tf.constant(targets, tf.int32)], axis=1)
-    return tf.gather_nd(logits, idx)
-
-
 def build_objective(model, targets: Sequence[int], config: ClassVizConfig,
                     shift: RandomShift | None = None) -> Callable:
     """``x -> {"score": -sum S_c, "l2": lambda ||x||^2, "tv": ...}`` on normalised input ``x``
@@ -197,7 +190,7 @@ def build_objective(model, targets: Sequence[int], config: ClassVizConfig,
 
     def objective(x):
         seen = shift.shift(x) if shift is not None else x
-        terms = {"score": -tf.reduce_sum(class_scores(model, seen, targets)),
+        terms = {"score": -tf.reduce_sum(target_scores(model, seen, targets)),
                  "l2": config.l2_reg * tf.reduce_sum(tf.square(x))}
         if tv is not None:
             terms["tv"] = config.tv_weight * tv.value(x)

@@ -129,3 +129,20 @@ def test_the_direction_check_sees_what_it_should():
     lazy = dict(_our_imports(ROOT / "model_zoo/export.py"))
     assert lazy.get("converters.tf_to_onnx") is False
     assert _room("tf_impl.cli.common") == "cli" and _room("tf_impl.priors") == "tf_impl"
+
+
+# Techniques ask the model (converters/onnx_to_tf/graph_queries.py) instead of walking its
+# graph. These modules still walk it; the list may only shrink.
+WALKS_THE_GRAPH = {"tf_impl/visualization/filters.py", "tf_impl/visualization/receptive_field.py"}
+
+
+def test_techniques_ask_the_model_rather_than_walk_its_nodes():
+    walking = set()
+    for path in (ROOT / "tf_impl").rglob("*.py"):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith("tf_impl/cli/"):
+            continue  # `python -m tf_impl layers` lists the graph on purpose
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr == "nodes":
+                walking.add(rel)
+    assert walking <= WALKS_THE_GRAPH, f"walks model.nodes: {sorted(walking - WALKS_THE_GRAPH)}"

@@ -47,13 +47,15 @@ class FCLayer:
 class BiasLayer:
     """A node that adds a bias: its name and type, the tensor the bias is added to (the node's
     output), and where the bias comes from (``operand``: the initializer or constant; for
-    BatchNormalization the node's index in ``model.bn_layers``)."""
+    BatchNormalization the node's index in ``model.bn_layers``); the bias added is
+    ``sign * scale * operand`` (``sign`` -1 for ``x - b``, ``scale`` Gemm's ``beta``)."""
 
     name: str
     op_type: str
     tensor: str
     operand: str
     sign: float = 1.0
+    scale: float = 1.0
 
 
 def _consumers(graph) -> dict[str, list]:
@@ -120,7 +122,8 @@ def find_bias_terms(graph, inputs, feeding: set[str]) -> tuple[BiasLayer, ...]:
         out, ins = node.outputs[0], node.inputs
         if node.op_type in ("Conv", "ConvTranspose", "Gemm"):
             if len(ins) > 2 and ins[2] and ins[2] in fixed:
-                found.append(BiasLayer(node.name, node.op_type, out, ins[2]))
+                beta = float(node.attr("beta", 1.0)) if node.op_type == "Gemm" else 1.0
+                found.append(BiasLayer(node.name, node.op_type, out, ins[2], scale=beta))
         elif node.op_type == "BatchNormalization":
             if node.name in bn_index:
                 found.append(BiasLayer(node.name, node.op_type, out, str(bn_index[node.name])))

@@ -186,9 +186,7 @@ def _bias_values(model, layers: list[BiasLayer], tapped: dict
     (Conv, BatchNormalization) rather than an array broadcast as ONNX does (Gemm, Add)."""
     model = contract_model(model)
     values = []
-    nodes = {n.name: n for n in model.nodes}
     for layer in layers:
-        node = nodes[layer.name]
         if layer.op_type == "BatchNormalization":
             bn = model.bn_layers[int(layer.operand)]
             gamma, beta, mean, var = (np.asarray(v.numpy(), np.float64) for v in (
@@ -199,8 +197,7 @@ def _bias_values(model, layers: list[BiasLayer], tapped: dict
             b = np.asarray(model.to_onnx_layout(layer.operand, var).numpy(), np.float64)
         else:
             b = np.asarray(tapped[layer.operand], np.float64)
-        if layer.op_type == "Gemm":
-            b = b * float(node.attr("beta", 1.0))
+        b = b * layer.scale  # Gemm's beta; 1 elsewhere
         values.append((b, layer.op_type in ("Conv", "ConvTranspose", "BatchNormalization")))
     return values
 

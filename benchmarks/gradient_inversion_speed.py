@@ -13,7 +13,7 @@ gradient with its graph kept, the L2 distance to the shared gradient, the gradie
 objective with respect to the images (a double backward), an Adam step with the scheduled
 learning rate, the pixel box, the Langevin update and the box again.
 
-- TF: ``tf_impl.optimize.Optimization.step`` on ``gradinversion._Objective`` (the compiled
+- TF: ``tf_impl.optimize.Optimization.step`` on ``GradInversionObjective`` (the compiled
   step of the shared loop; its first call traces the double backward, ~20 s), then the
   Langevin update exactly as ``grad_inversion``'s ``after_step`` does it.
 - PyTorch: ``converters.torch_reference.gradient_inversion.GradInversionTorch.step`` on the
@@ -59,7 +59,7 @@ def bench(batch: int, rounds: int, block: int, warmup: int) -> dict:
     from tf_impl.gradient_inversion import client_gradient
     from tf_impl.gradient_inversion.gradinversion import (
         GradInversionConfig,
-        _Objective,
+        GradInversionObjective,
         langevin_noise,
     )
     from tf_impl.gradient_inversion.registration import consensus
@@ -77,7 +77,7 @@ def bench(batch: int, rounds: int, block: int, warmup: int) -> dict:
 
     # TF: the shared loop's compiled step on GradInversion's objective, then after_step's
     # Langevin update
-    objective = _Objective(model, shared, y, config, batch, shape)
+    objective = GradInversionObjective(model, shared, y, config, batch, shape)
     lo, hi = pixel_box(mean, std, channels=shape[0])
     opt = Optimization(objective, start, config.optimize, box=(lo, hi))
     lo_t, hi_t = tf.constant(lo), tf.constant(hi)

@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 from . import data
-from ._errors import ModelZooError
+from .errors import ModelZooError
 from .registry import ModelInfo, Preprocessing, available
 from .zoo import info, load
 

@@ -16,8 +16,8 @@ import sys
 import time
 from collections.abc import Sequence
 
-from ._errors import ModelZooError
 from .cache import resolve_cache_dir
+from .errors import ModelZooError
 from .registry import available, get_spec
 
 

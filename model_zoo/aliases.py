@@ -22,7 +22,7 @@ from typing import Any
 
 import onnx
 
-from ._errors import ModelZooError
+from .errors import ModelZooError
 
 
 def scope_path(node_name: str) -> list[str]:

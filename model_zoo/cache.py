@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ._errors import ModelZooError
+from .errors import ModelZooError
 
 ENV_VAR = "MODEL_ZOO_CACHE"
 DEFAULT_CACHE = Path("~/.cache/tf-model-inversion/model_zoo")

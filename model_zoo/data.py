@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._errors import ModelZooError
+from .errors import ModelZooError
 from .registry import ASSETS, CIFAR10_NAMES, IMAGENET_PREP, Preprocessing, get_spec
 
 CIFAR_FILE = ASSETS / "cifar10_subset.npz"

@@ -29,7 +29,6 @@ from typing import Any
 import onnx
 from onnx import numpy_helper
 
-from ._errors import ModelZooError
 from .aliases import (
     build_aliases,
     check_aliases,
@@ -38,6 +37,7 @@ from .aliases import (
     third_party_torch_friendly,
     torch_friendly,
 )
+from .errors import ModelZooError
 from .registry import ModelSpec, get_spec
 from .triton_guard import guard_triton
 

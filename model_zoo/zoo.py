@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._errors import ModelZooError
 from .cache import (
     atomic_write,
     locked,
@@ -26,6 +25,7 @@ from .cache import (
     sha256_file,
     update_manifest,
 )
+from .errors import ModelZooError
 from .registry import ModelInfo, ModelSpec, class_names_for, get_spec
 
 _ALIAS_MEMO: dict[str, dict[str, str]] = {}

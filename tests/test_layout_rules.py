@@ -45,9 +45,9 @@ ROOMS = ("model_zoo", "converters", "tf_impl", "demo", "benchmarks")  # each imp
 LAZY_UPSTREAM = {
     # building a Keras model's ONNX file needs the tf2onnx wrapper
     ("model_zoo/export.py", "converters.tf_to_onnx"),
-    ("model_zoo/third_party.py", "converters.tf_to_onnx"),
+    ("model_zoo/third_party/keras_apps.py", "converters.tf_to_onnx"),
     # the third-party catalogue records whether our importer takes each file
-    ("model_zoo/third_party.py", "converters.onnx_to_tf"),
+    ("model_zoo/third_party/checks.py", "converters.onnx_to_tf"),
 }
 FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 TORCH_SIDE = ("converters.onnx_to_torch", "converters.torch_reference", "converters.crosscheck")
@@ -58,13 +58,19 @@ def _module_of(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _type_checking(node) -> bool:
+    """``if TYPE_CHECKING:`` (imports for annotations only, never run)."""
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
 def _our_imports(path: Path) -> list[tuple[str, bool]]:
     """(imported module of ours, at module level?) for every import in ``path``; relative
-    imports resolved, ``from pkg import mod`` read as ``pkg.mod`` when that is a module."""
+    imports resolved, ``from pkg import mod`` read as ``pkg.mod`` when that is a module; imports
+    in functions and under ``if TYPE_CHECKING:`` count as not at module level."""
     tree = ast.parse(path.read_text())
     me = _module_of(path)
     package = me if path.name == "__init__.py" else me.rpartition(".")[0]
-    lazy = {id(n) for f in ast.walk(tree) if isinstance(f, FUNCTIONS)
+    lazy = {id(n) for f in ast.walk(tree) if isinstance(f, FUNCTIONS) or _type_checking(f)
             for n in ast.walk(f) if n is not f}
     out = []
     for node in ast.walk(tree):
@@ -146,3 +152,76 @@ def test_techniques_ask_the_model_rather_than_walk_its_nodes():
             if isinstance(node, ast.Attribute) and node.attr == "nodes":
                 walking.add(rel)
     assert walking <= WALKS_THE_GRAPH, f"walks model.nodes: {sorted(walking - WALKS_THE_GRAPH)}"
+
+
+# -- no cycles, no private names across modules --------------------------------------------------
+def _module_imports() -> dict[str, set[str]]:
+    """Module-level imports between our modules (function-level ones run later, by design)."""
+    graph = {}
+    for room in ROOMS:
+        for f in _files(room):
+            me = _module_of(f)
+            graph[me] = {m for m, top in _our_imports(f) if top and m != me}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                out.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycles():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    cycles = _cycles(_module_imports())
+    assert not cycles, "modules that import each other: " + "; ".join(map(str, cycles))
+
+
+def _private_imports(path: Path) -> list[str]:
+    """``from x import _name`` or ``import x._mod`` where x is one of our modules."""
+    bad = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level == 0 and module.split(".")[0] not in ROOMS:
+                continue  # third-party internals are their business
+            names = [a.name for a in node.names] + module.split(".")
+        elif isinstance(node, ast.Import):
+            names = [p for a in node.names if a.name.split(".")[0] in ROOMS
+                     for p in a.name.split(".")]
+        else:
+            continue
+        bad += [f"{path.relative_to(ROOT)}:{node.lineno} imports {n}" for n in names
+                if n.startswith("_") and not n.startswith("__")]
+    return bad
+
+
+def test_no_private_name_is_imported_across_modules():
+    assert _private_imports(ROOT / "tests" / "test_layout_rules.py") == []
+    bad = [line for room in ROOMS for f in _files(room) for line in _private_imports(f)]
+    assert not bad, "\n".join(bad)

@@ -144,7 +144,8 @@ def history_csv(path, histories: Mapping[str, Mapping[str, Sequence]]) -> None:
                 ])
 
 
-def _pyplot():
+def headless_pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -155,7 +156,7 @@ def _pyplot():
 
 def history_figure(path, histories: Mapping[str, Mapping[str, Sequence]], title: str = "") -> None:
     """Loss per step (log scale) for each run, and each run's terms, in one figure."""
-    plt = _pyplot()
+    plt = headless_pyplot()
     n = len(histories)
     fig, axes = plt.subplots(1, n + (n > 1), figsize=(4.2 * (n + (n > 1)), 3.4), squeeze=False)
     axes = axes[0]
@@ -188,7 +189,7 @@ def history_figure(path, histories: Mapping[str, Mapping[str, Sequence]], title:
 def linear_history_figure(path, history: Mapping[str, Sequence], title: str = "") -> None:
     """Each term of one run per step on a linear scale, one panel per term (gradient ascent
     records negative scores, which the log-scale :func:`history_figure` cannot show)."""
-    plt = _pyplot()
+    plt = headless_pyplot()
     keys = [k for k, v in history.items() if k != "lr" and v]
     fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.2), squeeze=False)
     for ax, key in zip(axes[0], keys):
@@ -206,7 +207,7 @@ def linear_history_figure(path, history: Mapping[str, Sequence], title: str = ""
 def image_grid_figure(path, panels: Sequence[tuple[str, np.ndarray]], *, ncols: int | None = None,
                       title: str = "", size: float = 2.6) -> None:
     """Images side by side with a caption each (e.g. original, reconstructions + metrics)."""
-    plt = _pyplot()
+    plt = headless_pyplot()
     n = len(panels)
     ncols = ncols or min(n, 5)
     nrows = -(-n // ncols)

@@ -79,7 +79,8 @@ class ContractError(OnnxImportError):
     """A contract that cannot hold for this model; the message names the field and the fix."""
 
 
-def _floats(what: str, value, *, positive: bool = False) -> tuple[float, ...]:
+def parse_floats(what: str, value, *, positive: bool = False) -> tuple[float, ...]:
+    """One float or a list (a comma-separated string too), checked; ``what`` names the field."""
     if isinstance(value, str):
         value = [v for v in value.replace(";", ",").split(",") if v.strip()]
     if isinstance(value, (int, float)):
@@ -134,9 +135,9 @@ class ModelContract:
         order = str(self.channel_order).upper()
         if order not in ORDERS:
             raise ContractError(f"channel_order must be RGB or BGR; got {self.channel_order!r}")
-        (scale,) = _floats("scale", self.scale, positive=True)
-        mean = _floats("mean", self.mean)
-        std = _floats("std", self.std, positive=True)
+        (scale,) = parse_floats("scale", self.scale, positive=True)
+        mean = parse_floats("mean", self.mean)
+        std = parse_floats("std", self.std, positive=True)
         if len(mean) == len(std) == 1 and order == "BGR":
             mean, std = mean * 3, std * 3
         if len(mean) == 1:
@@ -252,9 +253,9 @@ class ModelContract:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "override") -> ModelContract:
         """The contract a sidecar-style mapping describes (unknown fields refused)."""
-        fields_ = _from_mapping(data, "contract")
+        fields_ = from_mapping(data, "contract")
         if "class_names" in fields_:
-            fields_["class_names"] = _class_names(fields_["class_names"], None, "contract")
+            fields_["class_names"] = read_class_names(fields_["class_names"], None, "contract")
         return cls().with_(source, **fields_)
 
     def describe(self) -> str:
@@ -285,7 +286,7 @@ class ModelContract:
 
 
 # -- the fields, as files and flags spell them ----------------------------------------------
-def _from_mapping(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+def from_mapping(data: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Contract fields from a dict (sidecar, metadata, flags): names checked, aliases mapped."""
     if not isinstance(data, Mapping):
         raise ContractError(f"{where} must hold a mapping of contract fields "
@@ -311,7 +312,7 @@ def _from_mapping(data: Mapping[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
-def _class_names(value, base: Path | None, where: str) -> tuple[str, ...] | None:
+def read_class_names(value, base: Path | None, where: str) -> tuple[str, ...] | None:
     """A list, a known set (``imagenet``, ``cifar10``) or a file (one name per line, or a
     JSON list / Keras ``imagenet_class_index.json``)."""
     if value is None:
@@ -341,6 +342,7 @@ def _class_names(value, base: Path | None, where: str) -> tuple[str, ...] | None
     raise ContractError(f"{where}: class_names must be a list, 'imagenet', 'cifar10' or a file")
 
 
-def _fmt(shape) -> str:
+def dims(shape) -> str:
+    """A shape for messages: ``(N, 3, 224, 224)``, ``?`` for unknown sizes."""
     return "(" + ", ".join("N" if (i == 0 and d is None) else ("?" if d is None else str(d))
                            for i, d in enumerate(shape)) + ")"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import tensorflow as tf
 
-from .contract import LAYOUTS, ContractError, ModelContract, _fmt
+from .contract import LAYOUTS, ContractError, ModelContract, dims
 from .errors import ModelInputError
 from .graph_queries import BiasLayer, FCLayer, find_bias_terms
 from .layout import Value
@@ -206,12 +206,12 @@ class ContractModel(tf.Module):
             return t
         if len(shape) != 4:
             hint = " Add a batch axis: x[None]." if len(shape) == 3 else ""
-            raise ModelInputError(f"the model takes a 4-D NCHW batch {_fmt(spec.shape)}; got "
-                                  f"shape {_fmt(shape)}.{hint}")
+            raise ModelInputError(f"the model takes a 4-D NCHW batch {dims(spec.shape)}; got "
+                                  f"shape {dims(shape)}.{hint}")
         if self.contract.grayscale and shape[1] not in (1, 3, None):
             raise ModelInputError(
                 f"this grayscale model takes 1 channel, or 3 (RGB, turned to luma); got shape "
-                f"{_fmt(shape)}")
+                f"{dims(shape)}")
         for axis, (got, want) in enumerate(zip(shape, spec.shape)):
             if axis and got is not None and want is not None and got != want:
                 hint = ""
@@ -220,8 +220,8 @@ class ContractModel(tf.Module):
                             "maps it to the model's own layout); use np.transpose(x, (0, 3, 1, "
                             "2)).")
                 raise ModelInputError(
-                    f"the model takes NCHW input {_fmt(spec.shape)} (RGB, normalised as "
-                    f"model.preprocessing); got {_fmt(shape)}: axis {axis} is {got}, expected "
+                    f"the model takes NCHW input {dims(spec.shape)} (RGB, normalised as "
+                    f"model.preprocessing); got {dims(shape)}: axis {axis} is {got}, expected "
                     f"{want}.{hint}")
         return t
 
@@ -283,7 +283,7 @@ class ContractModel(tf.Module):
         shape = tuple(self.inputs[0].shape if input_shape is None else input_shape)
         if any(d is None for d in shape):
             raise ModelInputError(
-                f"freeze() needs a full input shape; the model's is {_fmt(shape)}. Pass one, "
+                f"freeze() needs a full input shape; the model's is {dims(shape)}. Pass one, "
                 f"e.g. model.freeze({tuple(1 if d is None else d for d in shape)})")
         if isinstance(taps, str):
             taps = [taps]

@@ -21,10 +21,10 @@ from .contract import (
     FIELDS,
     ContractError,
     ModelContract,
-    _class_names,
-    _floats,
-    _fmt,
-    _from_mapping,
+    dims,
+    from_mapping,
+    parse_floats,
+    read_class_names,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -91,9 +91,9 @@ def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
         except json.JSONDecodeError as err:
             raise ContractError(f"{path} is not valid JSON ({err.msg} at line {err.lineno}); "
                                 "fix the file") from None
-    fields_ = _from_mapping(data or {}, str(path))
+    fields_ = from_mapping(data or {}, str(path))
     if "class_names" in fields_:
-        fields_["class_names"] = _class_names(fields_["class_names"], path.parent, str(path))
+        fields_["class_names"] = read_class_names(fields_["class_names"], path.parent, str(path))
     return fields_
 
 
@@ -105,9 +105,9 @@ def parse_overrides(overrides) -> dict[str, Any]:
         return {k: getattr(overrides, k) for k in FIELDS}
     if isinstance(overrides, (str, os.PathLike)):
         return read_sidecar(overrides)
-    fields_ = _from_mapping(overrides, "contract")
+    fields_ = from_mapping(overrides, "contract")
     if "class_names" in fields_:
-        fields_["class_names"] = _class_names(fields_["class_names"], None, "contract")
+        fields_["class_names"] = read_class_names(fields_["class_names"], None, "contract")
     return fields_
 
 
@@ -143,12 +143,12 @@ def _from_metadata(meta: Mapping[str, str]) -> dict[str, Any]:
         out.update(scale=1.0, mean=[0.5] * n, std=[0.5] * n)
     if CONTRACT_KEY in meta:
         try:
-            out.update(_from_mapping(json.loads(meta[CONTRACT_KEY]), f"metadata {CONTRACT_KEY}"))
+            out.update(from_mapping(json.loads(meta[CONTRACT_KEY]), f"metadata {CONTRACT_KEY}"))
         except json.JSONDecodeError as err:
             raise ContractError(f"the file's metadata entry {CONTRACT_KEY!r} is not valid JSON "
                                 f"({err.msg}); fix it or override with a sidecar") from None
         if "class_names" in out and isinstance(out["class_names"], str):
-            out["class_names"] = _class_names(out["class_names"], None, "metadata")
+            out["class_names"] = read_class_names(out["class_names"], None, "metadata")
     return out
 
 
@@ -258,7 +258,7 @@ def resolve_contract(model: TFModel, *, path: str | os.PathLike | None = None,
     contract = ModelContract(sources={k: "default" for k in FIELDS})
     if not model.inputs or len(model.inputs[0].shape) != 4:  # not an image model
         if overrides is not None:
-            shape = _fmt(model.inputs[0].shape) if model.inputs else "no input"
+            shape = dims(model.inputs[0].shape) if model.inputs else "no input"
             raise ContractError(
                 f"the model's input has shape {shape}: a contract describes image models with "
                 "a 4-D input (NCHW or NHWC); drop the contract options for this model")
@@ -296,7 +296,7 @@ def _apply(contract: ModelContract, fields_: Mapping[str, Any], source: str) -> 
             contract = replace(contract, logits=None, sources=sources)
     # one mean/std value broadcasts to the channel count (the other field's, else the one
     # already known)
-    given = {k: _floats(k, changes[k], positive=k == "std") for k in ("mean", "std")
+    given = {k: parse_floats(k, changes[k], positive=k == "std") for k in ("mean", "std")
              if k in changes}
     if given:
         longest = max(len(v) for v in given.values())
@@ -311,7 +311,7 @@ def check_contract(model: TFModel, contract: ModelContract) -> None:
     shape = model.inputs[0].shape
     if len(shape) != 4:
         raise ContractError(
-            f"the model's input {model.inputs[0].name!r} has shape {_fmt(shape)}: the contract "
+            f"the model's input {model.inputs[0].name!r} has shape {dims(shape)}: the contract "
             "describes image models with a 4-D input (NCHW or NHWC)")
     axis = 1 if contract.layout == "NCHW" else 3
     c = shape[axis]
@@ -320,13 +320,13 @@ def check_contract(model: TFModel, contract: ModelContract) -> None:
         other = 3 if contract.layout == "NCHW" else 1
         raise ContractError(
             f"the contract says layout {contract.layout} ({contract.sources.get('layout')}) but "
-            f"the graph's input {_fmt(shape)} is {graph_layout} (channels on axis {other}): "
+            f"the graph's input {dims(shape)} is {graph_layout} (channels on axis {other}): "
             f"drop the layout override or use --layout {graph_layout.lower()}")
     if c is not None and c != contract.channels:
         why = contract.sources.get("mean", "default")
         raise ContractError(
             f"the contract declares {contract.channels} channel(s) (mean/std from {why}) but "
-            f"the graph's input {_fmt(shape)} has {c} on axis {axis} ({contract.layout}): give "
+            f"the graph's input {dims(shape)} has {c} on axis {axis} ({contract.layout}): give "
             f"{c} mean/std value(s), e.g. --mean {','.join(['0'] * c)} --std "
             f"{','.join(['1'] * c)}")
     if contract.input_size is not None:
@@ -335,7 +335,7 @@ def check_contract(model: TFModel, contract: ModelContract) -> None:
             if want is not None and got != want:
                 raise ContractError(
                     f"the contract's input_size {contract.input_size} differs from the graph's "
-                    f"fixed input {_fmt(shape)}: drop --input-size or use "
+                    f"fixed input {dims(shape)}: drop --input-size or use "
                     f"{hw[0]},{hw[1]}")
     if contract.logits is not None and not _is_tensor(model, contract.logits):
         raise ContractError(

@@ -13,126 +13,47 @@ from __future__ import annotations
 import difflib
 import json
 import os
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import onnx
 import tensorflow as tf
-from onnx import numpy_helper
 
 from . import ops  # noqa: F401  (registers the handlers)
-from .contract import ModelContract
+from .building import (
+    BNLayer,
+    bn_layers,
+    declared_shape,
+    input_spec,
+    known_types,
+    load_initializers,
+    parse_nodes,
+    variable_name,
+)
+from .contract import ModelContract, dims
 from .contract_model import ContractModel
 from .contract_sources import resolve_contract, tensor_layouts
-from .errors import ModelInputError, UnknownTapError, UnsupportedOpError
+from .errors import ModelInputError, UnknownTapError
+from .feeding import (
+    BN_MODES,
+    LAYOUTS,
+    RELU_MODES,
+    FrozenForward,
+    check_choice,
+    check_input,
+    feed_inputs,
+)
 from .fold import fold_batchnorm, simplify
-from .graph import Context, Node, execute, parse_attributes
+from .graph import Context, Node, execute
 from .graph_queries import BiasLayer, FCLayer, find_classifier
 from .layout import Value, channels_last, identity, inverse
 from .mmap_weights import RawWeights
-from .ops.conv import kernel_storage_perm
 from .reader import check_structure, default_opset, read_model
-from .registry import lookup, supported_ops
 
 __all__ = ["TFModel", "BNLayer", "load"]
 
 ALIAS_KEY = "model_zoo.layer_aliases"
-_LAYOUTS = ("NCHW", "NHWC", "ONNX")
-_BN_MODES = ("eval", "train")
-_RELU_MODES = ("standard", "guided", "deconvnet")
-
-
-@dataclass(frozen=True)
-class BNLayer:
-    """One BatchNormalization node: its input tensor and its statistics/affine variables."""
-
-    name: str
-    input: str
-    output: str
-    running_mean: tf.Variable
-    running_var: tf.Variable
-    scale: tf.Variable
-    bias: tf.Variable
-    epsilon: float
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    name: str
-    shape: tuple[int | None, ...]
-    dtype: tf.DType
-
-
-# (op, input index) pairs that are static parameters (shapes, scales, pads), not weights: a
-# float initializer read only there stays a numpy constant so it folds at trace time.
-_PARAMETER_INPUTS = {
-    "Resize": {1, 2, 3},
-    "Upsample": {1},
-    "Pad": {1, 2, 3},
-    "Reshape": {1},
-    "Expand": {1},
-    "Slice": {1, 2, 3, 4},
-    "Tile": {1},
-    "Unsqueeze": {1},
-    "Squeeze": {1},
-    "Split": {1},
-    "ConstantOfShape": {0},
-}
-
-
-def _is_parameter(consumers: list[tuple[str, int]]) -> bool:
-    return bool(consumers) and all(
-        idx in _PARAMETER_INPUTS.get(op, ()) or (op.startswith("Reduce") and idx == 1)
-        for op, idx in consumers
-    )
-
-
-def _storage_perm(rank: int, consumers: list[tuple[str, int]]) -> tuple[int, ...] | None:
-    """Store conv kernels the way TF wants them (HWIO) when only convolutions read them."""
-    if (
-        rank >= 3
-        and consumers
-        and all(op in ("Conv", "ConvTranspose") and idx == 1 for op, idx in consumers)
-    ):
-        return kernel_storage_perm(rank)
-    return None
-
-
-_CHUNK_BYTES = 32 * 2**20
-
-
-def _variable(arr: np.ndarray, dtype: tf.DType, name: str, chunk_bytes: int = _CHUNK_BYTES):
-    """A variable holding ``arr`` (cast to ``dtype``) without a transient full-size copy.
-
-    ``tf.Variable(arr)`` stages the array in a temporary tensor and copies it again into the
-    variable (two extra copies at the peak: 800 MB for VGG16's 392 MB fc6). Large weights are
-    therefore written into a fresh variable slice by slice, in place
-    (``ResourceStridedSliceAssign`` on the handle: no read of the variable, so no
-    copy-on-write of its buffer).
-    """
-    np_dtype = dtype.as_numpy_dtype
-    if arr.nbytes <= chunk_bytes or arr.ndim == 0:
-        return tf.Variable(np.asarray(arr, dtype=np_dtype), name=name, trainable=True)
-    var = tf.Variable(tf.zeros(arr.shape, dtype), name=name, trainable=True)
-    rows = max(1, chunk_bytes // max(1, arr[0].nbytes))
-    rest = list(arr.shape[1:])
-    for i in range(0, arr.shape[0], rows):
-        j = min(i + rows, arr.shape[0])
-        tf.raw_ops.ResourceStridedSliceAssign(
-            ref=var.handle,
-            begin=[i] + [0] * len(rest),
-            end=[j, *rest],
-            strides=[1] * arr.ndim,
-            value=np.asarray(arr[i:j], dtype=np_dtype),
-        )
-    return var
-
-
-def _variable_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.\-/]", "_", name).lstrip("/_.-") or "w"
 
 
 class TFModel(tf.Module):
@@ -165,7 +86,7 @@ class TFModel(tf.Module):
             raise ValueError(f"dtype must be a floating type such as 'float32'; got {dtype!r}")
         meta = {p.key: p.value for p in proto.metadata_props}
         super().__init__(
-            name=_variable_name(
+            name=variable_name(
                 name or meta.get("model_zoo.name") or proto.graph.name or "onnx_model"
             )
         )
@@ -174,19 +95,17 @@ class TFModel(tf.Module):
         graph = proto.graph
         self.metadata = meta
         self.jit_compile = jit_compile
-        self._nodes = self._parse_nodes(graph)
-        self._nodes, self._same = simplify(self._nodes, _known_types(graph),
+        self._nodes = parse_nodes(graph, self.opset)
+        self._nodes, self._same = simplify(self._nodes, known_types(graph),
                                            keep={o.name for o in graph.output})
-        self._consts: dict[str, Value] = {}
-        self.onnx_variables: dict[str, tf.Variable] = {}
-        self._perms: dict[str, tuple[int, ...] | None] = {}
-        self._load_initializers(graph, raw)
+        self._consts, self.onnx_variables, self._perms = load_initializers(
+            graph, self._nodes, raw, self.dtype)
         init_names = {t.name for t in graph.initializer}
         self.inputs = tuple(
-            self._input_spec(i, self.dtype) for i in graph.input if i.name not in init_names
+            input_spec(i, self.dtype) for i in graph.input if i.name not in init_names
         )
         self.output_names = tuple(o.name for o in graph.output)
-        self.output_shapes = tuple(_declared_shape(o) for o in graph.output)
+        self.output_shapes = tuple(declared_shape(o) for o in graph.output)
         self.layer_names = [i.name for i in self.inputs] + [
             o for n in self._nodes for o in n.outputs if o
         ]
@@ -196,21 +115,7 @@ class TFModel(tf.Module):
         if ALIAS_KEY in meta:
             self.aliases.update(json.loads(meta[ALIAS_KEY]))
         self.aliases.update(aliases or {})
-        self.bn_layers = [
-            BNLayer(
-                name=n.name,
-                input=n.inputs[0],
-                output=n.outputs[0],
-                scale=self.onnx_variables[n.inputs[1]],
-                bias=self.onnx_variables[n.inputs[2]],
-                running_mean=self.onnx_variables[n.inputs[3]],
-                running_var=self.onnx_variables[n.inputs[4]],
-                epsilon=float(n.attr("epsilon", 1e-5)),
-            )
-            for n in self._nodes
-            if n.op_type == "BatchNormalization"
-            and all(i in self.onnx_variables for i in n.inputs[1:5])
-        ]
+        self.bn_layers = bn_layers(self._nodes, self.onnx_variables)
         self._producer = {o: k for k, n in enumerate(self._nodes) for o in n.outputs if o}
         self._plans: dict[tuple[str, ...], list[Node]] = {}
         self._answers: dict[str, Any] = {}  # graph questions answered (graph_queries.py)
@@ -220,68 +125,6 @@ class TFModel(tf.Module):
         self._layouts: dict[str, str] | None = None
 
     # -- import ---------------------------------------------------------------------------
-    def _parse_nodes(self, graph: onnx.GraphProto) -> list[Node]:
-        nodes, missing = [], []
-        for k, p in enumerate(graph.node):
-            found = lookup(p.op_type, p.domain, self.opset)
-            name = p.name or f"{p.op_type}_{k}"
-            if found is None:
-                missing.append(f"{p.op_type} (node {name!r}, domain {p.domain or 'ai.onnx'!r})")
-                continue
-            h, since = found
-            nodes.append(
-                Node(
-                    p.op_type,
-                    name,
-                    list(p.input),
-                    list(p.output),
-                    parse_attributes(p),
-                    since,
-                    self.opset,
-                    h.fn,
-                )
-            )
-        if missing:
-            raise UnsupportedOpError(
-                f"cannot import this model (opset {self.opset}): no handler for "
-                + "; ".join(missing[:10])
-                + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
-                + f". Supported ops: {', '.join(supported_ops())}."
-            )
-        return nodes
-
-    def _load_initializers(self, graph: onnx.GraphProto, raw: RawWeights | None) -> None:
-        consumers: dict[str, list[tuple[str, int]]] = {}
-        for n in self._nodes:
-            for idx, name in enumerate(n.inputs):
-                consumers.setdefault(name, []).append((n.op_type, idx))
-        for k, init in enumerate(graph.initializer):
-            arr = raw.array(k, init) if raw is not None else None
-            if arr is None:
-                arr = numpy_helper.to_array(init)
-            uses = consumers.get(init.name, [])
-            if np.issubdtype(arr.dtype, np.floating) and not _is_parameter(uses):
-                perm = _storage_perm(arr.ndim, uses)
-                if perm is not None:
-                    arr = np.ascontiguousarray(arr.transpose(perm))
-                var = _variable(arr, self.dtype, _variable_name(init.name))
-                self.onnx_variables[init.name] = var
-                self._perms[init.name] = perm
-                self._consts[init.name] = Value(var, perm)
-            else:
-                self._consts[init.name] = Value(np.array(arr))  # own the (small) data
-            del arr
-            if raw is not None:
-                raw.release(k)
-
-    @staticmethod
-    def _input_spec(vi: onnx.ValueInfoProto, float_dtype: tf.DType) -> InputSpec:
-        t = vi.type.tensor_type
-        dims = tuple(d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim)
-        np_type = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type) if t.elem_type else np.float32
-        dtype = tf.as_dtype(np_type)
-        return InputSpec(vi.name, dims, float_dtype if dtype.is_floating else dtype)
-
     # -- names ----------------------------------------------------------------------------
     def resolve(self, name: str) -> str:
         """ONNX tensor name for an alias or raw name, or an error listing the valid names."""
@@ -342,68 +185,6 @@ class TFModel(tf.Module):
             plan = [self._nodes[k] for k in sorted(needed)]
             self._plans[wanted] = plan
         return plan
-
-    def _feeds(self, x, named: Mapping) -> dict[str, tf.Tensor]:
-        if x is not None and named:
-            raise ModelInputError("pass the input either positionally or by name, not both")
-        if x is None:
-            given = dict(named)
-        elif isinstance(x, Mapping):
-            given = dict(x)
-        elif isinstance(x, (list, tuple)) and len(self.inputs) > 1:
-            given = {spec.name: v for spec, v in zip(self.inputs, x, strict=False)}
-        else:
-            given = {self.inputs[0].name: x}
-        feeds = {}
-        for spec in self.inputs:
-            if spec.name not in given:
-                raise ModelInputError(
-                    f"missing input {spec.name!r}; the model takes {[s.name for s in self.inputs]}"
-                )
-            feeds[spec.name] = self._check_input(spec, given.pop(spec.name))
-        if given:
-            raise ModelInputError(
-                f"unknown inputs {sorted(given)}; the model takes {[s.name for s in self.inputs]}"
-            )
-        return feeds
-
-    @staticmethod
-    def _check_input(spec: InputSpec, value) -> tf.Tensor:
-        t = value if tf.is_tensor(value) else tf.convert_to_tensor(np.asarray(value))
-        want = _fmt_shape(spec.shape)
-        if spec.dtype.is_floating:
-            if not t.dtype.is_floating:
-                raise ModelInputError(
-                    f"input {spec.name!r} must be floating point {want} (normalised as the model "
-                    f"expects, see model_zoo.info(...).preprocessing); got {t.dtype.name}. Convert "
-                    "uint8 images with model_zoo.data.image(...) or x.astype('float32') / 255 and "
-                    "normalise"
-                )
-            if t.dtype != spec.dtype:
-                t = tf.cast(t, spec.dtype)
-        shape = t.shape
-        if shape.rank is not None and spec.shape:
-            if shape.rank != len(spec.shape):
-                hint = ""
-                if shape.rank == len(spec.shape) - 1:
-                    hint = " Add a batch axis: x[None]."
-                raise ModelInputError(
-                    f"input {spec.name!r} must be {len(spec.shape)}-D {want}; got shape "
-                    f"{_fmt_shape(tuple(shape))}.{hint}"
-                )
-            for axis, (got, exp) in enumerate(zip(shape, spec.shape, strict=True)):
-                if got is not None and exp is not None and got != exp:
-                    hint = ""
-                    if len(spec.shape) == 4 and axis == 1 and shape[-1] == spec.shape[1]:
-                        hint = (
-                            " It looks channels-last (NHWC): transpose to NCHW with "
-                            "np.transpose(x, (0, 3, 1, 2))."
-                        )
-                    raise ModelInputError(
-                        f"input {spec.name!r} must have shape {want} (NCHW); got "
-                        f"{_fmt_shape(tuple(shape))}: axis {axis} is {got}, expected {exp}.{hint}"
-                    )
-        return t
 
     def _run(
         self, feeds, wanted: tuple[str, ...], layout: str, bn_mode: str, relu_mode: str,
@@ -492,12 +273,12 @@ class TFModel(tf.Module):
         Returns:
             the output tensor (a tuple for several outputs), or ``{tap: tensor}``.
         """
-        _choice("layout", layout, _LAYOUTS)
-        _choice("bn_mode", bn_mode, _BN_MODES)
-        _choice("relu_mode", relu_mode, _RELU_MODES)
+        check_choice("layout", layout, LAYOUTS)
+        check_choice("bn_mode", bn_mode, BN_MODES)
+        check_choice("relu_mode", relu_mode, RELU_MODES)
         if isinstance(taps, str):
             taps = [taps]
-        feeds = self._feeds(x, named_inputs)
+        feeds = feed_inputs(self.inputs, x, named_inputs)
         wanted = tuple(self.resolve(t) for t in taps) if taps else tuple(self.output_names)
         wanted = tuple(dict.fromkeys(wanted))
         key = (wanted, layout, bn_mode, relu_mode)
@@ -547,14 +328,14 @@ class TFModel(tf.Module):
                 known (e.g. ``(1, 3, 224, 224)``). Single-input models only.
             taps, layout: as in ``__call__``.
         """
-        _choice("layout", layout, _LAYOUTS)
+        check_choice("layout", layout, LAYOUTS)
         if len(self.inputs) != 1:
             raise ModelInputError("freeze() supports single-input models; call the model instead")
         spec = self.inputs[0]
         shape = tuple(spec.shape if input_shape is None else input_shape)
         if any(d is None for d in shape):
             raise ModelInputError(
-                f"freeze() needs a full input shape; the model's is {_fmt_shape(spec.shape)}. "
+                f"freeze() needs a full input shape; the model's is {dims(spec.shape)}. "
                 f"Pass one, e.g. model.freeze({tuple(1 if d is None else d for d in shape)})"
             )
         if isinstance(taps, str):
@@ -568,7 +349,7 @@ class TFModel(tf.Module):
             return outs[0] if len(outs) == 1 else outs
 
         return self._freeze(shape, wanted, layout, lambda x: x, finish,
-                            check=lambda x: self._check_input(spec, x))
+                            check=lambda x: check_input(spec, x))
 
     def _freeze(self, shape, wanted, layout, feed, finish, *, check) -> FrozenForward:
         """The frozen forward behind :meth:`freeze` (and the contract view's): ``feed`` maps
@@ -620,59 +401,10 @@ class TFModel(tf.Module):
         op_counts = ", ".join(f"{k} x{v}" for k, v in sorted(counts.items()))
         return (
             f"TFModel {self.name}: opset {self.opset}, inputs "
-            f"{[(i.name, _fmt_shape(i.shape)) for i in self.inputs]}, outputs {self.output_names}, "
+            f"{[(i.name, dims(i.shape)) for i in self.inputs]}, outputs {self.output_names}, "
             f"{len(self._nodes)} nodes ({op_counts}), "
             f"{params:,} parameters, {len(self.bn_layers)} BatchNorm layers"
         )
-
-
-class FrozenForward:
-    """What ``freeze`` returns: ``frozen(x)`` gives what the model gave at freezing."""
-
-    def __init__(self, concrete, input_shape, check, finish):
-        self._fn, self._check, self._finish = concrete, check, finish
-        self.input_shape = input_shape
-
-    def __call__(self, x):
-        t = self._check(x)
-        if tuple(t.shape) != self.input_shape:
-            raise ModelInputError(
-                f"this frozen forward was built for input shape {_fmt_shape(self.input_shape)}; "
-                f"got {_fmt_shape(tuple(t.shape))}. Freeze again with model.freeze("
-                f"{tuple(t.shape)})"
-            )
-        return self._finish(self._fn(t))
-
-
-def _known_types(graph: onnx.GraphProto) -> dict[str, int]:
-    """Element types of the graph's inputs and initializers."""
-    types = {vi.name: vi.type.tensor_type.elem_type for vi in graph.input
-             if vi.type.tensor_type.elem_type}
-    types.update({t.name: t.data_type for t in graph.initializer})
-    return types
-
-
-def _declared_shape(vi: onnx.ValueInfoProto) -> tuple[int | None, ...] | None:
-    t = vi.type.tensor_type
-    if not t.HasField("shape"):
-        return None
-    return tuple(d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim)
-
-
-def _fmt_shape(shape) -> str:
-    return (
-        "("
-        + ", ".join(
-            "N" if (i == 0 and d is None) else ("?" if d is None else str(d))
-            for i, d in enumerate(shape)
-        )
-        + ")"
-    )
-
-
-def _choice(what: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{what} must be one of {allowed}; got {value!r}")
 
 
 def load(

@@ -37,7 +37,8 @@ import onnx
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from .feature_inversion import TorchTaps, _gaussian_blur, _pixel_box, _preprocessing
+from .feature_inversion import TorchTaps
+from .pixels import gaussian_blur, pixel_box, preprocessing_of
 
 __all__ = [
     "TorchClassifier",
@@ -61,7 +62,7 @@ class TorchClassifier:
 
         proto = model if isinstance(model, onnx.ModelProto) else onnx.load(os.fspath(model))
         self.metadata = {p.key: p.value for p in proto.metadata_props}
-        mean, std = preprocessing or _preprocessing(self.metadata)
+        mean, std = preprocessing or preprocessing_of(self.metadata)
         self.mean = torch.tensor(np.asarray(mean, np.float32).reshape(1, -1, 1, 1))
         self.std = torch.tensor(np.asarray(std, np.float32).reshape(1, -1, 1, 1))
         self.module = load(proto)
@@ -76,7 +77,7 @@ class TorchClassifier:
 
     def box(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The valid pixel box [0, 1] in normalised space, per channel."""
-        lo, hi = _pixel_box(self.mean.numpy().ravel(), self.std.numpy().ravel(), 3)
+        lo, hi = pixel_box(self.mean.numpy().ravel(), self.std.numpy().ravel(), 3)
         return torch.from_numpy(lo), torch.from_numpy(hi)
 
 
@@ -144,7 +145,7 @@ def class_viz_step(
     lo, hi = net.box()
     xt = torch.clamp(xt, lo, hi)
     out = xt.numpy()
-    return _gaussian_blur(out, blur_sigma) if blur_sigma > 0 else out
+    return gaussian_blur(out, blur_sigma) if blur_sigma > 0 else out
 
 
 # -- DeepDream ------------------------------------------------------------------------------------
@@ -161,7 +162,7 @@ def deepdream_step(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mordvintsev's ``make_step`` in pixel space: returns (new pixels, the normalised ascent
     direction ``g / mean|g|`` at the unshifted position)."""
-    mean, std = preprocessing or _preprocessing(taps.metadata)
+    mean, std = preprocessing or preprocessing_of(taps.metadata)
     m = torch.tensor(np.asarray(mean, np.float32).reshape(1, -1, 1, 1))
     s = torch.tensor(np.asarray(std, np.float32).reshape(1, -1, 1, 1))
     dy, dx = (int(v) for v in shift)

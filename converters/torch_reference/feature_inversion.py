@@ -32,16 +32,17 @@ import converters  # noqa: F401  (before torch: it blocks the triton import)
 
 # isort: split
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import onnx
 import torch
 from onnx import TensorProto, helper
+
+from .optim import as_config, learning_rate_at, make_optimizer
+from .pixels import denormalize, gaussian_blur, normalize, pixel_box, preprocessing_of
 
 __all__ = [
     "TorchTaps",
@@ -52,7 +53,6 @@ __all__ = [
 ]
 
 ALIAS_KEY = "model_zoo.layer_aliases"
-IDENTITY = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 
 
 # -- the model's activations ------------------------------------------------------------------
@@ -170,64 +170,7 @@ def _alpha_name(alpha: float) -> str:
     return "l2" if alpha == 2 else f"alpha{alpha:g}"
 
 
-# -- the loop's pieces (tf_impl.optimize without TensorFlow) -----------------------------------
-def learning_rate_at(config, step: int) -> float:
-    """``tf_impl.optimize.learning_rate_at``: the scheduled learning rate of 0-based ``step``."""
-    lr, n = config.learning_rate, max(config.steps, 1)
-    if config.warmup and step < config.warmup:
-        return lr * (step + 1) / config.warmup
-    if config.schedule == "step":
-        return lr * config.gamma ** sum(step >= int(m * n) for m in config.milestones)
-    if config.schedule == "cosine":
-        span = max(n - config.warmup, 1)
-        return lr * 0.5 * (1 + math.cos(math.pi * (step - config.warmup) / span))
-    return lr
-
-
-def _as_config(config) -> Any:
-    if isinstance(config, Mapping):
-        cfg = SimpleNamespace(**config)
-        if isinstance(cfg.optimize, Mapping):
-            cfg.optimize = SimpleNamespace(**cfg.optimize)
-        return cfg
-    return config
-
-
-def _normalize(pixels, mean, std) -> np.ndarray:
-    m = np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
-    s = np.asarray(std, np.float32).reshape(1, -1, 1, 1)
-    return ((np.asarray(pixels, np.float32) - m) / s).astype(np.float32)
-
-
-def _denormalize(x, mean, std) -> np.ndarray:
-    m = np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
-    s = np.asarray(std, np.float32).reshape(1, -1, 1, 1)
-    return (np.asarray(x, np.float32) * s + m).astype(np.float32)
-
-
-def _pixel_box(mean, std, channels: int) -> tuple[np.ndarray, np.ndarray]:
-    mean = np.asarray(mean, np.float32).reshape(-1)
-    std = np.asarray(std, np.float32).reshape(-1)
-    if mean.size == 1:
-        mean, std = np.repeat(mean, channels), np.repeat(std, channels)
-    lo = ((0.0 - mean) / std).reshape(1, -1, 1, 1).astype(np.float32)
-    hi = ((1.0 - mean) / std).reshape(1, -1, 1, 1).astype(np.float32)
-    return lo, hi
-
-
-def _gaussian_blur(pixels: np.ndarray, sigma: float) -> np.ndarray:
-    """``tf_impl.feature_inversion.gaussian_blur``: separable, reflect padding."""
-    if sigma <= 0:
-        return np.asarray(pixels, np.float32)
-    r = max(1, int(3 * sigma + 0.5))
-    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    k = torch.from_numpy((k / k.sum()).astype(np.float32))
-    x = torch.from_numpy(np.asarray(pixels, np.float32))
-    c = x.shape[1]
-    x = torch.nn.functional.pad(x, (r, r, r, r), mode="reflect")
-    x = torch.nn.functional.conv2d(x, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
-    x = torch.nn.functional.conv2d(x, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return x.numpy()
+# -- the start ---------------------------------------------------------------------------------
 
 
 def _initial_pixels(config, original: np.ndarray) -> np.ndarray:
@@ -236,41 +179,14 @@ def _initial_pixels(config, original: np.ndarray) -> np.ndarray:
         noise = np.random.default_rng(config.seed).standard_normal(original.shape)
         x = 0.5 + (noise * config.init_std).astype(np.float32)
     elif config.init == "blur":
-        x = _gaussian_blur(original, config.blur_sigma)
+        x = gaussian_blur(original, config.blur_sigma)
     else:
         x = np.full(original.shape, 0.5, np.float32)
     return np.clip(x, 0.0, 1.0).astype(np.float32)
 
 
-def _make_optimizer(params, opt) -> torch.optim.Optimizer:
-    if opt.optimizer == "adam":
-        return torch.optim.Adam(
-            params, lr=opt.learning_rate, betas=tuple(opt.betas), eps=opt.epsilon
-        )
-    if opt.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=opt.learning_rate, momentum=opt.momentum)
-    if opt.optimizer == "lbfgs":
-        return torch.optim.LBFGS(
-            params,
-            lr=opt.learning_rate,
-            max_iter=opt.lbfgs_max_iter,
-            history_size=opt.lbfgs_history,
-        )
-    raise ValueError(f"unknown optimizer {opt.optimizer!r}")
-
-
 class _NonFinite(FloatingPointError):
     pass
-
-
-def _preprocessing(metadata: Mapping[str, str]):
-    name = metadata.get("model_zoo.name")
-    if name:
-        import model_zoo
-
-        p = model_zoo.info(name).preprocessing
-        return tuple(p.mean), tuple(p.std)
-    return IDENTITY
 
 
 # -- the inversion ----------------------------------------------------------------------------
@@ -307,7 +223,7 @@ def invert_features_torch(
         "steps": steps done, "stopped": None or "non-finite"}``; the history holds the values
         *before* each step's update, like ``tf_impl.optimize``.
     """
-    config = _as_config(config)
+    config = as_config(config)
     opt_cfg = config.optimize
     layers = [layers] if isinstance(layers, str) else list(layers)
     if not layers:
@@ -323,9 +239,9 @@ def invert_features_torch(
     taps = TorchTaps(onnx_path, layers)
     if taps.module is not None:
         taps.module.to(dtype)
-    mean, std = preprocessing or _preprocessing(taps.metadata)
+    mean, std = preprocessing or preprocessing_of(taps.metadata)
     with torch.no_grad():
-        feats = taps(torch.from_numpy(_normalize(original, mean, std)).to(dtype))
+        feats = taps(torch.from_numpy(normalize(original, mean, std)).to(dtype))
     targets = {layer: feats[layer].detach().clone() for layer in layers}
     norms = {layer: float(t.square().sum()) for layer, t in targets.items()}
     for layer, norm in norms.items():
@@ -353,9 +269,9 @@ def invert_features_torch(
         start = np.asarray(start_pixels, np.float32)
         if start.shape != original.shape:
             raise ValueError(f"start_pixels has shape {start.shape}; image is {original.shape}")
-    x = torch.from_numpy(_normalize(start, mean, std)).to(dtype).requires_grad_(True)
-    lo, hi = (torch.from_numpy(b).to(dtype) for b in _pixel_box(mean, std, original.shape[1]))
-    optimizer = _make_optimizer([x], opt_cfg)
+    x = torch.from_numpy(normalize(start, mean, std)).to(dtype).requires_grad_(True)
+    lo, hi = (torch.from_numpy(b).to(dtype) for b in pixel_box(mean, std, original.shape[1]))
+    optimizer = make_optimizer([x], opt_cfg)
     lbfgs = isinstance(optimizer, torch.optim.LBFGS)
     history: dict[str, list[float]] = {}
     snapshots: list[tuple[int, np.ndarray]] = []
@@ -410,12 +326,12 @@ def invert_features_torch(
         history.setdefault("lr", []).append(lr)
         steps_done += 1
         if every and steps_done % every == 0:
-            px = np.clip(_denormalize(x.detach().numpy(), mean, std), 0, 1)  # float32
+            px = np.clip(denormalize(x.detach().numpy(), mean, std), 0, 1)  # float32
             snapshots.append((steps_done, px))
 
     x_final = x.detach().numpy().copy()
     return {
-        "image": np.clip(_denormalize(x_final, mean, std), 0, 1),
+        "image": np.clip(denormalize(x_final, mean, std), 0, 1),
         "x": x_final,
         "history": history,
         "snapshots": snapshots,

@@ -40,7 +40,7 @@ import converters  # noqa: F401  (before torch: it blocks the triton import)
 import numpy as np
 import torch
 
-from .saliency import _inputs, load_module
+from .saliency import load_module, tensor_and_targets
 
 __all__ = ["load_module", "fullgrad_grad_cam", "fullgrad_terms_torch", "fullgrad_map_paper",
            "bias_modules"]
@@ -52,7 +52,7 @@ def fullgrad_grad_cam(model, x, targets) -> np.ndarray:
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     net = load_module(model)
-    xt, t = _inputs(x, targets)
+    xt, t = tensor_and_targets(x, targets)
     cam = FullGrad(model=net, target_layers=[])
     try:
         return np.asarray(cam(input_tensor=xt, targets=[ClassifierOutputTarget(k) for k in t]))
@@ -77,7 +77,7 @@ def fullgrad_terms_torch(model, x, targets, dtype=torch.float32) -> dict:
     """The decomposition in the order the forward pass runs the bias modules:
     ``{"input_term", "bias_terms": [array], "names": [module name], "scores", "gap"}``."""
     net = load_module(model).to(dtype).eval()
-    xt, t = _inputs(x, targets)
+    xt, t = tensor_and_targets(x, targets)
     xt = xt.to(dtype).requires_grad_(True)
     mods = bias_modules(net)
     outputs: list[tuple[str, torch.nn.Module, torch.Tensor]] = []

@@ -42,16 +42,9 @@ import onnx
 import torch
 from onnx import numpy_helper
 
-from .feature_inversion import (
-    TorchTaps,
-    _as_config,
-    _denormalize,
-    _normalize,
-    _pixel_box,
-    _preprocessing,
-    learning_rate_at,
-    total_variation,
-)
+from .feature_inversion import TorchTaps, total_variation
+from .optim import as_config, learning_rate_at
+from .pixels import denormalize, normalize, pixel_box, preprocessing_of
 
 __all__ = [
     "GradInversionTorch",
@@ -247,12 +240,12 @@ def _consensus(x: np.ndarray, g: int, n: int, mean, std, register=None) -> np.nd
     """The TF side's ``refresh``: seeds' pixels (clipped) -> consensus -> normalised;
     ``register(pixels, register=True)`` fuses registered seeds (``None``: the plain mean)."""
     shape = x.shape[1:]
-    px = np.clip(_denormalize(x, mean, std).reshape(g, n, *shape), 0, 1)
+    px = np.clip(denormalize(x, mean, std).reshape(g, n, *shape), 0, 1)
     if register is not None and g > 1:
         fused, _ = register(px, register=True)
     else:
         fused = np.asarray(px, np.float32).mean(axis=0)
-    return _normalize(fused, mean, std)
+    return normalize(fused, mean, std)
 
 
 class GradInversionTorch:
@@ -262,7 +255,7 @@ class GradInversionTorch:
     def __init__(self, onnx_path, shared, labels, config, start, *, consensus=None,
                  register=None, preprocessing=None, memory_format=None,
                  dtype: torch.dtype = torch.float32):
-        self.config = c = _as_config(config)
+        self.config = c = as_config(config)
         self.opt_cfg = o = c.optimize
         if o.optimizer != "adam":
             raise ValueError(f"the reference runs Adam (GradInversion); got {o.optimizer!r}")
@@ -277,7 +270,7 @@ class GradInversionTorch:
         self.matcher = GradientMatcherTorch(onnx_path, shared, c.distance,
                                             bn_taps=bool(c.bn_weight),
                                             memory_format=memory_format, dtype=dtype)
-        self.mean, self.std = preprocessing or _preprocessing(self.matcher.metadata)
+        self.mean, self.std = preprocessing or preprocessing_of(self.matcher.metadata)
         self.labels = torch.as_tensor(np.asarray(labels, np.int64))
         if tuple(self.labels.shape) != (self.n,):
             raise ValueError(f"labels must be {self.n} class indices; got {labels!r}")
@@ -296,7 +289,7 @@ class GradInversionTorch:
         if memory_format is not None:
             x = x.contiguous(memory_format=memory_format)
         self.x = x.requires_grad_(True)
-        lo, hi = _pixel_box(self.mean, self.std, self.shape[0])
+        lo, hi = pixel_box(self.mean, self.std, self.shape[0])
         self.box = ((torch.as_tensor(lo, dtype=dtype), torch.as_tensor(hi, dtype=dtype))
                     if c.clip_to_pixels else None)
         self.optimizer = torch.optim.Adam([self.x], lr=o.learning_rate, betas=tuple(o.betas),

@@ -59,7 +59,7 @@ def load_module(model) -> torch.nn.Module:
     return load(model)
 
 
-def _inputs(x, targets) -> tuple[torch.Tensor, list[int]]:
+def tensor_and_targets(x, targets) -> tuple[torch.Tensor, list[int]]:
     xt = torch.from_numpy(np.ascontiguousarray(np.asarray(x, np.float32)))
     t = [int(v) for v in np.asarray(targets).reshape(-1)]
     if len(t) != xt.shape[0]:
@@ -73,7 +73,7 @@ def saliency_torch(model, x, targets) -> dict:
     from captum.attr import Saliency
 
     net = load_module(model)
-    xt, t = _inputs(x, targets)
+    xt, t = tensor_and_targets(x, targets)
     attr = Saliency(net).attribute(xt.requires_grad_(True), target=t, abs=True)
     a = attr.detach().numpy()
     return {"attribution": a, "map": a.max(axis=1)}
@@ -84,7 +84,7 @@ def guided_backprop_torch(model, x, targets) -> np.ndarray:
     from captum.attr import GuidedBackprop
 
     net = load_module(model)
-    xt, t = _inputs(x, targets)
+    xt, t = tensor_and_targets(x, targets)
     return GuidedBackprop(net).attribute(xt.requires_grad_(True), target=t).detach().numpy()
 
 
@@ -126,7 +126,7 @@ def guided_backprop_explicit(model, x, targets) -> dict:
     replaced = _replace_relus(net)
     if isinstance(net, torch.fx.GraphModule):
         net.recompile()
-    xt, t = _inputs(x, targets)
+    xt, t = tensor_and_targets(x, targets)
     xt.requires_grad_(True)
     out = net(xt)
     out[torch.arange(len(t)), torch.tensor(t)].sum().backward()
@@ -169,7 +169,7 @@ def occlusion_torch(
     from captum.attr import Occlusion
 
     net = load_module(model)
-    xt, t = _inputs(x, targets)
+    xt, t = tensor_and_targets(x, targets)
     n, c, h, w = xt.shape
     wh, ww = (window, window) if np.ndim(window) == 0 else tuple(window)
     sh, sw = (stride, stride) if np.ndim(stride) == 0 else tuple(stride)

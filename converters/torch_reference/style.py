@@ -35,17 +35,9 @@ import numpy as np
 import onnx
 import torch
 
-from .feature_inversion import (
-    TorchTaps,
-    _as_config,
-    _denormalize,
-    _make_optimizer,
-    _normalize,
-    _pixel_box,
-    _preprocessing,
-    learning_rate_at,
-    total_variation,
-)
+from .feature_inversion import TorchTaps, total_variation
+from .optim import as_config, learning_rate_at, make_optimizer
+from .pixels import denormalize, normalize, pixel_box, preprocessing_of
 
 __all__ = ["GatysTorch", "content_loss", "gram_matrix", "style_loss", "total_variation"]
 
@@ -106,7 +98,7 @@ class GatysTorch:
                  style_pixels: np.ndarray, config, *, content_pixels: np.ndarray | None = None,
                  start_pixels: np.ndarray | None = None, preprocessing=None,
                  dtype: torch.dtype = torch.float32, memory_format=None):
-        self.config = cfg = _as_config(config)
+        self.config = cfg = as_config(config)
         self.style_layers = list(getattr(cfg, "style_layers", None) or cfg.layers)
         self.content_layers = list(getattr(cfg, "content_layers", ())) if (
             content_pixels is not None) else []
@@ -120,7 +112,7 @@ class GatysTorch:
             if memory_format is not None:
                 self.taps.module.to(memory_format=memory_format)
         self.dtype, self.memory_format = dtype, memory_format
-        self.mean, self.std = preprocessing or _preprocessing(self.taps.metadata)
+        self.mean, self.std = preprocessing or preprocessing_of(self.taps.metadata)
         with torch.no_grad():
             s = self.taps(self._tensor(style_pixels))
             self.grams = {k: gram_matrix(s[k]).detach() for k in self.style_layers}
@@ -131,14 +123,14 @@ class GatysTorch:
         if start_pixels is None:
             start_pixels = content_pixels if content_pixels is not None else style_pixels
         self.x = self._tensor(start_pixels).requires_grad_(True)
-        lo, hi = _pixel_box(self.mean, self.std, self.x.shape[1])
+        lo, hi = pixel_box(self.mean, self.std, self.x.shape[1])
         self.lo, self.hi = (torch.from_numpy(b).to(dtype) for b in (lo, hi))
-        self.optimizer = _make_optimizer([self.x], cfg.optimize)
+        self.optimizer = make_optimizer([self.x], cfg.optimize)
         self.history: dict[str, list[float]] = {}
         self.steps_done = 0
 
     def _tensor(self, pixels) -> torch.Tensor:
-        t = torch.from_numpy(_normalize(pixels, self.mean, self.std)).to(self.dtype)
+        t = torch.from_numpy(normalize(pixels, self.mean, self.std)).to(self.dtype)
         if self.memory_format is not None:
             t = t.contiguous(memory_format=self.memory_format)
         return t
@@ -212,4 +204,4 @@ class GatysTorch:
     def image(self) -> np.ndarray:
         """The current iterate in pixel space (clipped to [0, 1])."""
         x = self.x.detach().contiguous().numpy()
-        return np.clip(_denormalize(x, self.mean, self.std), 0, 1)
+        return np.clip(denormalize(x, self.mean, self.std), 0, 1)

@@ -324,14 +324,16 @@ def test_cast_to_float_runs_in_float64_on_both_sides(tmp_path, capsys):
 
 def test_a_failing_tf_float64_path_is_a_failing_row(tmp_path, monkeypatch):
     path = _save(tmp_path, "relu", _conv_model([helper.make_node("Relu", ["c"], ["y"])]))
-    real = cc._tf_input_gradient
+    from converters.crosscheck import parity
+
+    real = parity.tf_input_gradient
 
     def flaky(model, x, *args, **kwargs):
         if x.dtype == np.float64:
             raise RuntimeError("simulated float64 failure")
         return real(model, x, *args, **kwargs)
 
-    monkeypatch.setattr(cc, "_tf_input_gradient", flaky)
+    monkeypatch.setattr(parity, "tf_input_gradient", flaky)  # where the check looks it up
     report = crosscheck(path)
     row = next(r for r in report.rows if r.what == cc.GRAD64)
     assert not row.ok and "simulated float64 failure" in row.note

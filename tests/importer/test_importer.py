@@ -314,12 +314,12 @@ def test_wrong_input_rank_channels_and_dtype_get_clear_messages(resnet20):
 
 
 def test_large_weights_are_written_in_slices_exactly():
-    from converters.onnx_to_tf.model import _variable
+    from converters.onnx_to_tf.building import to_variable
 
     arr = np.random.default_rng(0).standard_normal((37, 5, 3), dtype=np.float32)
-    var = _variable(arr, tf.float32, "w", chunk_bytes=4 * 5 * 3 * 4)  # 4 rows per slice
+    var = to_variable(arr, tf.float32, "w", chunk_bytes=4 * 5 * 3 * 4)  # 4 rows per slice
     np.testing.assert_array_equal(var.numpy(), arr)
-    var64 = _variable(arr, tf.float64, "w64", chunk_bytes=100)
+    var64 = to_variable(arr, tf.float64, "w64", chunk_bytes=100)
     assert var64.dtype == tf.float64
     np.testing.assert_array_equal(var64.numpy(), arr.astype(np.float64))
 

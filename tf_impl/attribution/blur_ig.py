@@ -43,10 +43,9 @@ import numpy as np
 from converters.onnx_to_tf import contract_model
 
 from . import common
-from .common import AttributionConfig, AttributionError
+from .common import AttributionConfig, AttributionError, merged_config
 from .integrated_gradients import (
     PathChunk,
-    _settings,
     prepare,
     walk_rows,
 )
@@ -161,7 +160,8 @@ class BlurAccumulator:
         return out, self.total.reshape(len(out), -1).sum(1) - (self.ends[1] - self.ends[0])
 
 
-def _no_baseline(baseline) -> None:
+def refuse_baseline(baseline) -> None:
+    """Blur IG's path has no baseline: refuse one that was given."""
     if baseline is not None:
         raise AttributionError(
             "Blur IG has no baseline: its path starts at the input blurred with max_sigma. "
@@ -184,8 +184,8 @@ def blur_ig(model, inputs, target=None, baseline=None, steps: int | None = None,
         attributions (float32, the inputs' shape), or ``(attributions, delta)``.
     """
     model = contract_model(model)
-    _no_baseline(baseline)
-    cfg = _settings(config, BlurIGConfig, steps=steps, batch_size=batch_size,
+    refuse_baseline(baseline)
+    cfg = merged_config(config, BlurIGConfig, steps=steps, batch_size=batch_size,
                     max_sigma=max_sigma, grad_step=grad_step)
     if np.ndim(inputs) < 3:
         raise AttributionError(

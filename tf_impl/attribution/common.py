@@ -141,3 +141,12 @@ def gradients(model, points: np.ndarray, targets: np.ndarray, batch_size: int, *
         grads.append(tape.gradient(s, p).numpy())
         scores.append(s.numpy())
     return np.concatenate(scores), np.concatenate(grads)
+
+
+def merged_config(config, cls, **overrides):
+    """``config`` (default ``cls()``) with the call's non-None keyword overrides applied."""
+    config = cls() if config is None else config
+    if not isinstance(config, cls):
+        raise AttributionError(f"config must be a {cls.__name__}; got {type(config).__name__}")
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return config.with_(**changes) if changes else config

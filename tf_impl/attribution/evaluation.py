@@ -400,9 +400,9 @@ def draw_curves(path, curves: dict, *, title: str = "", mode_titles: bool = True
     key may be missing). One panel per mode; each method's mean curve over the images, with
     its mean AUC in the legend.
     """
-    from ..report import _pyplot
+    from ..report import headless_pyplot
 
-    plt = _pyplot()
+    plt = headless_pyplot()
     modes = [m for m in _MODES if any(m in c for c in curves.values())]
     fig, axes = plt.subplots(1, max(1, len(modes)), figsize=(5.2 * max(1, len(modes)), 4),
                              squeeze=False)

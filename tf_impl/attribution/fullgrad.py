@@ -428,7 +428,7 @@ def fullgrad(model, inputs, target=None, baseline=None, *, batch_size: int = 16,
 # -- picture ---------------------------------------------------------------------------------------
 def draw_fullgrad(path, pixels, saliency_map, *, title: str = "") -> None:
     """Image | FullGrad heat map | the heat map over the image (pixels in [0, 1], CHW/NCHW)."""
-    from ..report import _pyplot, to_uint8
+    from ..report import headless_pyplot, to_uint8
 
     m = np.asarray(saliency_map, np.float64)
     while m.ndim > 2:
@@ -436,7 +436,7 @@ def draw_fullgrad(path, pixels, saliency_map, *, title: str = "") -> None:
     m = m - m.min()
     m = m / m.max() if m.max() > 0 else m
     img = to_uint8(pixels)
-    plt = _pyplot()
+    plt = headless_pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.5))
     axes[0].imshow(img, interpolation="nearest")
     axes[0].set_title("image", fontsize=9)

@@ -49,8 +49,8 @@ import numpy as np
 from converters.onnx_to_tf import contract_model
 
 from . import common
-from .common import AttributionConfig, AttributionError
-from .integrated_gradients import PathChunk, _settings, prepare, score_gradients
+from .common import AttributionConfig, AttributionError, merged_config
+from .integrated_gradients import PathChunk, prepare, score_gradients
 
 __all__ = ["GuidedIGConfig", "guided_ig", "guided_step", "guided_walk"]
 
@@ -182,7 +182,7 @@ def guided_ig(model, inputs, target=None, baseline=None, steps: int | None = Non
         attributions (float32, the inputs' shape), or ``(attributions, delta)``.
     """
     model = contract_model(model)
-    cfg = _settings(config, GuidedIGConfig, steps=steps, batch_size=batch_size,
+    cfg = merged_config(config, GuidedIGConfig, steps=steps, batch_size=batch_size,
                     fraction=fraction, max_dist=max_dist)
     x, b, targets, size = prepare(model, inputs, target, baseline, cfg.batch_size, 1)
     acc = GuidedAccumulator(x)

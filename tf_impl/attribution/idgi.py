@@ -47,13 +47,12 @@ import numpy as np
 from converters.onnx_to_tf import contract_model
 
 from . import common
-from .blur_ig import BlurAccumulator, BlurIGConfig, _no_baseline, blur_walk
-from .common import AttributionConfig, AttributionError
+from .blur_ig import BlurAccumulator, BlurIGConfig, blur_walk, refuse_baseline
+from .common import AttributionConfig, AttributionError, merged_config
 from .guided_ig import GuidedAccumulator, GuidedIGConfig, guided_walk
 from .integrated_gradients import (
     IntegratedGradientsConfig,
     PathChunk,
-    _settings,
     prepare,
     straight_line_walk,
 )
@@ -213,7 +212,7 @@ def _walk(model, inputs, target, baseline, cfg: IDGIConfig, options: dict):
         x, b, targets, size = prepare(model, inputs, target, baseline, cfg.batch_size, 1)
         return x, targets, gcfg.to_dict(), guided_walk(model, x, b, targets, gcfg, size), \
             GuidedAccumulator(x)
-    _no_baseline(baseline)
+    refuse_baseline(baseline)
     bcfg = BlurIGConfig(steps=steps, batch_size=cfg.batch_size, **options)
     if np.ndim(inputs) < 3:
         raise AttributionError(
@@ -244,7 +243,7 @@ def idgi(model, inputs, target=None, baseline=None, steps: int | None = None,
         attributions (float32, the inputs' shape), or ``(attributions, delta)``.
     """
     model = contract_model(model)
-    cfg = _settings(config, IDGIConfig, steps=steps, batch_size=batch_size, base=base)
+    cfg = merged_config(config, IDGIConfig, steps=steps, batch_size=batch_size, base=base)
     x, _, _, walk, _ = _walk(model, inputs, target, baseline, cfg, base_options)
     acc = IDGIAccumulator(x)
     for ch in walk:
@@ -296,7 +295,7 @@ def path_points_and_gradients(model, inputs, target=None, baseline=None,
     passes. Holds (n + 1) * N gradients (and points) in memory: 2 * 4 bytes * (n + 1) * N *
     C * H * W, e.g. 245 MB for one 224x224 image on a 200-step path."""
     model = contract_model(model)
-    cfg = _settings(None, IDGIConfig, steps=steps, batch_size=batch_size, base=base)
+    cfg = merged_config(None, IDGIConfig, steps=steps, batch_size=batch_size, base=base)
     x, targets, config, walk, base_acc = _walk(model, inputs, target, baseline, cfg,
                                                base_options)
     n = cfg.resolved_steps

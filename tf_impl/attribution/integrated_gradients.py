@@ -62,7 +62,7 @@ import numpy as np
 from converters.onnx_to_tf import contract_model
 
 from . import common
-from .common import AttributionConfig, AttributionError
+from .common import AttributionConfig, AttributionError, merged_config
 
 __all__ = [
     "QUADRATURES",
@@ -263,14 +263,6 @@ def straight_line_walk(model, x, b, targets, alphas, size) -> Iterator[PathChunk
 
 
 # -- Integrated Gradients ---------------------------------------------------------------------
-def _settings(config, cls, **overrides):
-    config = cls() if config is None else config
-    if not isinstance(config, cls):
-        raise AttributionError(f"config must be a {cls.__name__}; got {type(config).__name__}")
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    return config.with_(**changes) if changes else config
-
-
 def integrated_gradients(model, inputs, target=None, baseline=None, steps: int | None = None,
                          batch_size: int | None = None, *, method: str | None = None,
                          return_delta: bool = False,
@@ -291,7 +283,7 @@ def integrated_gradients(model, inputs, target=None, baseline=None, steps: int |
         attributions (float32, the inputs' shape), or ``(attributions, delta)``.
     """
     model = contract_model(model)
-    cfg = _settings(config, IntegratedGradientsConfig, steps=steps, batch_size=batch_size,
+    cfg = merged_config(config, IntegratedGradientsConfig, steps=steps, batch_size=batch_size,
                     method=method)
     alphas, weights = quadrature(cfg.method, cfg.steps)
     # both ends appended with weight 0: F(x') and F(x) for the delta come from the same passes
@@ -346,14 +338,14 @@ def draw_attributions(path, pixels, attributions: dict, *, title: str = "", mode
                       clip_percentile: float = 99.5) -> None:
     """The image, then one heat map per named attribution ({caption: (C, H, W) or
     (1, C, H, W)}), then each map's overlay on the image: side by side, matplotlib."""
-    from ..report import _pyplot, to_uint8
+    from ..report import headless_pyplot, to_uint8
 
     img = to_uint8(np.asarray(pixels, np.float32)[:1] if np.ndim(pixels) == 4 else pixels)
     maps = {k: _scaled(attribution_map(v, mode)[0], mode, clip_percentile)[0]
             for k, v in attributions.items()}
     cmap = "RdBu_r" if mode == "signed" else "hot"
     lo = -1 if mode == "signed" else 0
-    plt = _pyplot()
+    plt = headless_pyplot()
     ncols = 1 + len(maps)
     fig, axes = plt.subplots(2 if maps else 1, ncols, figsize=(2.8 * ncols, 5.8 if maps else 3.2),
                              squeeze=False)

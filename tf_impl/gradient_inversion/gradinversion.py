@@ -125,7 +125,7 @@ def langevin_noise(config: GradInversionConfig, shape, step: int) -> np.ndarray:
     return seeded_noise(shape, config.seed * 100_003 + 7919 + step)
 
 
-class _Objective:
+class GradInversionObjective:
     """Sum over seeds of the GradInversion terms; the consensus is a held constant."""
 
     def __init__(self, model, shared, labels, config, n, shape):
@@ -199,7 +199,7 @@ def grad_inversion(model, shared: SharedGradient, config: GradInversionConfig | 
         config = dataclasses.replace(config, bn_weight=0.0)
     checkpoints = TrialCheckpoints(checkpoint, resume,
                                    run_meta("gradinversion", model, shared, y, config, shape))
-    objective = _Objective(model, shared, y, config, n, shape)
+    objective = GradInversionObjective(model, shared, y, config, n, shape)
 
     def trial(k: int, opt_cfg: OptimizeConfig) -> Result:
         return _one_run(objective, config, k, opt_cfg, n, shape, (mean, std), callback,

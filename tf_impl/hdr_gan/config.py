@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 
 from ..config import TechniqueConfig
 from ..optimize import OptimizeConfig
+from .checks import HDRGANError, check_moments, check_mu, check_times
 from .data import HELD_OUT, TRAIN_PHOTOS
-from .losses import GAMMA, MU, HDRGANError, _check_moments, _check_mu, _check_times
+from .losses import GAMMA, MU
 
 
 @dataclass(frozen=True)
@@ -75,11 +76,11 @@ class HDRGANConfig(TechniqueConfig):
     error = HDRGANError
 
     def validate(self) -> None:
-        _check_mu(self.mu)
+        check_mu(self.mu)
         if not (self.gamma > 0 and math.isfinite(self.gamma)):
             raise HDRGANError(f"gamma must be a positive number (2.2 is usual); got {self.gamma}")
-        _check_times(self.exposures)
-        _check_moments(self.moments)
+        check_times(self.exposures)
+        check_moments(self.moments)
         if not (0 <= self.quantize_bits <= 16):
             raise HDRGANError(f"quantize_bits must be in [0, 16] (0: no rounding); got "
                               f"{self.quantize_bits}")

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from .losses import GAMMA, MU, HDRGANError, _check_hdr, _check_times, inverse_mu_law, mu_law_tonemap
+from .checks import HDRGANError, check_hdr, check_times
+from .losses import GAMMA, MU, inverse_mu_law, mu_law_tonemap
 from .networks import TinyMergeNet
 
 TRAIN_PHOTOS = ("tubingen", "astronaut", "chelsea", "coffee", "golden_gate", "amber", "horses",
@@ -30,8 +31,8 @@ def make_exposures(hdr, times: Sequence[float] = (1.0, 4.0, 16.0), gamma: float 
 
     Returns (N, K, 3, H, W) float32 in [0, 1]; no motion between the exposures.
     """
-    times = _check_times(times)
-    _check_hdr(hdr)
+    times = check_times(times)
+    check_hdr(hdr)
     h = np.asarray(hdr, np.float32)
     if h.ndim != 4 or h.shape[1] != 3:
         raise HDRGANError(f"the HDR batch must be NCHW (N, 3, H, W); got shape {h.shape}")
@@ -46,7 +47,7 @@ def generator_inputs(ldrs, times: Sequence[float], gamma: float = GAMMA,
                      mu: float = MU) -> tf.Tensor:
     """HDR-GAN's input: for each exposure k, LDR_k and T(LDR_k^gamma / t_k), concatenated along
     channels: (N, K, 3, H, W) -> (N, 6K, H, W)."""
-    times = _check_times(times)
+    times = check_times(times)
     x = tf.convert_to_tensor(ldrs, tf.float32)
     if x.shape.rank != 5 or x.shape[2] != 3:
         raise HDRGANError(f"exposures must be shaped (N, K, 3, H, W); got {tuple(x.shape)}")

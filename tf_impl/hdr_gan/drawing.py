@@ -9,7 +9,7 @@ from ..result import Result
 def draw_hdr_gan(path, results: dict[str, Result] | Result, *, title: str = "") -> None:
     """One row per held-out photo: the K exposures | each run's tonemapped estimate (with its
     PSNR-mu) | the tonemapped ground truth."""
-    from ..report import _pyplot, to_uint8
+    from ..report import headless_pyplot, to_uint8
 
     if isinstance(results, Result):
         results = {"prediction": results}
@@ -17,7 +17,7 @@ def draw_hdr_gan(path, results: dict[str, Result] | Result, *, title: str = "") 
     ldr, gt = first.extra["exposures"], first.original
     n, k = ldr.shape[:2]
     cols = k + len(results) + 1
-    plt = _pyplot()
+    plt = headless_pyplot()
     fig, axes = plt.subplots(n, cols, figsize=(1.9 * cols, 2.2 * n + 0.5), squeeze=False)
     times = first.config.get("exposures", [None] * k)
     for i in range(n):

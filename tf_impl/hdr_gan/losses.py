@@ -1,5 +1,6 @@
 """HDR-GAN's objectives: the mu-law tonemapper and its L1 / PSNR, the hypersphere
-(inverse stereographic projection) adversarial loss, and the checks on their inputs."""
+(inverse stereographic projection) adversarial loss; their inputs are checked by
+:mod:`.checks`."""
 
 from __future__ import annotations
 
@@ -9,103 +10,40 @@ import numpy as np
 import tensorflow as tf
 
 from .. import metrics as m
+from .checks import HDRGANError, check_hdr, check_moments, check_mu, check_same_shape
 
 MU = 5000.0
 GAMMA = 2.2
-
-class HDRGANError(ValueError):
-    """A bad argument to the HDR-GAN functions; the message names the problem and the fix."""
-
-
-
-# -- checks -----------------------------------------------------------------------------------
-def _check_mu(mu) -> float:
-    if not (isinstance(mu, (int, float, np.floating)) and mu > 0 and math.isfinite(mu)):
-        raise HDRGANError(f"mu must be a positive number (HDR-GAN uses 5000); got {mu!r}")
-    return float(mu)
-
-
-def _check_moments(moments) -> int:
-    if not isinstance(moments, (int, np.integer)) or isinstance(moments, bool) or moments < 1:
-        raise HDRGANError(f"moments must be an integer >= 1 (HDR-GAN uses 3); got {moments!r}")
-    return int(moments)
-
-
-def _check_times(times) -> tuple[float, ...]:
-    times = tuple(float(t) for t in times)
-    if len(times) < 2:
-        raise HDRGANError(f"give at least two exposure times; got {times}")
-    if not all(t > 0 and math.isfinite(t) for t in times):
-        raise HDRGANError(f"exposure times must be positive numbers; got {times}")
-    return times
-
-
-def _concrete(x) -> np.ndarray | None:
-    """The value of ``x`` when it is known now (numpy or eager), else None (symbolic)."""
-    if isinstance(x, (tf.Tensor, tf.Variable)):
-        if not tf.executing_eagerly():
-            return None
-        try:
-            return x.numpy()
-        except (AttributeError, NotImplementedError, TypeError, ValueError):
-            return None
-    try:
-        return np.asarray(x)
-    except (TypeError, ValueError):
-        return None
-
-
-def _check_hdr(hdr, name: str = "HDR image"):
-    """Negative or non-finite radiance is refused (when the value is known, i.e. eagerly)."""
-    value = _concrete(hdr)
-    if value is None:
-        return
-    if not np.issubdtype(value.dtype, np.number):
-        raise HDRGANError(f"{name} must be numeric; got dtype {value.dtype}")
-    if not np.all(np.isfinite(value)):
-        raise HDRGANError(f"{name} holds NaN or Inf values; HDR radiance must be finite")
-    if value.size and value.min() < 0:
-        raise HDRGANError(
-            f"{name} has negative values (min {float(value.min()):.4g}); the mu-law tonemapper "
-            "needs linear radiance H >= 0: clip with np.maximum(hdr, 0) or fix the HDR "
-            "conversion")
-
-
-def _check_same_shape(a, b, names=("prediction", "target")):
-    sa, sb = tuple(tf.convert_to_tensor(a).shape), tuple(tf.convert_to_tensor(b).shape)
-    if sa != sb:
-        raise HDRGANError(f"the {names[0]} has shape {sa} and the {names[1]} {sb}: they must "
-                          "match")
 
 
 # -- tonemapping ------------------------------------------------------------------------------
 def mu_law_tonemap(hdr, mu: float = MU) -> tf.Tensor:
     """T(H) = log(1 + mu H) / log(1 + mu) (Kalantari & Ramamoorthi 2017; HDR-GAN eq. for the
     loss). H is linear radiance >= 0, normally in [0, 1], which T maps onto [0, 1]."""
-    mu = _check_mu(mu)
-    _check_hdr(hdr)
+    mu = check_mu(mu)
+    check_hdr(hdr)
     h = tf.convert_to_tensor(hdr, tf.float32)
     return tf.math.log1p(mu * h) / math.log1p(mu)
 
 
 def inverse_mu_law(tonemapped, mu: float = MU) -> tf.Tensor:
     """H = ((1 + mu)^T - 1) / mu, the inverse of :func:`mu_law_tonemap`."""
-    mu = _check_mu(mu)
+    mu = check_mu(mu)
     t = tf.convert_to_tensor(tonemapped, tf.float32)
     return tf.math.expm1(t * math.log1p(mu)) / mu
 
 
 def tonemapped_l1(pred_hdr, gt_hdr, mu: float = MU) -> tf.Tensor:
     """The reconstruction loss ||T(H_pred) - T(H_gt)||_1, averaged over all values."""
-    _check_same_shape(pred_hdr, gt_hdr, ("predicted HDR image", "ground-truth HDR image"))
-    _check_hdr(pred_hdr, "the predicted HDR image")
-    _check_hdr(gt_hdr, "the ground-truth HDR image")
+    check_same_shape(pred_hdr, gt_hdr, ("predicted HDR image", "ground-truth HDR image"))
+    check_hdr(pred_hdr, "the predicted HDR image")
+    check_hdr(gt_hdr, "the ground-truth HDR image")
     return tf.reduce_mean(tf.abs(mu_law_tonemap(pred_hdr, mu) - mu_law_tonemap(gt_hdr, mu)))
 
 
 def tonemapped_psnr(pred_hdr, gt_hdr, mu: float = MU) -> np.ndarray:
     """PSNR-mu in dB per image: the PSNR of T(H_pred) against T(H_gt) (range [0, 1])."""
-    _check_same_shape(pred_hdr, gt_hdr, ("predicted HDR image", "ground-truth HDR image"))
+    check_same_shape(pred_hdr, gt_hdr, ("predicted HDR image", "ground-truth HDR image"))
     a, b = mu_law_tonemap(pred_hdr, mu), mu_law_tonemap(gt_hdr, mu)
     return np.asarray(m.psnr(a, b, clip=False))
 
@@ -172,7 +110,7 @@ def discriminator_vectors(outputs, per_patch: bool = False) -> tf.Tensor:
 
 def sphere_moments(outputs, moments: int = 3, per_patch: bool = False) -> tf.Tensor:
     """(R,) tensor of E[d^r], r = 1..R, d the north-pole distance of each output vector."""
-    moments = _check_moments(moments)
+    moments = check_moments(moments)
     d = north_pole_distance(discriminator_vectors(outputs, per_patch))
     return tf.stack([tf.reduce_mean(d ** r) for r in range(1, moments + 1)])
 

@@ -246,7 +246,7 @@ def draw_neighbours(path, queries, pool, pixel: np.ndarray, feature: np.ndarray,
                     title: str = "", size: float = 1.1) -> None:
     """For each query, a row of its neighbours in pixel space and a row in feature space
     (query image first in each row), from the index arrays of :func:`nearest_neighbours`."""
-    from ..report import _pyplot, to_uint8
+    from ..report import headless_pyplot, to_uint8
 
     qs = imgs.as_pixels(queries, name="queries").pixels
     ps = imgs.as_pixels(pool, name="pool").pixels
@@ -255,7 +255,7 @@ def draw_neighbours(path, queries, pool, pixel: np.ndarray, feature: np.ndarray,
         raise VisualizationError(
             f"{len(qs)} queries but {len(pixel)} pixel and {len(feature)} feature rows")
     k = max(pixel.shape[1], feature.shape[1])
-    plt = _pyplot()
+    plt = headless_pyplot()
     fig, axes = plt.subplots(2 * len(qs), k + 1, figsize=(size * (k + 1) + 0.8,
                                                           size * 2 * len(qs) + 0.5),
                              squeeze=False)
@@ -282,14 +282,14 @@ def draw_embedding(path, points, images, *, labels=None, class_names=None, zoom:
     ``AnnotationBbox``), framed in their label's colour when ``labels`` are given."""
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
-    from ..report import _pyplot, to_uint8
+    from ..report import headless_pyplot, to_uint8
 
     pts = np.asarray(points, np.float64)
     px = imgs.as_pixels(images, name="images").pixels
     if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) != len(px):
         raise VisualizationError(
             f"points must be (N, 2) for the N={len(px)} images; got shape {pts.shape}")
-    plt = _pyplot()
+    plt = headless_pyplot()
     cmap = plt.get_cmap("tab10")
     fig, ax = plt.subplots(figsize=(figsize, figsize))
     ax.scatter(pts[:, 0], pts[:, 1], s=2, c="none")

@@ -254,7 +254,7 @@ def draw_filters(path, filters: np.ndarray, *, max_filters: int = 64, ncols: int
                  title: str = "", size: float = 0.9) -> None:
     """A grid of filters with their indices: RGB tiles from :func:`first_layer_filters`
     ((O, kh, kw, 3)) or grayscale grids from :func:`layer_filters` ((O, GH, GW))."""
-    from ..report import _pyplot
+    from ..report import headless_pyplot
 
     f = np.asarray(filters, np.float32)
     rgb = f.ndim == 4 and f.shape[-1] == 3
@@ -266,7 +266,7 @@ def draw_filters(path, filters: np.ndarray, *, max_filters: int = 64, ncols: int
     if max_filters < 1:
         raise VisualizationError(f"max_filters must be >= 1; got {max_filters}")
     f = f[:max_filters]
-    plt = _pyplot()
+    plt = headless_pyplot()
     nrows, ncols = _grid_shape(len(f), ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 0.4, size * nrows + 0.6),
                              squeeze=False)
@@ -292,7 +292,7 @@ def draw_activations(path, maps: np.ndarray, *, max_channels: int = 64,
     """A grid of a layer's channel maps (from :func:`activations`), each titled with its
     channel index; ``channels`` picks them (default the first ``max_channels``), ``image``
     adds the input picture as the first panel. Each map has its own colour scale."""
-    from ..report import _pyplot, to_uint8
+    from ..report import headless_pyplot, to_uint8
 
     maps = np.asarray(maps, np.float32)
     if maps.ndim != 3:
@@ -303,7 +303,7 @@ def draw_activations(path, maps: np.ndarray, *, max_channels: int = 64,
         channels = range(min(len(maps), max_channels))
     channels = [checks.check_channel("maps", c, len(maps)) for c in channels][:max_channels]
     panels = len(channels) + (image is not None)
-    plt = _pyplot()
+    plt = headless_pyplot()
     nrows, ncols = _grid_shape(panels, ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 0.4, size * nrows + 0.6),
                              squeeze=False)

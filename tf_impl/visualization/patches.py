@@ -379,7 +379,7 @@ def draw_patches(path, found: Patches, *, ncols: int | None = None, title: str |
     are trimmed from the picture; the arrays in ``found`` keep the full field."""
     import math
 
-    from ..report import _pyplot, to_uint8
+    from ..report import headless_pyplot, to_uint8
 
     n = len(found.values)
     if n == 0:
@@ -390,7 +390,7 @@ def draw_patches(path, found: Patches, *, ncols: int | None = None, title: str |
     r0, r1 = inner[:, 0].min(), inner[:, 1].max()
     c0, c1 = inner[:, 2].min(), inner[:, 3].max()
     shown = found.patches[:, :, r0:r1, c0:c1] if r1 > r0 and c1 > c0 else found.patches
-    plt = _pyplot()
+    plt = headless_pyplot()
     ncols = ncols or min(n, max(1, math.ceil(math.sqrt(n))))
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 0.3, (size + 0.35) * nrows

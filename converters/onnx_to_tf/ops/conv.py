@@ -17,7 +17,7 @@ import tensorflow as tf
 from ..errors import OnnxImportError
 from ..layout import Value, channels_last
 from ..registry import handler
-from ._common import conv_params, spatial_pads
+from .geometry import conv_params, spatial_pads
 
 
 def kernel_storage_perm(rank: int) -> tuple[int, ...]:

@@ -25,13 +25,15 @@ def colorize(m, cmap: str = "inferno", *, symmetric: bool = False) -> np.ndarray
     return rgb.transpose(2, 0, 1).astype(np.float32)
 
 
-def _hwc(pixels) -> np.ndarray:
+def hwc_uint8(pixels) -> np.ndarray:
+    """Pixels in [0, 1] as an (H, W, C) uint8 picture."""
     from ...report import to_uint8
 
     return to_uint8(pixels)
 
 
-def _one(a) -> np.ndarray:
+def one_map(a) -> np.ndarray:
+    """One (H, W) map from an array with leading size-1 axes; anything else is refused."""
     a = np.asarray(a, np.float32)
     while a.ndim > 2 and a.shape[0] == 1:
         a = a[0]
@@ -40,11 +42,11 @@ def _one(a) -> np.ndarray:
     return a
 
 
-def _panels(path, panels, title: str = "", size: float = 3.0) -> None:
+def draw_panels(path, panels, title: str = "", size: float = 3.0) -> None:
     """Draw [(caption, drawer(ax))] side by side."""
-    from ...report import _pyplot
+    from ...report import headless_pyplot
 
-    plt = _pyplot()
+    plt = headless_pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), size + 0.5),
                              squeeze=False)
     for ax, (caption, draw) in zip(axes[0], panels):
@@ -58,23 +60,24 @@ def _panels(path, panels, title: str = "", size: float = 3.0) -> None:
     plt.close(fig)
 
 
-def _image_panel(pixels):
-    return lambda ax, fig: ax.imshow(_hwc(pixels), interpolation="nearest")
+def image_panel(pixels):
+    """A panel drawer that shows the picture."""
+    return lambda ax, fig: ax.imshow(hwc_uint8(pixels), interpolation="nearest")
 
 
 def draw_saliency(path, pixels, saliency_map, *, title: str = "") -> None:
     """Image | saliency heat map | the heat map over the image."""
-    m = normalize_map(_one(saliency_map)[None])[0]
+    m = normalize_map(one_map(saliency_map)[None])[0]
 
     def heat(ax, fig):
         im = ax.imshow(m, cmap="hot", vmin=0, vmax=1, interpolation="nearest")
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
 
     def overlay(ax, fig):
-        ax.imshow(_hwc(pixels), interpolation="nearest")
+        ax.imshow(hwc_uint8(pixels), interpolation="nearest")
         ax.imshow(m, cmap="jet", alpha=0.45, vmin=0, vmax=1, interpolation="nearest")
 
-    _panels(path, [("image", _image_panel(pixels)), ("saliency max_c |dS/dI|", heat),
+    draw_panels(path, [("image", image_panel(pixels)), ("saliency max_c |dS/dI|", heat),
                    ("overlay", overlay)], title)
 
 
@@ -84,8 +87,8 @@ def draw_guided_backprop(path, pixels, gradient, *, title: str = "") -> None:
     g = g[None] if g.ndim == 3 else g[:1]
     rgb = gradient_image(g)
     mag = normalize_map(magnitude_map(g))[0]
-    _panels(path, [("image", _image_panel(pixels)),
-                   ("guided backprop", lambda ax, fig: ax.imshow(_hwc(rgb))),
+    draw_panels(path, [("image", image_panel(pixels)),
+                   ("guided backprop", lambda ax, fig: ax.imshow(hwc_uint8(rgb))),
                    ("magnitude max_c |g|",
                     lambda ax, fig: ax.imshow(mag, cmap="gray", vmin=0, vmax=1))], title)
 
@@ -93,7 +96,7 @@ def draw_guided_backprop(path, pixels, gradient, *, title: str = "") -> None:
 def draw_occlusion(path, pixels, occlusion_map, *, title: str = "") -> None:
     """Image | occlusion map (score drop, zero centred: red hurts the class when occluded) |
     the positive part over the image."""
-    m = _one(occlusion_map)
+    m = one_map(occlusion_map)
     a = float(np.abs(m).max()) or 1.0
 
     def heat(ax, fig):
@@ -101,9 +104,9 @@ def draw_occlusion(path, pixels, occlusion_map, *, title: str = "") -> None:
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
 
     def overlay(ax, fig):
-        ax.imshow(_hwc(pixels), interpolation="nearest")
+        ax.imshow(hwc_uint8(pixels), interpolation="nearest")
         ax.imshow(np.clip(m, 0, None) / a, cmap="jet", alpha=0.45, vmin=0, vmax=1,
                   interpolation="nearest")
 
-    _panels(path, [("image", _image_panel(pixels)), ("score drop when occluded", heat),
+    draw_panels(path, [("image", image_panel(pixels)), ("score drop when occluded", heat),
                    ("overlay (drops > 0)", overlay)], title)

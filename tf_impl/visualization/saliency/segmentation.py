@@ -11,7 +11,7 @@ from converters.onnx_to_tf import contract_model
 
 from ... import images as imgs
 from ..checks import VisualizationConfig, VisualizationError
-from .drawing import _hwc, _image_panel, _one, _panels
+from .drawing import draw_panels, hwc_uint8, image_panel, one_map
 from .maps import SaliencyConfig, normalize_map, saliency
 
 _UNKNOWN = ("probable_background", "probable_foreground")
@@ -137,13 +137,13 @@ def draw_segmentation(path, pixels, mask, saliency_map=None, config: GrabCutConf
                       *, title: str = "") -> None:
     """Image | saliency with the GrabCut seeds (red foreground, blue background) | the mask
     over the image (background dimmed)."""
-    mask = _one(mask).astype(bool)
-    px = _hwc(pixels).astype(np.float32) / 255
-    panels = [("image", _image_panel(pixels))]
+    mask = one_map(mask).astype(bool)
+    px = hwc_uint8(pixels).astype(np.float32) / 255
+    panels = [("image", image_panel(pixels))]
     if saliency_map is not None:
         cv2 = _cv2()
-        seeds = grabcut_seeds(_one(saliency_map), config)
-        m = normalize_map(_one(saliency_map)[None])[0]
+        seeds = grabcut_seeds(one_map(saliency_map), config)
+        m = normalize_map(one_map(saliency_map)[None])[0]
         seed_rgb = np.repeat(m[..., None], 3, axis=2)
         fg = (seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)
         seed_rgb[fg] = (1.0, 0.1, 0.1)
@@ -154,4 +154,4 @@ def draw_segmentation(path, pixels, mask, saliency_map=None, config: GrabCutConf
                    lambda ax, fig: (ax.imshow(shown), ax.contour(mask, levels=[0.5],
                                                                  colors="yellow",
                                                                  linewidths=1))))
-    _panels(path, panels, title)
+    draw_panels(path, panels, title)

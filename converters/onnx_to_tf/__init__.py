@@ -9,7 +9,8 @@ from .contract import ContractError, ModelContract
 from .contract_model import ContractModel, contract_model
 from .errors import ModelInputError, OnnxImportError, UnknownTapError, UnsupportedOpError
 from .graph_queries import BiasLayer, FCLayer
-from .model import BNLayer, TFModel, load
+from .loader import load
+from .model import BNLayer, TFModel
 from .protocol import Victim
 from .registry import supported_ops
 

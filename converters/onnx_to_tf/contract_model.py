@@ -16,8 +16,9 @@ import tensorflow as tf
 
 from .contract import LAYOUTS, ContractError, ModelContract, dims
 from .errors import ModelInputError
-from .graph_queries import BiasLayer, FCLayer, find_bias_terms
+from .graph_queries import BiasLayer, ConvLayer, FCLayer, NotAConv, find_bias_terms
 from .layout import Value
+from .receptive_field import ReceptiveField, find_receptive_field
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import TFModel
@@ -32,6 +33,11 @@ class _Spec:
     name: str
     shape: tuple[int | None, ...]
     dtype: tf.DType
+
+
+def _from_graph(name: str) -> property:
+    """A read-only attribute passed through from the imported graph model."""
+    return property(lambda self: getattr(self.graph, name), doc=f"The graph model's ``{name}``.")
 
 
 class ContractModel(tf.Module):
@@ -60,6 +66,7 @@ class ContractModel(tf.Module):
         self._functions: dict[tuple, Any] = {}
         self._num_classes: int | None = None
         self._bias_terms: tuple[BiasLayer, ...] | None = None
+        self._fields: dict[tuple, ReceptiveField] = {}
 
     # -- the graph's own attributes ---------------------------------------------------------
     @property
@@ -71,45 +78,16 @@ class ContractModel(tf.Module):
     def input_shape(self):
         return self.inputs[0].shape
 
-    @property
-    def dtype(self):
-        return self.graph.dtype
-
-    @property
-    def metadata(self):
-        return self.graph.metadata
-
-    @property
-    def nodes(self):
-        return self.graph.nodes
-
-    @property
-    def bn_layers(self):
-        return self.graph.bn_layers
-
-    @property
-    def onnx_variables(self):
-        return self.graph.onnx_variables
-
-    @property
-    def layer_names(self):
-        return self.graph.layer_names
-
-    @property
-    def aliases(self):
-        return self.graph.aliases
-
-    @property
-    def output_names(self):
-        return self.graph.output_names
-
-    @property
-    def opset(self):
-        return self.graph.opset
-
-    @property
-    def jit_compile(self):
-        return self.graph.jit_compile
+    dtype = _from_graph("dtype")
+    metadata = _from_graph("metadata")
+    nodes = _from_graph("nodes")
+    bn_layers = _from_graph("bn_layers")
+    onnx_variables = _from_graph("onnx_variables")
+    layer_names = _from_graph("layer_names")
+    aliases = _from_graph("aliases")
+    output_names = _from_graph("output_names")
+    opset = _from_graph("opset")
+    jit_compile = _from_graph("jit_compile")
 
     @property
     def class_names(self):
@@ -143,6 +121,21 @@ class ContractModel(tf.Module):
             feeding = set(self.dependencies([self.logits_name]))
             self._bias_terms = find_bias_terms(self.graph, self.inputs, feeding)
         return self._bias_terms
+
+    def receptive_field(self, tap: str, input_hw: tuple[int, int] | None = None
+                        ) -> ReceptiveField:
+        """The receptive field of ``tap``'s units, from the graph (see ``receptive_field.py``),
+        for an input of ``input_hw`` (default: the model's fixed size, else 224x224). Found
+        once per (layer, size), then kept."""
+        fixed = self.inputs[0].shape[2:4]
+        hw = tuple(input_hw or (fixed if len(fixed) == 2 and None not in fixed else (224, 224)))
+        key = (self.resolve(tap), hw)
+        if key not in self._fields:
+            self._fields[key] = find_receptive_field(self, tap, hw)
+        return self._fields[key]
+
+    def conv_kernels(self) -> dict[str, ConvLayer | NotAConv]:
+        return self.graph.conv_kernels()
 
     def with_contract(self, overrides=None) -> ContractModel:
         return self if overrides is None else self.graph.with_contract(overrides)

@@ -20,3 +20,8 @@ class UnknownTapError(KeyError, ValueError):
 
     def __str__(self) -> str:  # KeyError would print the repr of the message
         return str(self.args[0]) if self.args else ""
+
+
+class GraphQueryError(ValueError):
+    """A question about the graph that it cannot answer (a receptive field through an op with
+    no rule, kernels of a layer no convolution makes); the message names the node."""

@@ -9,6 +9,8 @@ once:
   gradient.
 - :func:`find_bias_terms`: the nodes that add a bias to an activation on the way to the
   logits (FullGrad's bias terms).
+- :func:`find_conv_layers`: for every activation, the convolution whose kernels make its
+  channels (filter pictures). The receptive field is :mod:`.receptive_field`'s.
 """
 
 from __future__ import annotations
@@ -17,9 +19,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BiasLayer", "FCLayer", "find_bias_terms", "find_classifier"]
+__all__ = ["BiasLayer", "ConvLayer", "FCLayer", "NotAConv", "find_bias_terms", "find_classifier",
+           "find_conv_layers"]
 
 _BIAS_OPS = ("Conv", "ConvTranspose", "Gemm", "BatchNormalization", "Add", "Sub")
+# ops that keep each channel's meaning (pointwise in space and in channels): walking back
+# through them from a layer reaches the convolution whose kernels define its channels
+_POINTWISE = {
+    "Relu", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "Sigmoid", "HardSigmoid", "HardSwish",
+    "Tanh", "Softplus", "Softsign", "Clip", "Identity", "Dropout", "BatchNormalization", "Abs",
+    "Neg", "Exp", "Log", "Sqrt", "Erf", "Gelu", "Mish", "Cast", "Add", "Sub", "Mul", "Div",
+    "Pow", "Max", "Min",
+}
 
 
 @dataclass(frozen=True)
@@ -134,3 +145,50 @@ def find_bias_terms(graph, inputs, feeding: set[str]) -> tuple[BiasLayer, ...]:
                 sign = -1.0 if (node.op_type == "Sub" and k == 1) else 1.0
                 found.append(BiasLayer(node.name, node.op_type, out, ins[k], sign))
     return tuple(found)
+
+
+@dataclass(frozen=True)
+class ConvLayer:
+    """A Conv node whose kernels make a tensor's channels: the node, its kernel tensor, the
+    tensor it produces, its groups, and whether the kernels are stored (an initializer, in
+    ``model.onnx_variables``) rather than computed in the graph."""
+
+    node: str
+    weight: str
+    output: str
+    groups: int
+    stored: bool
+
+
+@dataclass(frozen=True)
+class NotAConv:
+    """Why a tensor's channels are not one convolution's: the node whose op stops the walk
+    back (pooling, a sum of two branches, ...); ``op`` is ``"input"`` for the graph input."""
+
+    op: str
+    node: str
+
+
+def find_conv_layers(graph) -> dict[str, ConvLayer | NotAConv]:
+    """For every tensor computed from the input of ``graph`` (a TFModel), in graph order: the
+    Conv whose kernels make its channels (its output, then through pointwise ops with one
+    activation operand: ReLU, BatchNorm, a bias Add...), or the node that stops that."""
+    out: dict[str, ConvLayer | NotAConv] = {
+        s.name: NotAConv("input", s.name) for s in graph.inputs}
+    stored = set(graph.onnx_variables)
+    for node in graph.nodes:
+        if node.op_type in ("Constant", "ConstantOfShape"):
+            continue
+        acts = [i for i in node.inputs if i in out]
+        if not acts:
+            continue  # shape or constant arithmetic
+        if node.op_type == "Conv":
+            w = node.inputs[1] if len(node.inputs) > 1 else ""
+            found = ConvLayer(node.name, w, node.outputs[0], int(node.attr("group", 1)),
+                              w in stored)
+        elif node.op_type in _POINTWISE and len(acts) == 1:
+            found = out[acts[0]]
+        else:
+            found = NotAConv(node.op_type, node.name)
+        out.update({o: found for o in node.outputs if o})
+    return out

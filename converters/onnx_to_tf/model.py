@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -46,12 +45,20 @@ from .feeding import (
 )
 from .fold import fold_batchnorm, simplify
 from .graph import Context, Node, execute
-from .graph_queries import BiasLayer, FCLayer, find_classifier
+from .graph_queries import (
+    BiasLayer,
+    ConvLayer,
+    FCLayer,
+    NotAConv,
+    find_classifier,
+    find_conv_layers,
+)
 from .layout import Value, channels_last, identity, inverse
 from .mmap_weights import RawWeights
-from .reader import check_structure, default_opset, read_model
+from .reader import check_structure, default_opset
+from .receptive_field import ReceptiveField
 
-__all__ = ["TFModel", "BNLayer", "load"]
+__all__ = ["TFModel", "BNLayer"]
 
 ALIAS_KEY = "model_zoo.layer_aliases"
 
@@ -392,6 +399,18 @@ class TFModel(tf.Module):
         """The nodes that add a bias on the way to the logits (see ``ContractModel``)."""
         return self.with_contract().bias_terms()
 
+    def receptive_field(self, tap: str, input_hw=None) -> ReceptiveField:
+        """The receptive field of ``tap``'s units (see ``ContractModel.receptive_field``)."""
+        return self.with_contract().receptive_field(tap, input_hw)
+
+    def conv_kernels(self) -> dict[str, ConvLayer | NotAConv]:
+        """For every activation tensor, the convolution whose kernels make its channels (the
+        Conv's output and the pointwise ops after it), or the node that stops the walk back
+        to one (``graph_queries.find_conv_layers``). Found once, then kept."""
+        if "conv_kernels" not in self._answers:
+            self._answers["conv_kernels"] = find_conv_layers(self)
+        return self._answers["conv_kernels"]
+
     def summary(self) -> str:
         """A short text description: inputs, outputs, op counts, parameter count."""
         counts: dict[str, int] = {}
@@ -405,43 +424,3 @@ class TFModel(tf.Module):
             f"{len(self._nodes)} nodes ({op_counts}), "
             f"{params:,} parameters, {len(self.bn_layers)} BatchNorm layers"
         )
-
-
-def load(
-    source: str | os.PathLike | onnx.ModelProto | bytes,
-    *,
-    aliases: Mapping[str, str] | None = None,
-    jit_compile: bool = False,
-    dtype: str | tf.DType = "float32",
-    name: str | None = None,
-    contract=None,
-) -> TFModel:
-    """Import an ONNX model (path, bytes or ``ModelProto``) as a :class:`TFModel`.
-
-    Float initializers become ``tf.Variable``s named after them (``model.onnx_variables``);
-    layer aliases stored by ``model_zoo`` in the file's metadata are picked up, and
-    ``aliases`` adds more. ``dtype="float64"`` runs the whole graph in double precision
-    (useful to compare gradients exactly across frameworks, away from float32 ReLU kinks).
-
-    ``model.contract`` says how the model wants its input (layout, channel order, scale,
-    mean/std) and where its logits are: read from the file's metadata and the graph, then a
-    sidecar next to the file (``<stem>.contract.json`` or ``.yaml``), then ``contract`` (a
-    dict of fields, a :class:`~converters.onnx_to_tf.contract.ModelContract` or a sidecar
-    path). A contract that contradicts the graph raises ``ContractError``.
-    ``model.with_contract()`` is the model the techniques use.
-
-    >>> model = load(model_zoo.load("resnet20_cifar"))          # doctest: +SKIP
-    >>> model(x, taps=["layer2"])["layer2"].shape               # doctest: +SKIP
-    TensorShape([1, 32, 16, 16])
-    """
-    proto, raw = read_model(source)
-    try:
-        model = TFModel(
-            proto, aliases=aliases, raw=raw, jit_compile=jit_compile, dtype=dtype, name=name
-        )
-    finally:
-        if raw is not None:
-            raw.close()
-    path = source if isinstance(source, (str, os.PathLike)) else None
-    model.set_contract(resolve_contract(model, path=path, overrides=contract))
-    return model

@@ -9,8 +9,8 @@ maps of any layer for one image are the layer's output channels as images (Yosin
 "Understanding Neural Networks Through Deep Visualization", ICML DL workshop 2015).
 
 Weights are read from ``model.onnx_variables`` in the ONNX layout (O, I/groups, kh, kw), found
-from the graph's Conv node that produces the requested layer, so the pictures are the ONNX
-file's own numbers.
+by the model (``model.conv_kernels()``: the graph's Conv node that produces the requested
+layer), so the pictures are the ONNX file's own numbers.
 
 Normalisation (documented, tested): every first-layer filter is min-max scaled on its own over
 all of its kh x kw x 3 values, ``(w - min) / (max - min)``, to [0, 1]; for deeper layers each
@@ -36,18 +36,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from converters.onnx_to_tf import contract_model
+from converters.onnx_to_tf.graph_queries import ConvLayer
 
 from . import checks
 from .checks import VisualizationError
 
-# ops that keep each channel's meaning (pointwise in space and in channels): walking back
-# through them from a layer reaches the convolution whose kernels define its channels
-_POINTWISE = {
-    "Relu", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "Sigmoid", "HardSigmoid", "HardSwish",
-    "Tanh", "Softplus", "Softsign", "Clip", "Identity", "Dropout", "BatchNormalization", "Abs",
-    "Neg", "Exp", "Log", "Sqrt", "Erf", "Gelu", "Mish", "Cast", "Add", "Sub", "Mul", "Div",
-    "Pow", "Max", "Min",
-}
 _NORMALIZE = ("filter", "tile", "layer", "none")
 
 
@@ -68,76 +61,59 @@ class ConvKernels:
     groups: int
 
 
-def _producers(model) -> dict:
-    model = contract_model(model)
-    return {o: n for n in model.nodes for o in n.outputs if o}
-
-
-def _is_activation(name: str, producers: dict, model) -> bool:
-    """True for tensors computed from the graph input (not weights or Constant nodes)."""
-    model = contract_model(model)
-    if name in {i.name for i in model.inputs}:
-        return True
-    node = producers.get(name)
-    return node is not None and node.op_type not in ("Constant", "ConstantOfShape")
-
-
 def _conv_names(model) -> list[str]:
     """Names to suggest for convolution layers: aliases of Conv outputs, else the tensors."""
     model = contract_model(model)
-    outs = {n.outputs[0] for n in model.nodes if n.op_type == "Conv"}
+    outs = {c.output for c in model.conv_kernels().values() if isinstance(c, ConvLayer)}
     named = [a for a, t in model.aliases.items() if t in outs]
     return named or sorted(outs)
 
 
-def _kernels(model, node) -> ConvKernels:
+def _kernels(model, conv: ConvLayer) -> ConvKernels:
     model = contract_model(model)
-    w = node.inputs[1] if len(node.inputs) > 1 else ""
-    if w not in model.onnx_variables:
+    if not conv.stored:
         raise VisualizationError(
-            f"the weights of Conv node {node.name!r} ({w!r}) are computed in the graph, not "
-            "stored as an initializer, so they cannot be shown; pick another layer"
+            f"the weights of Conv node {conv.node!r} ({conv.weight!r}) are computed in the graph, "
+            "not stored as an initializer, so they cannot be shown; pick another layer"
         )
+    w = conv.weight
     arr = np.asarray(model.to_onnx_layout(w, model.onnx_variables[w]), np.float32)
-    return ConvKernels(arr, node.name, w, node.outputs[0], int(node.attr("group", 1)))
+    return ConvKernels(arr, conv.node, w, conv.output, conv.groups)
 
 
 def conv_kernels(model, layer: str) -> ConvKernels:
     """The kernels of the convolution that produces ``layer`` (an alias or tensor name).
 
-    Walks back from the layer through pointwise ops (ReLU, BatchNorm, bias Add/Mul with a
-    constant...) to the Conv node; a layer made by pooling, by adding two branches, or by
-    anything else is refused with the names of the model's convolution layers.
+    The model answers (``model.conv_kernels()``): back from the layer through pointwise ops
+    (ReLU, BatchNorm, bias Add/Mul with a constant...) to the Conv node; a layer made by
+    pooling, by adding two branches, or by anything else is refused with the names of the
+    model's convolution layers.
     """
     model = contract_model(model)
     name = checks.check_layer(model, layer)
-    producers = _producers(model)
-    tensor = name
-    while True:
-        node = producers.get(tensor)
-        if node is None:
-            raise VisualizationError(
-                f"layer {layer!r} is the model's input, not a convolution; convolution layers: "
-                f"{', '.join(_conv_names(model))}"
-            )
-        if node.op_type == "Conv":
-            return _kernels(model, node)
-        acts = [i for i in node.inputs if i and _is_activation(i, producers, model)]
-        if node.op_type not in _POINTWISE or len(acts) != 1:
-            raise VisualizationError(
-                f"layer {layer!r} is produced by a {node.op_type} node ({node.name!r}), not by a "
-                "convolution followed only by pointwise ops, so it has no kernels of its own; "
-                f"convolution layers: {', '.join(_conv_names(model))}"
-            )
-        tensor = acts[0]
+    found = model.conv_kernels().get(name)
+    if isinstance(found, ConvLayer):
+        return _kernels(model, found)
+    convs = ", ".join(_conv_names(model))
+    if found is None or found.op == "input":
+        raise VisualizationError(
+            f"layer {layer!r} is the model's input, not a convolution; convolution layers: "
+            f"{convs}" if found is not None else
+            f"layer {layer!r} is not computed from the model's input, so it has no kernels; "
+            f"convolution layers: {convs}")
+    raise VisualizationError(
+        f"layer {layer!r} is produced by a {found.op} node ({found.node!r}), not by a "
+        "convolution followed only by pointwise ops, so it has no kernels of its own; "
+        f"convolution layers: {convs}"
+    )
 
 
 def first_conv(model) -> ConvKernels:
     """The kernels of the first Conv node in the graph (the one that sees the pixels)."""
     model = contract_model(model)
-    for node in model.nodes:
-        if node.op_type == "Conv":
-            return _kernels(model, node)
+    for conv in model.conv_kernels().values():
+        if isinstance(conv, ConvLayer):
+            return _kernels(model, conv)
     raise VisualizationError("this model has no Conv node, so it has no filters to show")
 
 

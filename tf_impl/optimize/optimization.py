@@ -1,35 +1,5 @@
-"""The one optimisation loop every technique uses.
-
-A technique supplies an *objective* (a callable returning named loss terms, usually built from
-:mod:`tf_impl.priors`), a start point and a :class:`OptimizeConfig`; this module owns the rest:
-
-- ``tf.GradientTape`` and the optimizer's ``apply_gradients``, as two steps a user can split
-  (:meth:`Optimization.compute_gradients`, edit the gradients, :meth:`apply_gradients`), the
-  TF2 form of TF1's ``compute_gradients`` / ``apply_gradients``;
-- the step compiled with ``tf.function``;
-- projection onto a box of valid values after each step (e.g. pixels in [0, 1], expressed in
-  the model's normalised input space by :func:`pixel_box`);
-- learning-rate schedules (constant, steps at fractions of the run, cosine with warm-up);
-- a progress bar with the current loss, a history of every loss term, snapshots every N steps;
-- NaN/Inf detection: the run stops before a non-finite update is applied, with a message, and
-  keeps the last finite iterate and the best one;
-- Ctrl-C: the run stops and returns what it reached (``result.interrupted``);
-- a time budget (``max_seconds``): the run stops when it is spent and keeps the best iterate;
-- checkpoints: :meth:`Optimization.run` with ``checkpoint=path`` writes the iterate, the best
-  one, the optimizer's moments and the history every ``checkpoint_every`` steps and when the
-  run stops; :meth:`Optimization.restore` continues from such a file, refusing one written for
-  another problem (``meta``);
-- seeds: :func:`seeded_noise` gives the same start in TF and in the PyTorch references.
-
-Example:
-    >>> import tensorflow as tf
-    >>> target = tf.constant([[0.3, 0.7]])
-    >>> objective = lambda x: {"mse": tf.reduce_sum((x - target) ** 2)}
-    >>> result = optimize(objective, tf.zeros([1, 2]), OptimizeConfig(
-    ...     steps=200, learning_rate=0.05, progress=False))
-    >>> [round(float(v), 2) for v in result.x[0]]
-    [0.3, 0.7]
-"""
+"""``Optimization``: the one loop that every image optimisation runs (steps, box
+projection, history, snapshots, checkpoints, Ctrl-C), and ``optimize`` its one-call form."""
 
 from __future__ import annotations
 
@@ -37,155 +7,16 @@ import json
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from .config import TechniqueConfig
-from .loop import run_steps
-from .torch_optimizers import LBFGS, make_optimizer
-
-Objective = Callable[[Any], Mapping[str, tf.Tensor]]
-
-_SCHEDULES = ("constant", "step", "cosine")
-
-
-@dataclass(frozen=True)
-class OptimizeConfig(TechniqueConfig):
-    """Settings of the shared loop; each technique's config carries one of these.
-
-    Attributes:
-        steps: number of optimizer steps (for L-BFGS: outer steps of ``max_iter`` iterations).
-        optimizer: ``"adam"``, ``"sgd"`` or ``"lbfgs"`` (PyTorch's update rules, see
-            :mod:`tf_impl.torch_optimizers`).
-        learning_rate: base learning rate.
-        betas, epsilon: Adam's moment decays and epsilon (PyTorch's defaults).
-        momentum: SGD momentum.
-        lbfgs_max_iter, lbfgs_history: L-BFGS iterations per step and history size.
-        schedule: ``"constant"``, ``"step"`` (x ``gamma`` at each fraction in ``milestones``,
-            as Geiping et al. 2020) or ``"cosine"`` (to 0, after ``warmup`` linear steps, as
-            GradInversion).
-        milestones, gamma: the step schedule.
-        warmup: linear warm-up steps (cosine and step schedules).
-        signed_gradients: step along ``sign(gradient)`` (Geiping et al. 2020).
-        snapshot_every: keep a copy of the iterate every N steps (0: never).
-        compile: run the step inside ``tf.function``.
-        progress: show a progress bar (tqdm, on stderr) with the current loss.
-        max_seconds: wall-clock budget of the loop; when spent the run stops early and keeps
-            the best iterate (``stopped == "time budget"``). ``None``: no budget.
-        checkpoint_every: with ``run(checkpoint=path)``, write the checkpoint every N steps.
-    """
-
-    steps: int = 200
-    optimizer: str = "adam"
-    learning_rate: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.999)
-    epsilon: float = 1e-8
-    momentum: float = 0.0
-    lbfgs_max_iter: int = 20
-    lbfgs_history: int = 100
-    schedule: str = "constant"
-    milestones: tuple[float, ...] = (3 / 8, 5 / 8, 7 / 8)
-    gamma: float = 0.1
-    warmup: int = 0
-    signed_gradients: bool = False
-    snapshot_every: int = 0
-    compile: bool = True
-    progress: bool = True
-    max_seconds: float | None = None
-    checkpoint_every: int = 500
-
-    def validate(self) -> None:
-        if self.steps < 0:
-            raise self.error(f"steps must be >= 0; got {self.steps}")
-        if self.optimizer not in ("adam", "sgd", "lbfgs"):
-            raise self.error(f"optimizer must be 'adam', 'sgd' or 'lbfgs'; got {self.optimizer!r}")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise self.error(f"learning_rate must be a positive number; got {self.learning_rate}")
-        if self.schedule not in _SCHEDULES:
-            raise self.error(f"schedule must be one of {_SCHEDULES}; got {self.schedule!r}")
-        if self.snapshot_every < 0:
-            raise self.error("snapshot_every must be >= 0 (0 turns snapshots off)")
-        if self.max_seconds is not None and not self.max_seconds > 0:
-            raise self.error(f"max_seconds must be > 0 (or None for no budget); got "
-                             f"{self.max_seconds}")
-        if self.checkpoint_every < 1:
-            raise self.error(f"checkpoint_every must be >= 1; got {self.checkpoint_every}")
-
-
-def learning_rate_at(config: OptimizeConfig, step: int) -> float:
-    """The scheduled learning rate for 0-based ``step``."""
-    lr, n = config.learning_rate, max(config.steps, 1)
-    if config.warmup and step < config.warmup:
-        return lr * (step + 1) / config.warmup
-    if config.schedule == "step":
-        return lr * config.gamma ** sum(step >= int(m * n) for m in config.milestones)
-    if config.schedule == "cosine":
-        span = max(n - config.warmup, 1)
-        return lr * 0.5 * (1 + math.cos(math.pi * (step - config.warmup) / span))
-    return lr
-
-
-@dataclass
-class OptimizeResult:
-    """What a run produced.
-
-    Attributes:
-        x: the last finite iterate (numpy, same structure as the start).
-        best: the iterate with the lowest total loss seen, and ``best_loss``/``best_step``.
-        history: ``{"loss": [...], "<term>": [...], "lr": [...]}``, one entry per step
-            (the values *before* that step's update).
-        snapshots: ``[(step, iterate), ...]`` every ``snapshot_every`` steps.
-        steps_done: steps completed; ``stopped`` says why the run ended early, if it did:
-            ``"interrupted"`` (Ctrl-C) or ``"non-finite"`` (NaN/Inf), with ``message``.
-        seconds: wall time of the loop.
-    """
-
-    x: Any
-    best: Any
-    best_loss: float
-    best_step: int
-    history: dict[str, list[float]]
-    snapshots: list[tuple[int, Any]] = field(default_factory=list)
-    steps_done: int = 0
-    stopped: str | None = None
-    message: str = ""
-    seconds: float = 0.0
-
-    @property
-    def interrupted(self) -> bool:
-        return self.stopped == "interrupted"
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Raised by :meth:`Optimization.step` when the loss or a gradient is NaN/Inf."""
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be resumed here; the message says why and what to do."""
-
-
-def seeded_noise(shape, seed: int = 0, scale: float = 1.0, dtype=np.float32) -> np.ndarray:
-    """Gaussian noise from numpy's PCG64 with ``seed``: the same start for TF and PyTorch."""
-    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
-
-
-def pixel_box(mean, std, value_range=(0.0, 1.0), channels: int | None = None):
-    """Per-channel bounds (lo, hi), shaped (1, C, 1, 1), of valid pixels in normalised space.
-
-    An image normalised as ``(pixel - mean) / std`` stays a valid image when each channel lies
-    in ``[(lo - mean) / std, (hi - mean) / std]``.
-    """
-    mean = np.asarray(mean, np.float32).reshape(-1)
-    std = np.asarray(std, np.float32).reshape(-1)
-    if channels is not None and mean.size == 1:
-        mean, std = np.repeat(mean, channels), np.repeat(std, channels)
-    lo = ((value_range[0] - mean) / std).reshape(1, -1, 1, 1)
-    hi = ((value_range[1] - mean) / std).reshape(1, -1, 1, 1)
-    return lo.astype(np.float32), hi.astype(np.float32)
+from ..loop import run_steps
+from ..torch_optimizers import LBFGS, make_optimizer
+from .outcome import CheckpointError, NonFiniteLossError, OptimizeResult
+from .settings import Objective, OptimizeConfig, learning_rate_at
 
 
 def _structure(x0) -> tuple[dict[str, Any], bool]:

@@ -76,8 +76,6 @@ def crosscheck(
     Raises :class:`CrossCheckError` when the model cannot be cross-checked at all (see the
     module docstring); a missing reference is recorded in ``report.reference`` instead.
     """
-    from .. import onnx_to_tf
-
     path = resolve_model(model)
     t0 = time.perf_counter()
     tf_model = load_tf(path)
@@ -95,18 +93,7 @@ def crosscheck(
     names = [out_name] + ([logits] if logits and logits != out_name else [])
     target = names[-1]  # the tensor whose projection is differentiated
     labels = {out_name: "forward", logits: "logits"}
-
-    try:
-        y_tf = tf_values(tf_model, x, names, compiled)
-    except (onnx_to_tf.OnnxImportError, onnx_to_tf.ModelInputError) as err:
-        raise CrossCheckError(
-            path,
-            f"our importer cannot run it ({short_reason(err)})",
-            "see the message; the file may need re-exporting",
-        ) from None
-    except Exception as err:  # noqa: BLE001 - our importer failed where it should not
-        y_tf = None
-        report.notes.append(f"TF forward failed: {short_reason(err)}")
+    y_tf = _tf_forward(path, tf_model, x, names, compiled, report)
     report.seconds["tensorflow"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -127,30 +114,51 @@ def crosscheck(
         w = projection(ref[target]) if callable(projection) else projection
     w = np.asarray(w, np.float32)
     if keep_arrays:
-        report.arrays = {"input": x, "output_onnxruntime": ref[out_name]}
-        if y_tf is not None:
-            report.arrays["output_tf"] = y_tf[out_name]
-        if logits:
-            report.arrays["logits_onnxruntime"] = ref[logits]
-            if y_tf is not None:
-                report.arrays["logits_tf"] = y_tf[logits]
-
-    g_tf = None
-    if y_tf is not None:
-        try:
-            g_tf = tf_input_gradient(tf_model, x, w, target, compiled)
-        except Exception as err:  # noqa: BLE001
-            report.notes.append(f"TF float32 gradient failed: {short_reason(err)}")
-        if keep_arrays and g_tf is not None:
-            report.arrays["grad_tf"] = g_tf
-        try:
-            report.relu_near_kink = count_relu_kinks(tf_model, x, compiled=compiled)
-        except Exception as err:  # noqa: BLE001
-            report.notes.append(f"counting ReLU kinks failed: {short_reason(err)}")
-
+        report.arrays = {"input": x}
+        for n, kind_name in ((out_name, "output"), (logits, "logits")):
+            if n:
+                report.arrays[f"{kind_name}_onnxruntime"] = ref[n]
+                if y_tf is not None:
+                    report.arrays[f"{kind_name}_tf"] = y_tf[n]
+    g_tf = None if y_tf is None else _tf_gradient(report, tf_model, x, w, target, compiled)
+    if keep_arrays and g_tf is not None:
+        report.arrays["grad_tf"] = g_tf
     case = _Case(path, proto, names, labels, target, x, w, y_tf, ref, g_tf)
     _reference_rows(report, case, forward_tol, gradient_tol, keep_arrays, compiled)
     return report
+
+
+def _tf_forward(path, tf_model, x, names, compiled, report) -> dict | None:
+    """Our importer's values of ``names``; None (and a note) when it fails where it should
+    not; a ``CrossCheckError`` when the file is one it refuses."""
+    from .. import onnx_to_tf
+
+    try:
+        return tf_values(tf_model, x, names, compiled)
+    except (onnx_to_tf.OnnxImportError, onnx_to_tf.ModelInputError) as err:
+        raise CrossCheckError(
+            path,
+            f"our importer cannot run it ({short_reason(err)})",
+            "see the message; the file may need re-exporting",
+        ) from None
+    except Exception as err:  # noqa: BLE001 - our importer failed where it should not
+        report.notes.append(f"TF forward failed: {short_reason(err)}")
+        return None
+
+
+def _tf_gradient(report, tf_model, x, w, target, compiled) -> np.ndarray | None:
+    """TF's float32 input gradient of <w, target(x)>, and the count of ReLU inputs near their
+    kink (where float32 rounding may flip a unit); failures become notes."""
+    g_tf = None
+    try:
+        g_tf = tf_input_gradient(tf_model, x, w, target, compiled)
+    except Exception as err:  # noqa: BLE001
+        report.notes.append(f"TF float32 gradient failed: {short_reason(err)}")
+    try:
+        report.relu_near_kink = count_relu_kinks(tf_model, x, compiled=compiled)
+    except Exception as err:  # noqa: BLE001
+        report.notes.append(f"counting ReLU kinks failed: {short_reason(err)}")
+    return g_tf
 
 
 @dataclass

@@ -34,14 +34,13 @@ import converters  # noqa: F401  (before torch: it blocks the triton import)
 import json
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import onnx
 import torch
 from onnx import TensorProto, helper
 
-from .optim import as_config, learning_rate_at, make_optimizer
+from .optim import as_config, learning_rate_at, run_loop
 from .pixels import denormalize, gaussian_blur, normalize, pixel_box, preprocessing_of
 
 __all__ = [
@@ -185,10 +184,6 @@ def _initial_pixels(config, original: np.ndarray) -> np.ndarray:
     return np.clip(x, 0.0, 1.0).astype(np.float32)
 
 
-class _NonFinite(FloatingPointError):
-    pass
-
-
 # -- the inversion ----------------------------------------------------------------------------
 def invert_features_torch(
     onnx_path: str | os.PathLike[str] | onnx.ModelProto,
@@ -224,45 +219,15 @@ def invert_features_torch(
         *before* each step's update, like ``tf_impl.optimize``.
     """
     config = as_config(config)
-    opt_cfg = config.optimize
-    layers = [layers] if isinstance(layers, str) else list(layers)
-    if not layers:
-        raise ValueError("give at least one layer to invert, e.g. ['conv3_1']")
-    weights = dict(weights or {})
-    unknown = set(weights) - set(layers)
-    if unknown:
-        raise ValueError(f"weights given for layers without a target: {sorted(unknown)}")
+    layers, weights = _layers_and_weights(layers, weights)
     original = np.asarray(image_pixels, np.float32)
     if original.ndim != 4:
         raise ValueError(f"image_pixels must be NCHW; got shape {original.shape}")
-
     taps = TorchTaps(onnx_path, layers)
     if taps.module is not None:
         taps.module.to(dtype)
     mean, std = preprocessing or preprocessing_of(taps.metadata)
-    with torch.no_grad():
-        feats = taps(torch.from_numpy(normalize(original, mean, std)).to(dtype))
-    targets = {layer: feats[layer].detach().clone() for layer in layers}
-    norms = {layer: float(t.square().sum()) for layer, t in targets.items()}
-    for layer, norm in norms.items():
-        if not norm > 0:
-            raise ValueError(f"the target activations of {layer!r} are all zero")
-
-    def objective(x: torch.Tensor) -> dict[str, torch.Tensor]:
-        phi = taps(x)
-        terms = {
-            f"feature:{layer}": weights.get(layer, 1.0)
-            * ((phi[layer] - targets[layer]).square().sum() / norms[layer])
-            for layer in layers
-        }
-        if config.tv_weight:
-            terms["tv"] = config.tv_weight * total_variation(x, config.tv_beta, True)
-        if config.alpha_weight:
-            terms[_alpha_name(config.alpha)] = config.alpha_weight * alpha_norm(
-                x, config.alpha, True
-            )
-        return terms
-
+    objective = _objective(taps, config, weights, normalize(original, mean, std), dtype)
     if start_pixels is None:
         start = _initial_pixels(config, original)
     else:
@@ -270,71 +235,45 @@ def invert_features_torch(
         if start.shape != original.shape:
             raise ValueError(f"start_pixels has shape {start.shape}; image is {original.shape}")
     x = torch.from_numpy(normalize(start, mean, std)).to(dtype).requires_grad_(True)
-    lo, hi = (torch.from_numpy(b).to(dtype) for b in pixel_box(mean, std, original.shape[1]))
-    optimizer = make_optimizer([x], opt_cfg)
-    lbfgs = isinstance(optimizer, torch.optim.LBFGS)
-    history: dict[str, list[float]] = {}
-    snapshots: list[tuple[int, np.ndarray]] = []
-    every = getattr(opt_cfg, "snapshot_every", 0)
-    stopped = None
-    steps_done = 0
-
-    def evaluate() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        optimizer.zero_grad()
-        terms = objective(x)
-        loss = sum(terms.values())
-        loss.backward()
-        if opt_cfg.signed_gradients:
-            x.grad.sign_()
-        finite = bool(torch.isfinite(loss)) and bool(torch.isfinite(x.grad).all())
-        if not finite:
-            raise _NonFinite
-        return loss, terms
-
-    first: dict[str, Any] = {}  # L-BFGS: the loss and terms of a step's first evaluation
-
-    def closure():
-        loss, terms = evaluate()
-        first.setdefault("terms", terms)
-        first.setdefault("loss", loss)
-        return loss
-
-    for step in range(opt_cfg.steps):
-        lr = learning_rate_at(opt_cfg, step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        before = x.detach().clone()
-        try:
-            if lbfgs:
-                first.clear()
-                optimizer.step(closure)
-                loss, terms = first["loss"], first["terms"]
-            else:
-                loss, terms = evaluate()
-                optimizer.step()
-        except _NonFinite:
-            with torch.no_grad():
-                x.copy_(before)
-            stopped = "non-finite"
-            break
-        if config.clip_to_pixels:
-            with torch.no_grad():
-                x.copy_(torch.clamp(x, lo, hi))
-        history.setdefault("loss", []).append(float(loss.detach()))
-        for name, value in terms.items():
-            history.setdefault(name, []).append(float(value.detach()))
-        history.setdefault("lr", []).append(lr)
-        steps_done += 1
-        if every and steps_done % every == 0:
-            px = np.clip(denormalize(x.detach().numpy(), mean, std), 0, 1)  # float32
-            snapshots.append((steps_done, px))
-
+    box = (torch.from_numpy(b).to(dtype) for b in pixel_box(mean, std, original.shape[1]))
+    run = run_loop(x, objective, config.optimize, box=tuple(box) if config.clip_to_pixels else None,
+                   pixels=lambda v: np.clip(denormalize(v, mean, std), 0, 1))
     x_final = x.detach().numpy().copy()
-    return {
-        "image": np.clip(denormalize(x_final, mean, std), 0, 1),
-        "x": x_final,
-        "history": history,
-        "snapshots": snapshots,
-        "steps": steps_done,
-        "stopped": stopped,
-    }
+    return {"image": np.clip(denormalize(x_final, mean, std), 0, 1), "x": x_final, **run}
+
+
+def _layers_and_weights(layers, weights) -> tuple[list[str], dict[str, float]]:
+    layers = [layers] if isinstance(layers, str) else list(layers)
+    if not layers:
+        raise ValueError("give at least one layer to invert, e.g. ['conv3_1']")
+    weights = dict(weights or {})
+    unknown = set(weights) - set(layers)
+    if unknown:
+        raise ValueError(f"weights given for layers without a target: {sorted(unknown)}")
+    return layers, {layer: weights.get(layer, 1.0) for layer in layers}
+
+
+def _objective(taps: TorchTaps, config, weights: Mapping[str, float], target_x: np.ndarray,
+               dtype: torch.dtype):
+    """The loss terms of ``tf_impl.feature_inversion``: each layer's squared distance to the
+    original's activations over their squared norm, plus the TV and alpha-norm priors."""
+    with torch.no_grad():
+        feats = taps(torch.from_numpy(target_x).to(dtype))
+    targets = {layer: feats[layer].detach().clone() for layer in weights}
+    norms = {layer: float(t.square().sum()) for layer, t in targets.items()}
+    for layer, norm in norms.items():
+        if not norm > 0:
+            raise ValueError(f"the target activations of {layer!r} are all zero")
+
+    def objective(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        phi = taps(x)
+        terms = {f"feature:{layer}": w * ((phi[layer] - targets[layer]).square().sum()
+                                          / norms[layer]) for layer, w in weights.items()}
+        if config.tv_weight:
+            terms["tv"] = config.tv_weight * total_variation(x, config.tv_beta, True)
+        if config.alpha_weight:
+            terms[_alpha_name(config.alpha)] = config.alpha_weight * alpha_norm(
+                x, config.alpha, True)
+        return terms
+
+    return objective

@@ -91,22 +91,7 @@ def _say_budget(cfg) -> None:
           "iterate so far (continue it later with --checkpoint FILE --resume)", file=sys.stderr)
 
 
-def run_gradient_inversion(args) -> int:
-    import numpy as np
-
-    from ..gradient_inversion import client_gradient
-    from ..gradient_inversion.dlg import DLGConfig, dlg, idlg_config
-    from ..gradient_inversion.gradinversion import GradInversionConfig, grad_inversion
-    from ..gradient_inversion.inverting_gradients import (
-        InvertingGradientsConfig,
-        inverting_gradients,
-    )
-    from ..gradient_inversion.labels import label_accuracy, restore_labels
-    from ..gradient_inversion.private_batch import private_batch
-    from ..gradient_inversion.scoring import score
-    from ..report import OutputDir, image_grid_figure
-
-    out = OutputDir(args.out)
+def _check_args(args) -> None:
     if args.batch < 1:
         raise ValueError(f"--batch must be >= 1; got {args.batch}")
     if args.resume and not args.checkpoint:
@@ -118,22 +103,19 @@ def run_gradient_inversion(args) -> int:
                                            args.preset == "paper"):
         raise ValueError(f"--preset paper, --restarts and --checkpoint are for "
                          f"inverting-gradients and gradinversion, not {args.attack}")
-    name = args.model
-    if args.untrained:
-        import model_zoo
+    if args.tv_weight is not None and args.attack in ("dlg", "idlg"):
+        raise ValueError("--tv-weight is for inverting-gradients and gradinversion")
 
-        if args.model not in model_zoo.available():
-            raise ValueError(f"--untrained takes a zoo model name; {args.model!r} is not one "
-                             f"({', '.join(model_zoo.available())})")
-        args.model = str(model_zoo.load(args.model, pretrained=False))
-    model = load_model(args, classifier="gradient inversion")
-    pixels, x, y = private_batch(model, args.batch, args.first)
-    shared = client_gradient(model, x, y, bn_mode=args.bn_mode)
-    restored = np.sort(restore_labels(model, shared))
-    acc = label_accuracy(y, restored)
-    print(f"labels: true {sorted(y.tolist())}, restored {restored.tolist()} ({acc:.0%})",
-          file=sys.stderr)
-    given = y if args.labels == "true" else None
+
+def _attack(args, model, shared, given):
+    """The attack's config from the preset and the flags, run on the shared gradient."""
+    from ..gradient_inversion.dlg import DLGConfig, dlg, idlg_config
+    from ..gradient_inversion.gradinversion import GradInversionConfig, grad_inversion
+    from ..gradient_inversion.inverting_gradients import (
+        InvertingGradientsConfig,
+        inverting_gradients,
+    )
+
     opt = {"progress": not args.quiet, "compile": not args.no_compile}
     if args.steps is not None:
         opt["steps"] = args.steps
@@ -143,8 +125,6 @@ def run_gradient_inversion(args) -> int:
         opt["max_seconds"] = 60.0 * args.max_minutes
     own = {"seed": args.seed}
     if args.tv_weight is not None:
-        if args.attack in ("dlg", "idlg"):
-            raise ValueError("--tv-weight is for inverting-gradients and gradinversion")
         own["tv_weight"] = args.tv_weight
     if args.restarts is not None:
         own["restarts"] = args.restarts
@@ -154,17 +134,44 @@ def run_gradient_inversion(args) -> int:
             own["seeds"] = args.seeds
         cfg = getattr(GradInversionConfig, args.preset)(**own, **opt)
         _say_budget(cfg)
-        result = grad_inversion(model, shared, cfg, labels=given, **resumable)
-    elif args.attack == "inverting-gradients":
+        return grad_inversion(model, shared, cfg, labels=given, **resumable)
+    if args.attack == "inverting-gradients":
         cfg = getattr(InvertingGradientsConfig, args.preset)(**own, **opt)
         _say_budget(cfg)
-        result = inverting_gradients(model, shared, cfg, labels=given, **resumable)
-    else:
-        base = {"dlg": DLGConfig(), "idlg": idlg_config()}[args.attack]
-        if given is not None:
-            base = base.with_(labels="given")
-        cfg = base.with_(seed=args.seed, **opt)
-        result = dlg(model, shared, cfg, labels=given)
+        return inverting_gradients(model, shared, cfg, labels=given, **resumable)
+    base = {"dlg": DLGConfig(), "idlg": idlg_config()}[args.attack]
+    if given is not None:
+        base = base.with_(labels="given")
+    return dlg(model, shared, base.with_(seed=args.seed, **opt), labels=given)
+
+
+def run_gradient_inversion(args) -> int:
+    import numpy as np
+
+    from ..gradient_inversion import client_gradient
+    from ..gradient_inversion.labels import label_accuracy, restore_labels
+    from ..gradient_inversion.private_batch import private_batch
+    from ..gradient_inversion.scoring import score
+    from ..report import OutputDir
+
+    _check_args(args)
+    name = args.model
+    if args.untrained:
+        import model_zoo
+
+        if args.model not in model_zoo.available():
+            raise ValueError(f"--untrained takes a zoo model name; {args.model!r} is not one "
+                             f"({', '.join(model_zoo.available())})")
+        args.model = str(model_zoo.load(args.model, pretrained=False))
+    model = load_model(args, classifier="gradient inversion")
+    out = OutputDir(args.out)
+    pixels, x, y = private_batch(model, args.batch, args.first)
+    shared = client_gradient(model, x, y, bn_mode=args.bn_mode)
+    restored = np.sort(restore_labels(model, shared))
+    acc = label_accuracy(y, restored)
+    print(f"labels: true {sorted(y.tolist())}, restored {restored.tolist()} ({acc:.0%})",
+          file=sys.stderr)
+    result = _attack(args, model, shared, y if args.labels == "true" else None)
     # the optimisation attacks report their best iterate (lowest objective), as breaching does
     image = result.image if args.attack in ("dlg", "idlg") else result.best_image
     s = score(pixels, image, true_labels=y, restored_labels=result.extra["labels"])
@@ -172,22 +179,7 @@ def run_gradient_inversion(args) -> int:
     rec = image[order]
     print(f"{args.attack}: PSNR {s['psnr_mean']:.2f} dB, SSIM {s['ssim_mean']:.3f}, LPIPS "
           f"{s['lpips_mean']:.3f}, {result.steps} steps in {result.seconds:.1f} s", file=sys.stderr)
-    for i in range(len(pixels)):
-        out.write_png(f"original_{i}.png", pixels[i])
-        out.write_png(f"reconstruction_{i}.png", rec[i])
-    panels = [(f"original, label {y[i]}", pixels[i]) for i in range(len(pixels))] + [
-        (f"PSNR {s['psnr'][i]:.1f}, LPIPS {s['lpips'][i]:.2f}", rec[i]) for i in range(len(rec))]
-    out.write_figure("comparison.png", lambda p: image_grid_figure(
-        p, panels, ncols=len(pixels), size=1.8,
-        title=f"{args.attack} on {name}{' (untrained)' if args.untrained else ''}, batch "
-        f"{args.batch}\noriginals (top), "
-        "reconstructions (bottom)"))
-    seeds = result.extra.get("seeds")
-    if seeds is not None:
-        seed_panels = [(f"seed {g}" if i == 0 else "", seeds[g][order][i])
-                       for g in range(len(seeds)) for i in range(len(pixels))]
-        out.write_figure("seeds.png", lambda p: image_grid_figure(
-            p, seed_panels, ncols=len(pixels), size=1.6, title="every seed (rows)"))
+    _figures(out, args, name, pixels, y, rec, s, result.extra.get("seeds"), order)
     out.write_history({args.attack: result.history}, title=f"{args.attack} on {name}")
     out.write_json("result.json", {
         "technique": result.technique, "attack": args.attack, "model": name,
@@ -201,3 +193,25 @@ def run_gradient_inversion(args) -> int:
     })
     print(f"wrote {out.path}/", file=sys.stderr)
     return exit_status(result)
+
+
+def _figures(out, args, name, pixels, y, rec, s, seeds, order) -> None:
+    """The originals and the reconstructions (matched), one PNG each and side by side; every
+    seed's reconstruction for GradInversion."""
+    from ..report import image_grid_figure
+
+    for i in range(len(pixels)):
+        out.write_png(f"original_{i}.png", pixels[i])
+        out.write_png(f"reconstruction_{i}.png", rec[i])
+    panels = [(f"original, label {y[i]}", pixels[i]) for i in range(len(pixels))] + [
+        (f"PSNR {s['psnr'][i]:.1f}, LPIPS {s['lpips'][i]:.2f}", rec[i]) for i in range(len(rec))]
+    out.write_figure("comparison.png", lambda p: image_grid_figure(
+        p, panels, ncols=len(pixels), size=1.8,
+        title=f"{args.attack} on {name}{' (untrained)' if args.untrained else ''}, batch "
+        f"{args.batch}\noriginals (top), "
+        "reconstructions (bottom)"))
+    if seeds is not None:
+        seed_panels = [(f"seed {g}" if i == 0 else "", seeds[g][order][i])
+                       for g in range(len(seeds)) for i in range(len(pixels))]
+        out.write_figure("seeds.png", lambda p: image_grid_figure(
+            p, seed_panels, ncols=len(pixels), size=1.6, title="every seed (rows)"))

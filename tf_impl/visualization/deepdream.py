@@ -153,6 +153,50 @@ def resize(pixels: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return tf.transpose(x, [0, 3, 1, 2]).numpy()
 
 
+class _Octaves:
+    """The octaves run as one loop of global steps: the first step of an octave resizes the
+    detail added so far to the octave's size and starts the octave's optimisation."""
+
+    def __init__(self, original, sizes, objective, config: DeepDreamConfig, shift):
+        self.original, self.sizes, self.objective = original, sizes, objective
+        self.config, self.shift = config, shift
+        self.history: dict[str, list[float]] = {}
+        self.detail = np.zeros((*original.shape[:2], *sizes[0]), np.float32)
+        self.done: list[int] = []  # steps done per finished octave
+        self.octave, self.opt, self.base, self.loss = -1, None, None, float("nan")
+
+    def step(self, step: int) -> dict[str, float]:
+        """Global step ``step`` (1-based, over all octaves)."""
+        steps, cfg = self.config.optimize.steps, self.config
+        k = (step - 1) // steps
+        if k != self.octave:
+            self.finish()
+            self.base = resize(self.original, self.sizes[k])
+            self.detail = resize(self.detail, self.sizes[k])
+            start = self.base + self.detail
+            start = np.clip(start, 0.0, 1.0) if cfg.clip_to_pixels else start
+            self.octave, self.opt = k, Optimization(
+                self.objective, start, cfg.optimize,
+                box=(0.0, 1.0) if cfg.clip_to_pixels else None,
+                optimizer=NormalizedGradientOptimizer(cfg.optimize, "mean_abs"))
+            if self.shift is not None:
+                self.shift.advance(k * steps)
+        self.loss, terms = self.opt.step()
+        if self.shift is not None:
+            self.shift.advance(step)
+        return terms
+
+    def finish(self) -> None:
+        """End the octave being run: keep its history, steps and detail."""
+        if self.opt is None:
+            return
+        for key, values in self.opt.history.items():
+            self.history.setdefault(key, []).extend(values)
+        self.done.append(self.opt.steps_done)
+        self.detail = self.opt.value() - self.base
+        self.opt = None
+
+
 def deepdream(
     model,
     image,
@@ -197,51 +241,16 @@ def deepdream(
     shift = RandomShift(config.jitter, steps * len(sizes), config.seed) if config.jitter else None
     objective = layer_objective(model, layers, config, mean, std, shift)
     show = config.optimize.progress if progress is None else progress
-    opt_cfg = config.optimize
-    history: dict[str, list[float]] = {}
-    detail = np.zeros((*original.shape[:2], *sizes[0]), np.float32)
-    done_per_octave: list[int] = []
-    now: dict = {"octave": -1, "opt": None}  # the octave being run and its Optimization
-
-    def end_octave() -> None:
-        nonlocal detail
-        opt = now["opt"]
-        for key, values in opt.history.items():
-            history.setdefault(key, []).extend(values)
-        done_per_octave.append(opt.steps_done)
-        detail = opt.value() - now["base"]
-        now["opt"] = None
-
-    def one(step: int) -> dict[str, float]:
-        """Global step ``step`` (1-based, over all octaves): the first of an octave resizes
-        the detail so far and starts the octave's optimisation."""
-        nonlocal detail
-        k = (step - 1) // steps
-        if k != now["octave"]:
-            if now["opt"] is not None:
-                end_octave()
-            base = resize(original, sizes[k])
-            detail = resize(detail, sizes[k])
-            start = np.clip(base + detail, 0.0, 1.0) if config.clip_to_pixels else base + detail
-            now.update(octave=k, base=base, opt=Optimization(
-                objective, start, opt_cfg, box=(0.0, 1.0) if config.clip_to_pixels else None,
-                optimizer=NormalizedGradientOptimizer(opt_cfg, "mean_abs")))
-            if shift is not None:
-                shift.advance(k * steps)
-        now["loss"], terms = now["opt"].step()
-        if shift is not None:
-            shift.advance(step)
-        return terms
-
+    run = _Octaves(original, sizes, objective, config, shift)
     # one loop over octaves x steps: one bar, one time budget, Ctrl-C keeps the detail so far
     out = run_steps(
-        one, steps * len(sizes), desc="deepdream", progress=show,
-        postfix=lambda _t: f"octave {now['octave'] + 1}/{len(sizes)} {-now['loss']:.4g}",
+        run.step, steps * len(sizes), desc="deepdream", progress=show,
+        postfix=lambda _t: f"octave {run.octave + 1}/{len(sizes)} {-run.loss:.4g}",
         callback=None if callback is None else (
-            lambda k, t: bool(callback(k, now["loss"], t, now["opt"]))),
-        max_seconds=opt_cfg.max_seconds, kept="keeping the result", log="deepdream")
-    if now["opt"] is not None:
-        end_octave()
+            lambda k, t: bool(callback(k, run.loss, t, run.opt))),
+        max_seconds=config.optimize.max_seconds, kept="keeping the result", log="deepdream")
+    run.finish()
+    history, done_per_octave, detail = run.history, run.done, run.detail
     stopped, message, seconds = out.stopped, out.message, out.seconds
     if detail.shape[-2:] != original.shape[-2:] and not done_per_octave:
         detail = np.zeros_like(original)  # interrupted before the first step

@@ -234,6 +234,78 @@ def _top_flat(flat: np.ndarray, k: int) -> np.ndarray:
     return np.concatenate([above, equal])
 
 
+def _check_k(k: int, n: int, shape, one_per_image: bool) -> None:
+    """k patches must exist: at most one per image, or one per position of the map."""
+    per_image = 1 if one_per_image else shape[2] * shape[3]
+    if k > n * per_image:
+        what = "one per image" if one_per_image else f"{shape[2]}x{shape[3]} positions per image"
+        raise VisualizationError(
+            f"k={k} is larger than the dataset: {n} images ({what}) give at most "
+            f"{n * per_image} patches; use k <= {n * per_image}")
+
+
+class _Best:
+    """The k highest activations seen so far (value, image, y, x; ties to the lowest image,
+    row, column) with their receptive fields cropped from the images."""
+
+    def __init__(self, k: int, field, hw, config: PatchesConfig):
+        self.k, self.field, self.hw, self.config = k, field, hw, config
+        self.values = np.zeros(0, np.float64)
+        self.index = np.zeros(0, np.int64)
+        self.pos = np.zeros((0, 2), np.int64)
+        self.patches = np.zeros((0, 3, *field.size), np.float32)
+        self.boxes = np.zeros((0, 4), np.int64)
+
+    def add(self, px: np.ndarray, idx: np.ndarray, act: np.ndarray) -> None:
+        """Merge one batch: pictures ``px``, their dataset indices, activations (B, H, W)."""
+        flat = act.reshape(len(px), -1)
+        if self.config.one_per_image:  # argmax: the first (lowest) position of a tie
+            cand_b, cand_p = np.arange(len(px)), np.argmax(flat, axis=1)
+        else:
+            cand_b, cand_p = np.divmod(_top_flat(flat.ravel(), self.k), flat.shape[1])
+        cand_v = flat[cand_b, cand_p]
+        keep = np.isfinite(cand_v)
+        cand_b, cand_p, cand_v = cand_b[keep], cand_p[keep], cand_v[keep]
+        cy, cx = np.divmod(cand_p, act.shape[2])
+        all_v = np.concatenate([self.values, cand_v])
+        all_i = np.concatenate([self.index, idx[cand_b]])
+        all_y = np.concatenate([self.pos[:, 0], cy])
+        all_x = np.concatenate([self.pos[:, 1], cx])
+        order = np.lexsort((all_x, all_y, all_i, -all_v))[: self.k]
+        new_patches, new_boxes = [], []
+        for o in order:
+            if o < len(self.values):
+                new_patches.append(self.patches[o])
+                new_boxes.append(self.boxes[o])
+            else:
+                c = o - len(self.values)
+                canvas, box = _crop(px[cand_b[c]], self.field.box(cy[c], cx[c]), self.hw,
+                                    self.config.pad_value, self.field.size)
+                new_patches.append(canvas)
+                new_boxes.append(box)
+        self.values, self.index = all_v[order], all_i[order]
+        self.pos = np.stack([all_y[order], all_x[order]], axis=1)
+        self.patches = np.stack(new_patches) if new_patches else self.patches
+        self.boxes = np.asarray(new_boxes, np.int64).reshape(-1, 4)
+
+
+def _skipped_note(data: _Dataset) -> list[str]:
+    """A warning (and a note) for unreadable files; an error when none could be read."""
+    if not data.skipped:
+        return []
+    where = getattr(data, "folder", "the folder")
+    if len(data.skipped) == data.n:
+        first = "; ".join(f"{f}: {r}" for f, r in data.skipped[:3])
+        raise VisualizationError(
+            f"none of the {data.n} photos in {where} could be read ({first}); check the "
+            "files or point to another folder")
+    note = (f"skipped {len(data.skipped)} of {data.n} files in {where} that could not be "
+            f"read: " + ", ".join(f for f, _ in data.skipped[:5])
+            + (" ..." if len(data.skipped) > 5 else ""))
+    warnings.warn(note, stacklevel=3)
+    return [note]
+
+
 def top_patches(
     model,
     layer: str,
@@ -279,20 +351,10 @@ def top_patches(
             f"layer {layer!r} has shape {shape}, not a feature map (N, C, H, W): pick a "
             "convolutional layer")
     channel = checks.check_channel(layer, channel, shape[1])
-    per_image = 1 if config.one_per_image else shape[2] * shape[3]
-    if k > data.n * per_image:
-        what = ("one per image" if config.one_per_image
-                else f"{shape[2]}x{shape[3]} positions per image")
-        raise VisualizationError(
-            f"k={k} is larger than the dataset: {data.n} images ({what}) give at most "
-            f"{data.n * per_image} patches; use k <= {data.n * per_image}")
+    _check_k(k, data.n, shape, config.one_per_image)
     rf = receptive_field(model, name, data.hw)
     mean, std = preprocessing or imgs.preprocessing_of(model)
-    values = np.zeros(0, np.float64)
-    index = np.zeros(0, np.int64)
-    pos = np.zeros((0, 2), np.int64)
-    patches = np.zeros((0, 3, *rf.size), np.float32)
-    boxes = np.zeros((0, 4), np.int64)
+    best = _Best(k, rf, data.hw, config)
     scanned, interrupted, nonfinite, stop_msg = 0, False, 0, ""
     bar = progress_bar(data.n, desc="patches", unit="img", enabled=config.progress)
     try:
@@ -306,35 +368,7 @@ def top_patches(
             bad = ~np.isfinite(act)
             nonfinite += int(bad.sum())
             act[bad] = -np.inf
-            flat = act.reshape(len(px), -1)
-            if config.one_per_image:  # argmax: the first (lowest) position of a tie
-                cand_b, cand_p = np.arange(len(px)), np.argmax(flat, axis=1)
-            else:
-                cand_b, cand_p = np.divmod(_top_flat(flat.ravel(), k), flat.shape[1])
-            cand_v = flat[cand_b, cand_p]
-            keep = np.isfinite(cand_v)
-            cand_b, cand_p, cand_v = cand_b[keep], cand_p[keep], cand_v[keep]
-            cy, cx = np.divmod(cand_p, shape[3])
-            all_v = np.concatenate([values, cand_v])
-            all_i = np.concatenate([index, idx[cand_b]])
-            all_y = np.concatenate([pos[:, 0], cy])
-            all_x = np.concatenate([pos[:, 1], cx])
-            order = np.lexsort((all_x, all_y, all_i, -all_v))[:k]
-            new_patches, new_boxes = [], []
-            for o in order:
-                if o < len(values):
-                    new_patches.append(patches[o])
-                    new_boxes.append(boxes[o])
-                else:
-                    c = o - len(values)
-                    canvas, box = _crop(px[cand_b[c]], rf.box(cy[c], cx[c]), data.hw,
-                                        config.pad_value, rf.size)
-                    new_patches.append(canvas)
-                    new_boxes.append(box)
-            values, index = all_v[order], all_i[order]
-            pos = np.stack([all_y[order], all_x[order]], axis=1)
-            patches = np.stack(new_patches) if new_patches else patches
-            boxes = np.asarray(new_boxes, np.int64).reshape(-1, 4)
+            best.add(px, idx, act)
             scanned += len(px)
             if callback is not None and callback(b + 1, scanned):
                 stop_msg = f"stopped by the callback after {scanned} images"
@@ -346,25 +380,14 @@ def top_patches(
         if bar is not None:
             bar.close()
     messages = [stop_msg] if stop_msg else []
-    if data.skipped:
-        where = getattr(data, "folder", "the folder")
-        if len(data.skipped) == data.n:
-            first = "; ".join(f"{f}: {r}" for f, r in data.skipped[:3])
-            raise VisualizationError(
-                f"none of the {data.n} photos in {where} could be read ({first}); check the "
-                "files or point to another folder")
-        note = (f"skipped {len(data.skipped)} of {data.n} files in {where} that could not be "
-                f"read: " + ", ".join(f for f, _ in data.skipped[:5])
-                + (" ..." if len(data.skipped) > 5 else ""))
-        warnings.warn(note, stacklevel=2)
-        messages.append(note)
+    messages += _skipped_note(data)
     if nonfinite:
         messages.append(f"ignored {nonfinite} non-finite activations")
-    if len(values) < k and not interrupted and not stop_msg:
-        messages.append(f"found only {len(values)} patches (k={k})")
+    if len(best.values) < k and not interrupted and not stop_msg:
+        messages.append(f"found only {len(best.values)} patches (k={k})")
     return Patches(
-        layer=layer, channel=channel, patches=patches, values=values.astype(np.float32),
-        indices=index, positions=pos, boxes=boxes, field=rf, sources=data.sources,
+        layer=layer, channel=channel, patches=best.patches, values=best.values.astype(np.float32),
+        indices=best.index, positions=best.pos, boxes=best.boxes, field=rf, sources=data.sources,
         images_scanned=scanned, skipped=data.skipped, interrupted=interrupted,
         message="; ".join(messages), seconds=time.perf_counter() - started,
         config=config.to_dict(),

@@ -245,9 +245,29 @@ def untrained_figure(section: dict, checkpoints: Path, out: Path) -> bool:
     return True
 
 
-def main(argv: list[str] | None = None) -> int:
-    import converters  # noqa: F401  (quiet TF logs)
+def _ablation_cell(rows: list, batch: int, steps: int, seeds: int, distance: str,
+                   n_batches: int, paper: bool, record) -> None:
+    """One ablation table (batch size x distance), recorded as it grows."""
+    print(f"GradInversion ablation, batch {batch} x {n_batches}, {distance} distance, "
+          f"{steps} steps{' (paper preset)' if paper else ''}...", flush=True)
+    rows.append(None)
+    rows[-1] = bench_ablation(batch, steps, seeds, distance, n_batches,
+                              preset="paper" if paper else "quick", record=record)
 
+
+def _budget(args) -> tuple[int, int, tuple[int, ...], int, int, int]:
+    """(DLG images, DLG steps, ablation batch sizes, steps, seeds, batches per row)."""
+    if args.quick:
+        dlg_n, dlg_steps, batches, steps, seeds, n_batches = 2, 5, (2,), 4, 2, 1
+    else:
+        dlg_n, dlg_steps, batches, steps, seeds, n_batches = 10, 300, (4, 8), 400, 2, 3
+    steps = args.steps or steps
+    if args.paper_ablation:
+        steps = args.steps or (4 if args.quick else PAPER_STEPS)
+    return dlg_n, dlg_steps, batches, steps, args.seeds or seeds, args.batches or n_batches
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.gradient_inversion",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -285,19 +305,18 @@ def main(argv: list[str] | None = None) -> int:
                         "0.1 s a step at batch 8 x 2 seeds on 2 CPU cores, so hours per row: "
                         "a GPU job), kept beside the short ablation")
     parser.add_argument("--seeds", type=int, help="seeds per ablation run (default 2)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    import converters  # noqa: F401  (quiet TF logs)
+
+    parser = _parser()
     args = parser.parse_args(argv)
-    if args.quick:
-        dlg_n, dlg_steps, batches, steps, seeds, n_batches = 2, 5, (2,), 4, 2, 1
-    else:
-        dlg_n, dlg_steps, batches, steps, seeds, n_batches = 10, 300, (4, 8), 400, 2, 3
-    steps = args.steps or steps
-    n_batches = args.batches or n_batches
+    dlg_n, dlg_steps, batches, steps, seeds, n_batches = _budget(args)
     distances = [d.strip() for d in args.distances.split(",") if d.strip()]
     previous = args.out / ("gradient_inversion_quick.json" if args.quick
                            else "gradient_inversion.json")
-    if args.paper_ablation:
-        steps = args.steps or (4 if args.quick else PAPER_STEPS)
-    seeds = args.seeds or seeds
     kept = args.sweep_only or args.ablation_only or args.untrained_only or args.render_only
     if kept:
         if not previous.is_file():
@@ -340,14 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         res[key] = []
         for distance in distances:
             for b in batches:
-                print(f"GradInversion ablation, batch {b} x {n_batches}, {distance} distance, "
-                      f"{steps} steps{' (paper preset)' if args.paper_ablation else ''}...",
-                      flush=True)
-                res[key].append(None)
-                res[key][-1] = bench_ablation(
-                    b, steps, seeds, distance, n_batches,
-                    preset="paper" if args.paper_ablation else "quick",
-                    record=save(key, len(res[key]) - 1))
+                _ablation_cell(res[key], b, steps, seeds, distance, n_batches,
+                               args.paper_ablation, save(key, len(res[key])))
     if not args.ablation_only:
         print(f"BN-weight sweep, batch {batches[-1]} x {n_batches}, cosine distance...",
               flush=True)

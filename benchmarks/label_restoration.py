@@ -214,27 +214,10 @@ def check_pool(model, pool, images, labels_list, idx_list) -> list[dict]:
     return out
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="20 trials, small image pools")
-    ap.add_argument("--trials", type=int, default=200, help="random batches per cell")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=RESULTS)
-    args = ap.parse_args(argv)
-    trials = 20 if args.quick else args.trials
-
-    import tensorflow as tf
-
+def _resnet20_settings(args, trials, x, y, settings, checks, notes) -> None:
+    """The trained resnet20_cifar with true labels, BN in eval and in train mode."""
     import model_zoo
     from converters import onnx_to_tf
-
-    tf.get_logger().setLevel("ERROR")  # retracing notes: train mode sees 5 batch sizes
-
-    t_start = time.perf_counter()
-    x, y = model_zoo.data.cifar10("test")
-    settings, checks, notes = [], {}, {}
-
-    # resnet20_cifar: trained, true labels
     from converters.torch_reference.breaching_anchor import breaching_module
 
     r20_path = model_zoo.load("resnet20_cifar")
@@ -264,7 +247,13 @@ def main(argv=None) -> int:
                                 image_shape=(3, 32, 32)))
     print(f"resnet20 train: {settings[-1]['seconds']:.0f} s", flush=True)
 
-    # resnet18: random weights, random labels, CIFAR test images upsampled to 224
+
+def _resnet18_setting(args, trials, x, settings, checks, notes) -> None:
+    """resnet18 with random weights and random labels, CIFAR test images upsampled to 224."""
+    import model_zoo
+    from converters import onnx_to_tf
+    from converters.torch_reference.breaching_anchor import breaching_module
+
     r18_path = model_zoo.load("resnet18")
     r18 = onnx_to_tf.load(r18_path)
     shape = tuple(model_zoo.info("resnet18").input_shape)
@@ -288,6 +277,29 @@ def main(argv=None) -> int:
                                 seed=args.seed + 2, pool=pool18,
                                 module=breaching_module(r18_path).eval()))
     print(f"resnet18: {settings[-1]['seconds']:.0f} s (+ {pool_s:.0f} s features)", flush=True)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="20 trials, small image pools")
+    ap.add_argument("--trials", type=int, default=200, help="random batches per cell")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    trials = 20 if args.quick else args.trials
+
+    import tensorflow as tf
+
+    import model_zoo
+
+    tf.get_logger().setLevel("ERROR")  # retracing notes: train mode sees 5 batch sizes
+
+    t_start = time.perf_counter()
+    x, y = model_zoo.data.cifar10("test")
+    settings, checks, notes = [], {}, {}
+
+    _resnet20_settings(args, trials, x, y, settings, checks, notes)
+    _resnet18_setting(args, trials, x, settings, checks, notes)
 
     result = {
         "meta": {"python": sys.version.split()[0], "platform": platform.platform(),

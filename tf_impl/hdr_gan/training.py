@@ -136,6 +136,21 @@ def held_out_scores(generator: TinyMergeNet, ldrs, hdr, config: HDRGANConfig) ->
             "psnr_mu_per_image": [float(p) for p in psnrs]}
 
 
+def _networks(config: HDRGANConfig, generator, discriminator):
+    """(generator, discriminator or None): the given ones checked, else fresh seeded ones."""
+    k = len(config.exposures)
+    gen = generator or TinyMergeNet(k, config.generator_width, seed=config.seed)
+    if gen.exposures != k:
+        raise HDRGANError(f"the generator merges {gen.exposures} exposures, the config has "
+                          f"{k} exposure times {config.exposures}")
+    if config.lambda_adv > 0:
+        return gen, discriminator or PatchDiscriminator(3, config.d_width, seed=config.seed + 1)
+    if discriminator is not None:
+        raise HDRGANError("lambda_adv is 0 (L1 only): no discriminator is trained; drop it or "
+                          "set lambda_adv > 0")
+    return gen, None
+
+
 def train_hdr_gan(config: HDRGANConfig | None = None, *, generator: TinyMergeNet | None = None,
                   discriminator: PatchDiscriminator | None = None,
                   callback: Callable | None = None) -> Result:
@@ -162,19 +177,8 @@ def train_hdr_gan(config: HDRGANConfig | None = None, *, generator: TinyMergeNet
         non-finite loss (not applied) it holds what was trained, with ``stopped`` saying why.
     """
     config = config or HDRGANConfig()
-    k = len(config.exposures)
-    gen = generator or TinyMergeNet(k, config.generator_width, seed=config.seed)
-    if gen.exposures != k:
-        raise HDRGANError(f"the generator merges {gen.exposures} exposures, the config has "
-                          f"{k} exposure times {config.exposures}")
-    adversarial = config.lambda_adv > 0
-    disc = None
-    if adversarial:
-        disc = discriminator or PatchDiscriminator(3, config.d_width, seed=config.seed + 1)
-    elif discriminator is not None:
-        raise HDRGANError("lambda_adv is 0 (L1 only): no discriminator is trained; drop it or "
-                          "set lambda_adv > 0")
-
+    gen, disc = _networks(config, generator, discriminator)
+    adversarial = disc is not None
     train_hdr = synthetic_hdr(load_photos(config.train_photos, config.image_size), config.gamma)
     eval_hdr = synthetic_hdr(load_photos(config.held_out, config.eval_size), config.gamma)
     eval_ldr = make_exposures(eval_hdr, config.exposures, config.gamma, config.quantize_bits)
@@ -208,6 +212,13 @@ def train_hdr_gan(config: HDRGANConfig | None = None, *, generator: TinyMergeNet
                     progress=config.optimize.progress, postfix=lambda t: f"l1={t['l1']:.4f}",
                     callback=None if callback is None else (lambda k, t: callback(k, t, gen)),
                     kept="the weights trained so far are kept")
+    return _result(config, gen, eval_ldr, eval_hdr, before, history, out, adversarial)
+
+
+def _result(config: HDRGANConfig, gen, eval_ldr, eval_hdr, before, history, out,
+            adversarial: bool) -> Result:
+    """The run's record: the held-out photos merged by the trained generator, scores before
+    and after, the history."""
     done, stopped, message, seconds = out.steps_done, out.stopped, out.message, out.seconds
     after = held_out_scores(gen, eval_ldr, eval_hdr, config)
     pred = np.maximum(predict_hdr(gen, eval_ldr, config.exposures, config.gamma, config.mu), 0)

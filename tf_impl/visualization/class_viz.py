@@ -268,27 +268,10 @@ def class_visualization(
     model = contract_model(model)
     config = config or ClassVizConfig()
     targets = _targets(model, target)
-    fixed = checks.fixed_size(model)
-    if fixed is not None:
-        if size is not None and (size, size) != fixed:
-            raise checks.VisualizationError(
-                f"this model takes {fixed[0]}x{fixed[1]} images; got size={size}. Leave size out")
-        hw = fixed
-    else:
-        side = 224 if size is None else int(size)
-        if side < 16:
-            raise checks.VisualizationError(f"size {side} is too small; use at least 16")
-        hw = (side, side)
+    hw = _image_size(model, size)
     mean, std = preprocessing or imgs.preprocessing_of(model)
-    shape = (len(targets), 3, *hw)
     box = pixel_box(mean, std, channels=3)
-    if init is not None:
-        start_px = imgs.as_pixels(init, name="init").pixels
-        if start_px.shape != shape:
-            raise checks.VisualizationError(f"init has shape {start_px.shape}; expected {shape}")
-        x0 = imgs.normalize(start_px, mean, std)
-    else:
-        x0 = initial_input(config, shape, box if config.clip_to_pixels else None)
+    x0 = _start(init, config, (len(targets), 3, *hw), mean, std, box)
     steps = config.optimize.steps
     jitter = effective_jitter(config, hw)
     shift = RandomShift(jitter, steps, config.seed) if jitter else None
@@ -330,6 +313,30 @@ def class_visualization(
                "scores": scores.tolist(), "probs": probs.tolist(),
                "scores_start": x0_scores.tolist(), "size": list(hw)},
     )
+
+
+def _image_size(model, size: int | None) -> tuple[int, int]:
+    """The model's fixed (H, W) (another ``size`` is refused), else ``size`` (224 default)."""
+    fixed = checks.fixed_size(model)
+    if fixed is not None:
+        if size is not None and (size, size) != fixed:
+            raise checks.VisualizationError(
+                f"this model takes {fixed[0]}x{fixed[1]} images; got size={size}. Leave size out")
+        return fixed
+    side = 224 if size is None else int(size)
+    if side < 16:
+        raise checks.VisualizationError(f"size {side} is too small; use at least 16")
+    return side, side
+
+
+def _start(init, config: ClassVizConfig, shape, mean, std, box) -> np.ndarray:
+    """The start in the model's input space: ``init`` (pixels) when given, else the config's."""
+    if init is None:
+        return initial_input(config, shape, box if config.clip_to_pixels else None)
+    start_px = imgs.as_pixels(init, name="init").pixels
+    if start_px.shape != shape:
+        raise checks.VisualizationError(f"init has shape {start_px.shape}; expected {shape}")
+    return imgs.normalize(start_px, mean, std)
 
 
 def _scores_and_probs(model, x, targets) -> tuple[np.ndarray, np.ndarray]:

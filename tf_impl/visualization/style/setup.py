@@ -12,6 +12,7 @@ from converters.onnx_to_tf import contract_model
 
 from ... import images as imgs
 from ...optimize import Optimization, pixel_box, seeded_noise
+from ...result import Result
 from ..checks import (
     VisualizationError,
     check_layer,
@@ -131,3 +132,23 @@ def unweighted_terms(terms: Mapping[str, float], prefix: str, scale: float,
             w = weights[k[len(prefix):]] if weights else 1.0
             total += v / (scale * w)
     return total
+
+
+def as_result(technique: str, run, mean, std, config, *, original, metrics, extra) -> Result:
+    """The record of a texture synthesis or a style transfer: the run's final and best
+    images and snapshots in pixel space, its history and stop."""
+    return Result(
+        technique=technique,
+        image=to_pixels(run.x, mean, std),
+        best_image=to_pixels(run.best, mean, std),
+        original=original,
+        history=run.history,
+        config=config.to_dict(),
+        metrics=metrics,
+        seconds=run.seconds,
+        steps=run.steps_done,
+        stopped=run.stopped,
+        message=run.message,
+        snapshots=[(step, to_pixels(v, mean, std)) for step, v in run.snapshots],
+        extra=extra,
+    )

@@ -84,29 +84,16 @@ def synthesize_texture(
     setup.target_features(model, x_start, config.layers, "output")  # the output size works
     first = {k: float(v) for k, v in objective(tf.constant(x_start)).items()}
     run, final = setup.run_loop(model, objective, start, config, mean, std, callback)
-    return Result(
-        technique="texture_synthesis",
-        image=setup.to_pixels(run.x, mean, std),
-        best_image=setup.to_pixels(run.best, mean, std),
-        original=source,
-        history=run.history,
-        config=config.to_dict(),
-        metrics={
-            "style_loss_start": setup.unweighted_terms(first, "style:", config.style_weight,
-                                                       weights),
-            "style_loss": setup.unweighted_terms(final, "style:", config.style_weight, weights),
-        },
-        seconds=run.seconds,
-        steps=run.steps_done,
-        stopped=run.stopped,
-        message=run.message,
-        snapshots=[(s, setup.to_pixels(v, mean, std)) for s, v in run.snapshots],
-        extra={
-            "texture": picture.name,
-            "notes": picture.notes,
-            "layers": list(config.layers),
-            "layer_weights": weights,
-            "source_shape": list(source.shape),
-            "final_terms": final,
-        },
-    )
+    metrics = {
+        "style_loss_start": setup.unweighted_terms(first, "style:", config.style_weight, weights),
+        "style_loss": setup.unweighted_terms(final, "style:", config.style_weight, weights),
+    }
+    return setup.as_result("texture_synthesis", run, mean, std, config, original=source,
+                           metrics=metrics, extra={
+                               "texture": picture.name,
+                               "notes": picture.notes,
+                               "layers": list(config.layers),
+                               "layer_weights": weights,
+                               "source_shape": list(source.shape),
+                               "final_terms": final,
+                           })

@@ -72,10 +72,10 @@ def style_transfer(
     start = setup.start_pixels(init, content_px.shape, config, content_px, style_px)
     imgs.check_memory(model, content_px.shape, list(config.content_layers + config.style_layers))
     mean, std = preprocessing or imgs.preprocessing_of(model)
-    s_feats = setup.target_features(model, imgs.normalize(style_px, mean, std), config.style_layers,
-                              "style")
+    s_feats = setup.target_features(model, imgs.normalize(style_px, mean, std),
+                                    config.style_layers, "style")
     c_feats = setup.target_features(model, imgs.normalize(content_px, mean, std),
-                              config.content_layers + config.style_layers, "content")
+                                    config.content_layers + config.style_layers, "content")
     grams = {k: gram_matrix(s_feats[k]).numpy() for k in config.style_layers}
     contents = {k: np.asarray(c_feats[k]) for k in config.content_layers}
     weights = config.weights()
@@ -87,30 +87,17 @@ def style_transfer(
     run, final = setup.run_loop(model, objective, start, config, mean, std, callback)
     metrics = {}
     for when, terms in (("_start", first), ("", final)):
-        metrics["style_loss" + when] = setup.unweighted_terms(terms, "style:", config.style_weight,
-                                                        weights)
-        metrics["content_loss" + when] = setup.unweighted_terms(terms, "content:",
-                                                                config.content_weight)
-    return Result(
-        technique="style_transfer",
-        image=setup.to_pixels(run.x, mean, std),
-        best_image=setup.to_pixels(run.best, mean, std),
-        original=content_px,
-        history=run.history,
-        config=config.to_dict(),
-        metrics=metrics,
-        seconds=run.seconds,
-        steps=run.steps_done,
-        stopped=run.stopped,
-        message=run.message,
-        snapshots=[(s, setup.to_pixels(v, mean, std)) for s, v in run.snapshots],
-        extra={
-            "content": content_pic.name,
-            "style": style_pic.name,
-            "notes": content_pic.notes + style_pic.notes,
-            "content_shape": list(content_px.shape),
-            "style_shape": list(style_px.shape),
-            "style_layer_weights": weights,
-            "final_terms": final,
-        },
-    )
+        metrics["style_loss" + when] = setup.unweighted_terms(
+            terms, "style:", config.style_weight, weights)
+        metrics["content_loss" + when] = setup.unweighted_terms(
+            terms, "content:", config.content_weight)
+    return setup.as_result("style_transfer", run, mean, std, config, original=content_px,
+                           metrics=metrics, extra={
+                               "content": content_pic.name,
+                               "style": style_pic.name,
+                               "notes": content_pic.notes + style_pic.notes,
+                               "content_shape": list(content_px.shape),
+                               "style_shape": list(style_px.shape),
+                               "style_layer_weights": weights,
+                               "final_terms": final,
+                           })

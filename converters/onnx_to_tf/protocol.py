@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from .graph_queries import BiasLayer, FCLayer
+from .graph_queries import BiasLayer, ConvLayer, FCLayer, NotAConv
+from .receptive_field import ReceptiveField
 
 __all__ = ["Victim"]
 
@@ -33,7 +34,9 @@ class Victim(Protocol):
     Its graph, answered once by the importer:
         ``resolve`` (a layer alias -> tensor name), ``dependencies`` (the tensors a set of taps
         needs), ``classifier()`` (the last fully connected layer, or None), ``bias_terms()``
-        (the nodes that add a bias on the way to the logits).
+        (the nodes that add a bias on the way to the logits), ``conv_kernels()`` (the
+        convolution whose kernels make each tensor's channels), ``receptive_field(tap)`` (the
+        input region each unit of a layer sees).
     """
 
     inputs: Sequence[Any]
@@ -71,3 +74,8 @@ class Victim(Protocol):
     def classifier(self) -> FCLayer | None: ...
 
     def bias_terms(self) -> tuple[BiasLayer, ...]: ...
+
+    def conv_kernels(self) -> Mapping[str, ConvLayer | NotAConv]: ...
+
+    def receptive_field(self, tap: str, input_hw: tuple[int, int] | None = None
+                        ) -> ReceptiveField: ...

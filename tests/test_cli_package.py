@@ -20,7 +20,7 @@ from tf_impl.cli import common
 
 CLI_DIR = Path(cli.__file__).parent
 # the commands that take no ONNX model (fast-style's --model is a saved style network)
-NO_MODEL = {"fast-style", "fast-style-train", "hdr-gan"}
+NO_MODEL = {"fast-style", "fast-style-train", "hdr-gan", "sweep"}  # sweep: its grid names them
 DEFAULT_MODELS = {
     "feature-inversion": "vgg16_features", "gradient-inversion": "resnet20_cifar",
     "saliency": "resnet20_cifar", "guided-backprop": "resnet20_cifar",

@@ -10,6 +10,7 @@
     python -m tf_impl integrated-gradients|idgi|fullgrad|attribution-eval ...
     python -m tf_impl hdr-gan --steps 300 --out runs/hdr
     python -m tf_impl layers resnet20_cifar          # the contract and every tappable tensor
+    python -m tf_impl sweep benchmarks/grids/feature_inversion_lr_tv.yaml --out runs/sweep
 
 Each technique writes its pictures, its loss history (CSV and plot) and a ``result.json``
 into ``--out``. Ctrl-C stops the optimisation and still writes what was reached.
@@ -28,6 +29,7 @@ never import each other:
 - :mod:`.attribution_eval`: ``attribution-eval``
 - :mod:`.hdr_gan`: ``hdr-gan``
 - :mod:`.layers`: ``layers``
+- :mod:`.sweep`: ``sweep`` (a grid of runs of any command above, as jobs on Ray)
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
 # the command families, in the order of `python -m tf_impl --help`
 COMMAND_MODULES = ("feature_inversion", "gradient_inversion", "saliency", "ascent", "style",
-                   "fast_style", "attribution", "attribution_eval", "hdr_gan", "layers")
+                   "fast_style", "attribution", "attribution_eval", "hdr_gan", "layers", "sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="technique", metavar="TECHNIQUE", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").add_parsers(sub)
+    # a sweep checks its grid against this parser and runs each job through main()
+    sub.choices["sweep"].set_defaults(command_parser=parser, job=main)
     return parser
 
 
@@ -63,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; returns its exit status. Bad input (see
     :func:`tf_impl.cli.common.error_types`) prints one ``error: ...`` line and returns 2."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["sweep"]:  # a finished sweep is answered without loading TensorFlow
+        done = importlib.import_module(f"{__name__}.sweep").finished_sweep(argv[1:])
+        if done is not None:
+            return done
     import converters  # noqa: F401  (quiet TF logs; blocks a crashing triton import)
 
     parser = build_parser()

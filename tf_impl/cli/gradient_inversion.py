@@ -69,6 +69,15 @@ def add_parsers(sub) -> None:
     p.add_argument("--tv-weight", type=float, default=None, help="Inverting Gradients and "
                    "GradInversion: the TV prior's weight (default: the preset's; Inverting "
                    "Gradients 0.2 on the mean TV)")
+    for term, what in (("l2", "the L2 prior's"), ("bn", "the BN prior's"),
+                       ("group", "group consistency's")):
+        p.add_argument(f"--{term}-weight", type=float, default=None,
+                       help=f"GradInversion: {what} weight (default: the preset's)")
+    p.add_argument("--registration", choices=("ecc", "none"), default=None,
+                   help="GradInversion: register the seeds onto their mean (ECC affine) or use "
+                   "the plain mean (default: the preset's)")
+    p.add_argument("--distance", choices=("l2", "cosine"), default=None,
+                   help="GradInversion: the gradient distance (default: the preset's)")
     p.add_argument("--bn-mode", choices=("eval", "train"), default="eval",
                    help="BatchNorm mode of the client's step")
     p.add_argument("--seed", type=int, default=0)
@@ -91,6 +100,9 @@ def _say_budget(cfg) -> None:
           "iterate so far (continue it later with --checkpoint FILE --resume)", file=sys.stderr)
 
 
+_GI_TERMS = ("l2_weight", "bn_weight", "group_weight", "registration", "distance")
+
+
 def _check_args(args) -> None:
     if args.batch < 1:
         raise ValueError(f"--batch must be >= 1; got {args.batch}")
@@ -105,6 +117,9 @@ def _check_args(args) -> None:
                          f"inverting-gradients and gradinversion, not {args.attack}")
     if args.tv_weight is not None and args.attack in ("dlg", "idlg"):
         raise ValueError("--tv-weight is for inverting-gradients and gradinversion")
+    given = [f"--{k.replace('_', '-')}" for k in _GI_TERMS if getattr(args, k) is not None]
+    if given and args.attack != "gradinversion":
+        raise ValueError(f"{', '.join(given)} are GradInversion's terms, not {args.attack}'s")
 
 
 def _attack(args, model, shared, given):
@@ -132,6 +147,7 @@ def _attack(args, model, shared, given):
     if args.attack == "gradinversion":
         if args.seeds is not None:
             own["seeds"] = args.seeds
+        own.update({k: getattr(args, k) for k in _GI_TERMS if getattr(args, k) is not None})
         cfg = getattr(GradInversionConfig, args.preset)(**own, **opt)
         _say_budget(cfg)
         return grad_inversion(model, shared, cfg, labels=given, **resumable)

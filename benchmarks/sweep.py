@@ -64,8 +64,10 @@ def run(n_jobs: int, workers: int) -> dict:
         n = len(grid["grid"]["lr"]) * len(grid["grid"]["tv-weight"])
         print(f"{n} jobs in one process...", flush=True)
         one = _timed([sys.executable, "-c", ONE_PROCESS, str(grid_file), f"{tmp}/one"], env)
-        print(f"  {one:.1f} s; the same jobs as a sweep on Ray ({workers} workers)...",
-              flush=True)
+        print(f"  {one:.1f} s; the same jobs as a sweep on Ray, 1 worker...", flush=True)
+        single = _timed([sys.executable, "-m", "tf_impl", "sweep", str(grid_file), "--out",
+                         f"{tmp}/sweep1", "--workers", "1"], env)
+        print(f"  {single:.1f} s; {workers} workers...", flush=True)
         sweep_cmd = [sys.executable, "-m", "tf_impl", "sweep", str(grid_file), "--out",
                      f"{tmp}/sweep", "--workers", str(workers)]
         swept = _timed(sweep_cmd, env)
@@ -77,6 +79,7 @@ def run(n_jobs: int, workers: int) -> dict:
         table = (Path(tmp) / "sweep" / "sweep.csv").read_text().splitlines()
     return {"jobs": n, "workers": workers, "job": QUICK_JOB, "one_process_s": round(one, 2),
             "sweep_s": round(swept, 2), "ratio": round(swept / one, 3),
+            "sweep_1_worker_s": round(single, 2), "ratio_1_worker": round(single / one, 3),
             "rerun_s": round(again, 2), "rerun_ran_jobs": rerun_ran,
             "table_rows": len(table) - 1,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
@@ -94,10 +97,15 @@ def markdown(r: dict) -> str:
         "included on both sides).", "",
         "| run | seconds |", "|---|---|",
         f"| the jobs one after another in one process | {r['one_process_s']:.1f} |",
+        f"| `python -m tf_impl sweep --workers 1` (local Ray cluster, one job at a time) | "
+        f"{r['sweep_1_worker_s']:.1f} |",
         f"| `python -m tf_impl sweep` (local Ray cluster, {r['workers']} workers) | "
         f"{r['sweep_s']:.1f} |",
         f"| rerun of the finished sweep | {r['rerun_s']:.2f} |", "",
-        f"Sweep / one process: **{r['ratio']:.2f}** (target <= 1.15: {ok}). Rerun: "
+        f"Sweep / one process: **{r['ratio']:.2f}** (target <= 1.15: {ok}); with one worker, "
+        f"the engine's own cost (the cluster's start, a worker's TensorFlow import, a task "
+        f"per job): {r['ratio_1_worker']:.2f}. Two single-threaded jobs side by side use the "
+        "two cores better than one job's two threads on these small tensors. Rerun: "
         f"{r['rerun_s']:.2f} s, jobs run again: {'yes' if r['rerun_ran_jobs'] else 'none'} "
         f"(target under 5 s and none: {rerun_ok}); the table holds {r['table_rows']} rows.", ""])
 

@@ -78,6 +78,22 @@ def test_bundles_vary_several_options_together(parser):
                     "grid": {"terms": [{"bn-weight": 0}]}}, parser)
 
 
+def test_gradinversion_terms_on_the_command_line(tmp_path, capsys):
+    out = tmp_path / "gi"
+    assert main(["gradient-inversion", "--attack", "gradinversion", "--batch", "2", "--seeds",
+                 "2", "--steps", "2", "--bn-weight", "0", "--group-weight", "0.5",
+                 "--registration", "none", "--distance", "cosine", "--l2-weight", "0",
+                 "--no-compile", "--quiet", "--out", str(out)]) == 0
+    config = json.loads((out / "result.json").read_text())["config"]
+    assert (config["bn_weight"], config["group_weight"], config["registration"],
+            config["distance"], config["l2_weight"]) == (0.0, 0.5, "none", "cosine", 0.0)
+    capsys.readouterr()
+    assert main(["gradient-inversion", "--attack", "dlg", "--bn-weight", "0", "--out",
+                 str(tmp_path / "dlg")]) == 2
+    assert "GradInversion's terms, not dlg's" in capsys.readouterr().err
+    assert not (tmp_path / "dlg").exists()
+
+
 def test_grid_files_of_the_benchmarks_are_valid(parser):
     from pathlib import Path
 
@@ -155,6 +171,29 @@ def test_a_failing_job_is_retried_once_then_reported(tmp_path, parser):
     write_table(grid, rows, tmp_path, plots=False)
     table = (tmp_path / "sweep.md").read_text()
     assert "| failed |" in table and "exit status 2" in table and "| done |" in table
+
+
+def test_ctrl_c_keeps_the_finished_jobs_and_a_rerun_goes_on(tmp_path, parser):
+    def probe(argv):
+        from pathlib import Path
+
+        time.sleep(0.2)
+        folder = Path(argv[argv.index("--out") + 1])
+        (folder / "result.json").write_text(json.dumps({"metrics": {"ok": 1.0}}))
+        return 0
+
+    grid = parse_grid({"command": "feature-inversion", "options": {"layer": "x"},
+                       "grid": {"lr": [float(i) for i in range(8)]}}, parser)
+
+    def ctrl_c(outcome):
+        raise KeyboardInterrupt
+
+    first = run_grid(grid, tmp_path, probe, workers=1, on_done=ctrl_c, log=lambda s: None)
+    assert first.interrupted
+    statuses = sorted(o.status for o in first.jobs)
+    assert statuses.count("done") == 1 and statuses.count("cancelled") == 7
+    again = run_grid(grid, tmp_path, probe, workers=1, log=lambda s: None)
+    assert sorted(o.status for o in again.jobs) == ["done"] * 7 + ["skipped"]
 
 
 def test_200_jobs_survive_a_killed_worker(tmp_path):

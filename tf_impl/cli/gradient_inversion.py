@@ -119,7 +119,7 @@ def _check_args(args) -> None:
         raise ValueError("--tv-weight is for inverting-gradients and gradinversion")
     given = [f"--{k.replace('_', '-')}" for k in _GI_TERMS if getattr(args, k) is not None]
     if given and args.attack != "gradinversion":
-        raise ValueError(f"{', '.join(given)} are GradInversion's terms, not {args.attack}'s")
+        raise ValueError(f"{', '.join(given)}: GradInversion's terms, not {args.attack}'s")
 
 
 def _attack(args, model, shared, given):

@@ -29,7 +29,7 @@ import numpy as np
 
 from benchmarks import write_results
 
-from .gradient_inversion_report import RESULTS, UNTRAINED_PNG, markdown
+from .gradient_inversion_report import RESULTS, UNTRAINED_PNG, ablation_from_sweep, markdown
 
 PAPER_STEPS = 20_000  # GradInversionConfig.paper()'s budget
 
@@ -305,6 +305,11 @@ def _parser() -> argparse.ArgumentParser:
                         "0.1 s a step at batch 8 x 2 seeds on 2 CPU cores, so hours per row: "
                         "a GPU job), kept beside the short ablation")
     parser.add_argument("--seeds", type=int, help="seeds per ablation run (default 2)")
+    parser.add_argument("--from-sweep", type=Path, metavar="FOLDER",
+                        help="render the paper-budget ablation from a sweep of "
+                        "benchmarks/grids/gradinversion_ablation.yaml (python -m tf_impl sweep "
+                        "... --out FOLDER, e.g. on a cluster or a GPU box) and keep the other "
+                        "figures of the last full run")
     return parser
 
 
@@ -317,11 +322,12 @@ def main(argv: list[str] | None = None) -> int:
     distances = [d.strip() for d in args.distances.split(",") if d.strip()]
     previous = args.out / ("gradient_inversion_quick.json" if args.quick
                            else "gradient_inversion.json")
-    kept = args.sweep_only or args.ablation_only or args.untrained_only or args.render_only
+    kept = (args.sweep_only or args.ablation_only or args.untrained_only or args.render_only
+            or args.from_sweep)
     if kept:
         if not previous.is_file():
-            parser.error("--sweep-only, --ablation-only, --untrained-only and --render-only "
-                         f"need a previous full run's {previous}")
+            parser.error("--sweep-only, --ablation-only, --untrained-only, --render-only and "
+                         f"--from-sweep need a previous full run's {previous}")
         res = json.loads(previous.read_text())
     else:
         print("DLG...", flush=True)
@@ -338,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
                           echo=False)
         return record
 
+    if args.from_sweep:
+        res["ablation_paper"] = ablation_from_sweep(args.from_sweep)
+        write_results(args.out, "gradient_inversion", args.quick, res, markdown(res))
+        return 0
     if args.render_only:
         if res.get("untrained") and not args.quick:
             untrained_figure(res["untrained"], CHECKPOINTS, args.out / UNTRAINED_PNG)

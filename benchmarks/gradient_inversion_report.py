@@ -90,7 +90,7 @@ def _ablation_section(a: dict) -> list[str]:
     dist = {"l2": "squared-L2 gradient distance (the paper's)",
             "cosine": "cosine gradient distance (Geiping et al.)"}[a["distance"]]
     n_img = a["batch"] * a["n_batches"]
-    slack = np.asarray(a["one_minus_p_label"])
+    slack = np.asarray(a.get("one_minus_p_label") or [])
     weights = ("`GradInversionConfig.paper()`'s weights and group schedule"
                if a.get("preset") == "paper" else "the short preset's weights")
     lines = [f"## GradInversion ablation, resnet20_cifar (trained, BN eval), batch {a['batch']} "
@@ -98,10 +98,17 @@ def _ablation_section(a: dict) -> list[str]:
              f"Adam steps, {a['seeds']} seeds, {weights}, true labels", "",
              "Labels restored from the gradient (not used here): "
              + "; ".join(f"{r} for {sorted(t)}" for r, t in zip(a["restored_labels"], a["labels"]))
-             + f" ({a['label_accuracy']:.0%}). {int((slack == 0).sum())} of {n_img} images have "
-             "1 - p(label) = 0 in float32 and leave no trace in the gradient.", "",
+             + f" ({a['label_accuracy']:.0%})."
+             + (f" {int((slack == 0).sum())} of {n_img} images have 1 - p(label) = 0 in float32 "
+                "and leave no trace in the gradient." if slack.size else ""), "",
              "| configuration | PSNR (dB) | change (+- s.e.) | SSIM | LPIPS | change (+- s.e.) "
              "| seconds |", "|---|---|---|---|---|---|---|"]
+    if a.get("source"):
+        lines[2:2] = [f"From the sweep in `{a['source']}` (`python -m tf_impl sweep "
+                      "benchmarks/grids/gradinversion_ablation.yaml`); the best iterate of each "
+                      "job, scored by the command line."
+                      + (f" Not finished, left out: {', '.join(a['missing'])}."
+                         if a.get("missing") else ""), ""]
     worse, worse_lp, sig, sig_lp = [], [], [], []
     for k, r in enumerate(a["rows"]):
         dp = dl = ""
@@ -172,3 +179,59 @@ def markdown(res: dict) -> str:
               "trades pixel accuracy (PSNR) for natural image statistics (LPIPS).", ""]
     lines += _anchor_sections(RESULTS)
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def ablation_from_sweep(folder) -> list[dict]:
+    """The ablation tables of a sweep of ``benchmarks/grids/gradinversion_ablation.yaml``
+    (``python -m tf_impl sweep ... --out FOLDER``): one table per batch size (and distance),
+    its rows in the grid's order of ``terms``, each row's per-image scores over the batches
+    (``first``) that every row finished, so that rows are compared image by image; a batch
+    with an unfinished job is left out of its table and named in ``missing``."""
+    from tf_impl.sweep import Grid
+
+    folder = Path(folder)
+    grid = Grid.from_record(json.loads((folder / "grid.json").read_text()))
+    options = grid.options
+    terms = [b.get("name", json.dumps(b, sort_keys=True)) for b in grid.grid["terms"]]
+    cells: dict = {}
+    for p in grid.points:
+        distance = p.argv[p.argv.index("--distance") + 1] if "--distance" in p.argv else "l2"
+        key = (int(p.values.get("batch", options.get("batch", 4))), distance)
+        cells.setdefault(key, {})[(p.values["terms"], p.values.get("first", 0))] = \
+            _sweep_job(folder, p)
+    out = []
+    for (batch, distance), jobs in sorted(cells.items()):
+        firsts = sorted({f for _, f in jobs})
+        complete = [f for f in firsts if all(jobs.get((t, f)) for t in terms)]
+        rows = []
+        for term in terms:
+            done = [jobs[(term, f)] for f in complete]
+            per_image = {k: [v for j in done for v in j["metrics"][k]]
+                         for k in ("psnr", "ssim", "lpips")}
+            rows.append({"config": term, "per_image": per_image,
+                         **{k: float(np.mean(v)) if v else float("nan")
+                            for k, v in per_image.items()},
+                         "seconds": sum(j["seconds"] for j in done)})
+        first_jobs = [jobs[(terms[0], f)] for f in complete]
+        labels = [j["true_labels"] for j in first_jobs]
+        restored = [j["restored_labels"] for j in first_jobs]
+        accuracy = [np.mean(np.sort(a) == np.sort(b)) for a, b in zip(labels, restored,
+                                                                       strict=True)]
+        out.append({"batch": batch, "n_batches": len(complete), "distance": distance,
+                    "steps": options.get("steps", 20_000 if options.get("preset") == "paper"
+                                         else None),
+                    "seeds": options.get("seeds", 8), "preset": options.get("preset", "quick"),
+                    "labels": labels, "restored_labels": restored,
+                    "label_accuracy": float(np.mean(accuracy)) if accuracy else float("nan"),
+                    "rows": rows, "source": str(folder),
+                    "missing": [f"the batch from image {f}" for f in firsts
+                                if f not in complete]})
+    return out
+
+
+def _sweep_job(folder: Path, point) -> dict | None:
+    """A finished job's ``result.json`` (None when it did not finish)."""
+    from tf_impl.sweep import is_finished
+
+    job = folder / "jobs" / point.name
+    return json.loads((job / "result.json").read_text()) if is_finished(job) else None

@@ -177,6 +177,21 @@ class _Case:
     g_tf: np.ndarray | None
 
 
+def _judge_reference(report: Report, case: _Case, y_np: dict, forward_tol) -> tuple[str, float]:
+    """PyTorch against onnxruntime (the reference's own noise): (the role of the TF vs PyTorch
+    rows, the tolerance the noise adds). A reference noisier than ``NOISE_LIMIT`` is none."""
+    noise_rows = [compare(f"{case.labels[n]} PyTorch vs onnxruntime", y_np[n], case.ref[n],
+                          forward_tol, NOISE) for n in case.names]
+    report.rows.extend(noise_rows)
+    report.noise = max(r.max_rel for r in noise_rows)
+    if bool(np.isfinite(report.noise) and report.noise <= NOISE_LIMIT):
+        return CHECK, NOISE_FACTOR * report.noise
+    report.reference = (
+        f"unavailable: PyTorch differs from onnxruntime by {report.noise:.1e} (max rel, limit "
+        f"{NOISE_LIMIT:.0e}), so it is no reference; TF vs PyTorch rows are information only")
+    return INFO, 0.0
+
+
 def _reference_rows(
     report: Report, case: _Case, forward_tol, gradient_tol, keep_arrays, compiled
 ) -> None:
@@ -187,7 +202,7 @@ def _reference_rows(
     from .. import onnx_to_torch
 
     names, labels, target, x, w = case.names, case.labels, case.target, case.x, case.w
-    y_tf, ref, g_tf = case.y_tf, case.ref, case.g_tf
+    y_tf, g_tf = case.y_tf, case.g_tf
     stage = "onnx2torch conversion"
     t0 = time.perf_counter()
     try:
@@ -203,32 +218,10 @@ def _reference_rows(
         y_torch = torch_outputs(torch_model, x_torch, names)
         report.seconds["pytorch"] = time.perf_counter() - t0
         y_np = {n: y_torch[n].detach().numpy() for n in names}
-        noise_rows = [
-            compare(f"{labels[n]} PyTorch vs onnxruntime", y_np[n], ref[n], forward_tol, NOISE)
-            for n in names
-        ]
-        report.rows.extend(noise_rows)
-        report.noise = max(r.max_rel for r in noise_rows)
-        reliable = bool(np.isfinite(report.noise) and report.noise <= NOISE_LIMIT)
-        if not reliable:
-            report.reference = (
-                f"unavailable: PyTorch differs from onnxruntime by {report.noise:.1e} (max rel, "
-                f"limit {NOISE_LIMIT:.0e}), so it is no reference; TF vs PyTorch rows are "
-                "information only"
-            )
-        role = CHECK if reliable else INFO
-        slack = NOISE_FACTOR * report.noise if reliable else 0.0
+        role, slack = _judge_reference(report, case, y_np, forward_tol)
         if y_tf is not None:
-            for n in names:
-                report.rows.append(
-                    compare(
-                        f"{labels[n]} TF vs PyTorch",
-                        y_tf[n],
-                        y_np[n],
-                        max(forward_tol, slack),
-                        role,
-                    )
-                )
+            report.rows.extend(compare(f"{labels[n]} TF vs PyTorch", y_tf[n], y_np[n],
+                                       max(forward_tol, slack), role) for n in names)
         if keep_arrays:
             report.arrays["output_pytorch"] = y_np[names[0]]
             if len(names) > 1:

@@ -226,6 +226,9 @@ def test_cli(tmp_path):
     for m in rec["methods"].values():
         assert 0 <= m["insertion_auc"][0] <= 1 and 0 <= m["deletion_auc"][0] <= 1
         assert len(m["insertion_auc_per_image"]) == len(rec["images"]) >= 1
+    # the scalars a sweep's table collects
+    assert rec["metrics"]["fullgrad"]["insertion_auc"] == rec["methods"]["fullgrad"][
+        "insertion_auc"][0]
     table = (out / "table.md").read_text()
     assert "FullGrad" in table and "insertion AUC" in table
     assert (out / "curves.png").stat().st_size > 1000

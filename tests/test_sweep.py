@@ -120,6 +120,15 @@ def test_bad_input_exits_2_with_one_line_and_nothing_started(tmp_path, capsys):
         assert not out.exists(), argv
 
 
+def test_help_and_usage_errors_print_once(capsys):
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    assert capsys.readouterr().out.count("usage: python -m tf_impl sweep") == 1
+    with pytest.raises(SystemExit):
+        main(["sweep"])
+    assert capsys.readouterr().err.count("required: grid") == 1
+
+
 def test_a_sweep_runs_resumes_and_reports(tmp_path, capsys):
     grid_file = tmp_path / "grid.yaml"
     grid_file.write_text(json.dumps({"command": "feature-inversion", "options": QUICK,

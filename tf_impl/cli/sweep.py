@@ -51,6 +51,12 @@ def _parser():
     return sub.choices["sweep"]
 
 
+def _refuse(message):
+    from ..sweep import GridError
+
+    raise GridError(message)
+
+
 def _stored_grid(out: Path):
     from ..sweep import Grid
 
@@ -67,11 +73,15 @@ def finished_sweep(argv: list[str]) -> int | None:
     from ..sweep import GridError, collect_rows, is_finished, write_table
     from ..sweep.grid import read_grid_file
 
+    if any(a in ("-h", "--help") for a in argv):
+        return None
+    parser = _parser()
+    parser.error = _refuse  # quietly: the full command line says what is wrong
     try:
-        args = _parser().parse_args(argv)
+        args = parser.parse_args(argv)
         data = read_grid_file(args.grid)
-    except (SystemExit, GridError):
-        return None  # the full command line says what is wrong
+    except GridError:
+        return None
     out = Path(args.out)
     grid = _stored_grid(out)
     if grid is None or grid.spec() != data:

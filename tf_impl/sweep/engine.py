@@ -123,6 +123,9 @@ class JobOutcome:
 
 @dataclass
 class SweepOutcome:
+    """Every job's outcome, the run's seconds, whether Ctrl-C/SIGTERM stopped it and whether
+    it started (and stopped) a local cluster."""
+
     jobs: list[JobOutcome]
     seconds: float
     interrupted: bool = False

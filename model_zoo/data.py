@@ -210,6 +210,21 @@ def normalize_array(x: np.ndarray, prep: Preprocessing | str | None = None,
     return ((np.asarray(x, np.float32) - mean) / std).astype(np.float32)
 
 
+def normalize_nchw(pixels, mean, std) -> np.ndarray:
+    """``(pixels - mean) / std`` per channel of an NCHW batch, in float32, for any (mean, std)
+    of the batch's channel count (the model's input from pixels in [0, 1])."""
+    m = np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
+    s = np.asarray(std, np.float32).reshape(1, -1, 1, 1)
+    return ((np.asarray(pixels, np.float32) - m) / s).astype(np.float32)
+
+
+def denormalize_nchw(x, mean, std) -> np.ndarray:
+    """The inverse of :func:`normalize_nchw`: ``x * std + mean`` per channel, float32."""
+    m = np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
+    s = np.asarray(std, np.float32).reshape(1, -1, 1, 1)
+    return (np.asarray(x, np.float32) * s + m).astype(np.float32)
+
+
 def denormalize(x: np.ndarray, model: str | None = None, *, layout: str = "NCHW"
                 ) -> np.ndarray:
     """Undo a model's normalisation: ``x * std + mean`` (ImageNet stats when model is None).

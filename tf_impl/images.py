@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from converters.onnx_to_tf import contract_model
+from model_zoo.data import denormalize_nchw, normalize_nchw
 
 # pixels as they are, and the ImageNet statistics most models are trained with
 IDENTITY = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
@@ -58,16 +59,8 @@ def preprocessing_of(model) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return getattr(model, "preprocessing", IDENTITY)
 
 
-def normalize(pixels, mean, std) -> np.ndarray:
-    m = np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
-    s = np.asarray(std, np.float32).reshape(1, -1, 1, 1)
-    return ((np.asarray(pixels, np.float32) - m) / s).astype(np.float32)
-
-
-def denormalize(x, mean, std) -> np.ndarray:
-    m = np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
-    s = np.asarray(std, np.float32).reshape(1, -1, 1, 1)
-    return (np.asarray(x, np.float32) * s + m).astype(np.float32)
+normalize = normalize_nchw  # pixels in [0, 1] (N, C, H, W) -> (pixels - mean) / std
+denormalize = denormalize_nchw  # the model's input -> x * std + mean
 
 
 def _channels_first(arr: np.ndarray, notes: list[str]) -> np.ndarray:

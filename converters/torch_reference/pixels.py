@@ -11,21 +11,13 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from model_zoo.data import denormalize_nchw, normalize_nchw
+
 IDENTITY = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 
 
-def normalize(pixels, mean, std) -> np.ndarray:
-    """Pixels in [0, 1] (N, C, H, W) to the model's input: (pixels - mean) / std."""
-    m = np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
-    s = np.asarray(std, np.float32).reshape(1, -1, 1, 1)
-    return ((np.asarray(pixels, np.float32) - m) / s).astype(np.float32)
-
-
-def denormalize(x, mean, std) -> np.ndarray:
-    """The model's input back to pixels: x * std + mean."""
-    m = np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
-    s = np.asarray(std, np.float32).reshape(1, -1, 1, 1)
-    return (np.asarray(x, np.float32) * s + m).astype(np.float32)
+normalize = normalize_nchw  # pixels in [0, 1] (N, C, H, W) -> (pixels - mean) / std
+denormalize = denormalize_nchw  # the model's input -> x * std + mean
 
 
 def pixel_box(mean, std, channels: int) -> tuple[np.ndarray, np.ndarray]:

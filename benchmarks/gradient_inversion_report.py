@@ -104,9 +104,9 @@ def _ablation_section(a: dict) -> list[str]:
              "| configuration | PSNR (dB) | change (+- s.e.) | SSIM | LPIPS | change (+- s.e.) "
              "| seconds |", "|---|---|---|---|---|---|---|"]
     if a.get("source"):
-        lines[2:2] = [f"From the sweep in `{a['source']}` (`python -m tf_impl sweep "
-                      "benchmarks/grids/gradinversion_ablation.yaml`); the best iterate of each "
-                      "job, scored by the command line."
+        lines[2:2] = [f"From the sweep in `{a['source']}` (`python -m tf_impl sweep` of a grid "
+                      "like `benchmarks/grids/gradinversion_ablation.yaml`; its `grid.json` "
+                      "says which); the best iterate of each job, scored by the command line."
                       + (f" Not finished, left out: {', '.join(a['missing'])}."
                          if a.get("missing") else ""), ""]
     worse, worse_lp, sig, sig_lp = [], [], [], []

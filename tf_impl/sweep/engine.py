@@ -173,18 +173,9 @@ def run_grid(grid: Grid, out, job: Callable[[list[str]], int], *, address: str |
         f"{len(todo)} to run")
     if not todo:
         return SweepOutcome(list(outcomes.values()), time.perf_counter() - t0)
-    check_address(address)
     import ray
 
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=address, num_cpus=None if address else (workers or os.cpu_count()),
-                 include_dashboard=False, log_to_driver=False, configure_logging=False)
-    gpus = gpus_per_job
-    if gpus is None:
-        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    remote = ray.remote(run_job).options(num_cpus=1, num_gpus=gpus, max_retries=retries,
-                                         retry_exceptions=True)
+    remote, started = _connect(address, workers, gpus_per_job, retries)
     refs = {remote.remote(job, list(o.point.argv), str(o.folder), threads): o for o in todo}
     interrupted = False
     previous = signal.getsignal(signal.SIGTERM)
@@ -218,6 +209,24 @@ def run_grid(grid: Grid, out, job: Callable[[list[str]], int], *, address: str |
         if started:
             ray.shutdown()
     return SweepOutcome(list(outcomes.values()), time.perf_counter() - t0, interrupted, started)
+
+
+def _connect(address, workers, gpus_per_job, retries):
+    """(``run_job`` as a Ray task with its resources and retries, whether a local cluster was
+    started here): join ``address``, or start one with ``workers`` CPUs."""
+    import ray
+
+    check_address(address)
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, num_cpus=None if address else (workers or os.cpu_count()),
+                 include_dashboard=False, log_to_driver=False, configure_logging=False)
+    gpus = gpus_per_job
+    if gpus is None:
+        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+    remote = ray.remote(run_job).options(num_cpus=1, num_gpus=gpus, max_retries=retries,
+                                         retry_exceptions=True)
+    return remote, started
 
 
 def _interrupt(signum, frame):

@@ -136,13 +136,7 @@ def _args(options: Mapping[str, Any], flags: Mapping[str, Any]) -> list[str]:
 def parse_grid(data: Any, parser, *, source: str = "the grid") -> Grid:
     """Check ``data`` (the grid file's mapping) against ``parser`` (``python -m tf_impl``'s)
     and expand it into its points. Raises :class:`GridError` with one line."""
-    if not isinstance(data, Mapping):
-        raise GridError(f"{source} must hold a mapping with 'command', 'options' and 'grid'")
-    unknown = set(data) - {"command", "options", "grid"}
-    if unknown:
-        raise GridError(f"{source}: unknown keys {sorted(unknown)}; use 'command', 'options' "
-                        "and 'grid'")
-    command = data.get("command")
+    command, options, grid = _parts(data, source)
     sub = _subparsers(parser)
     if command not in sub:
         import difflib
@@ -153,8 +147,38 @@ def parse_grid(data: Any, parser, *, source: str = "the grid") -> Grid:
                         f"{', '.join(c for c in sub if c != 'sweep')}")
     if command == "sweep":
         raise GridError(f"{source}: a sweep cannot run sweeps")
-    options = dict(data.get("options") or {})
-    grid = dict(data.get("grid") or {})
+    flags = {s: a for a in sub[command]._actions for s in a.option_strings}
+    if "--out" not in flags:
+        raise GridError(f"{source}: {command!r} writes no run folder (no --out), so a sweep "
+                        "has nothing to collect")
+    points = []
+    for combo in itertools.product(*grid.values()):
+        values = dict(zip(grid, combo, strict=True))
+        chosen = {}
+        for key, v in values.items():
+            chosen.update({k: x for k, x in v.items() if k != "name"} if isinstance(v, dict)
+                          else {key: v})
+        values = {k: v.get("name", json.dumps(v, sort_keys=True)) if isinstance(v, dict) else v
+                  for k, v in values.items()}
+        try:
+            argv = tuple([command, *_args(options, flags), *_args(chosen, flags)])
+        except GridError as err:
+            raise GridError(f"{source}: {command}: {err}") from None
+        _check_argv(parser, sub[command], argv, source)
+        points.append(Point(values, argv))
+    return Grid(command, options, grid, points, source)
+
+
+def _parts(data: Any, source: str) -> tuple[Any, dict, dict]:
+    """(command, shared options, grid) of the file, their shapes checked: lists of values
+    (or of option bundles), no option both shared and varied, no ``--out``."""
+    if not isinstance(data, Mapping):
+        raise GridError(f"{source} must hold a mapping with 'command', 'options' and 'grid'")
+    unknown = set(data) - {"command", "options", "grid"}
+    if unknown:
+        raise GridError(f"{source}: unknown keys {sorted(unknown)}; use 'command', 'options' "
+                        "and 'grid'")
+    options, grid = data.get("options") or {}, data.get("grid") or {}
     if not isinstance(options, dict) or not isinstance(grid, dict):
         raise GridError(f"{source}: 'options' and 'grid' must be mappings of option: value")
     for name, values in grid.items():
@@ -176,26 +200,7 @@ def parse_grid(data: Any, parser, *, source: str = "the grid") -> Grid:
         raise GridError(f"{source}: {sorted(both)} both fixed and varied; keep one")
     if "--out" in {_flag(k) for k in options} | varied:
         raise GridError(f"{source}: --out is the runner's (each job writes its own folder)")
-    flags = {s: a for a in sub[command]._actions for s in a.option_strings}
-    if "--out" not in flags:
-        raise GridError(f"{source}: {command!r} writes no run folder (no --out), so a sweep "
-                        "has nothing to collect")
-    points = []
-    for combo in itertools.product(*grid.values()):
-        values = dict(zip(grid, combo, strict=True))
-        chosen = {}
-        for key, v in values.items():
-            chosen.update({k: x for k, x in v.items() if k != "name"} if isinstance(v, dict)
-                          else {key: v})
-        values = {k: v.get("name", json.dumps(v, sort_keys=True)) if isinstance(v, dict) else v
-                  for k, v in values.items()}
-        try:
-            argv = tuple([command, *_args(options, flags), *_args(chosen, flags)])
-        except GridError as err:
-            raise GridError(f"{source}: {command}: {err}") from None
-        _check_argv(parser, sub[command], argv, source)
-        points.append(Point(values, argv))
-    return Grid(command, options, grid, points, source)
+    return data.get("command"), dict(options), dict(grid)
 
 
 def read_grid_file(path) -> Any:

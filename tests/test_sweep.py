@@ -65,7 +65,7 @@ def test_a_grid_expands_to_command_lines(parser):
     assert other.name != first.name
 
 
-def test_bundles_vary_several_options_together(parser):
+def test_bundles_vary_several_options_together(parser, tmp_path):
     grid = parse_grid({"command": "gradient-inversion", "options": {"attack": "gradinversion"},
                        "grid": {"first": [0, 4], "terms": [
                            {"name": "gradient only", "bn-weight": 0, "group-weight": 0},
@@ -73,6 +73,9 @@ def test_bundles_vary_several_options_together(parser):
     assert [p.values for p in grid.points][:2] == [{"first": 0, "terms": "gradient only"},
                                                    {"first": 0, "terms": "+ BN prior"}]
     assert grid.points[1].argv[-4:] == ("--first", "0", "--group-weight", "0")
+    rows = [{**p.values, "status": "done", "psnr": float(k)} for k, p in enumerate(grid.points)]
+    files = write_table(grid, rows, tmp_path)  # a plot per entry, bundles by their names
+    assert {f.name for f in files} >= {"plot_first.png", "plot_terms.png", "sweep.md"}
     with pytest.raises(GridError, match="both fixed and varied"):
         parse_grid({"command": "gradient-inversion", "options": {"bn-weight": 1},
                     "grid": {"terms": [{"bn-weight": 0}]}}, parser)

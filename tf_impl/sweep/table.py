@@ -105,7 +105,7 @@ def _plots(grid: Grid, rows: list[dict], out: Path) -> list[Path]:
     plt = headless_pyplot()
     files = []
     for option in grid.grid:
-        values = list(dict.fromkeys(grid.grid[option]))
+        values = list(dict.fromkeys(r[option] for r in rows))  # bundles: their names
         fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 2.8),
                                  squeeze=False)
         for ax, metric in zip(axes[0], metrics, strict=True):

@@ -3,7 +3,7 @@
 Real victim files do not come from our zoo: Keras exports take NHWC input and end in
 Softmax, torchvision exports come from new and old exporters, Caffe conversions take BGR
 pixels in 0..255 with the mean already subtracted and are full of no-op nodes. The builders
-below make such files (random, seeded weights; nothing is downloaded) and return
+of this package make such files (random, seeded weights; nothing is downloaded) and return
 ``(onnx.ModelProto, Truth)``: ``Truth`` is what a user would have to know about the file, the
 ground truth the project's model contract must infer or be told. None of these files carries
 ``model_zoo`` metadata.

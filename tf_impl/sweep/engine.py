@@ -123,13 +123,11 @@ class JobOutcome:
 
 @dataclass
 class SweepOutcome:
-    """Every job's outcome, the run's seconds, whether Ctrl-C/SIGTERM stopped it and whether
-    it started (and stopped) a local cluster."""
+    """Every job's outcome, the run's seconds and whether Ctrl-C/SIGTERM stopped it."""
 
     jobs: list[JobOutcome]
     seconds: float
     interrupted: bool = False
-    started_cluster: bool = False
 
     @property
     def failed(self) -> list[JobOutcome]:
@@ -208,7 +206,7 @@ def run_grid(grid: Grid, out, job: Callable[[list[str]], int], *, address: str |
             signal.signal(signal.SIGTERM, previous)
         if started:
             ray.shutdown()
-    return SweepOutcome(list(outcomes.values()), time.perf_counter() - t0, interrupted, started)
+    return SweepOutcome(list(outcomes.values()), time.perf_counter() - t0, interrupted)
 
 
 def _connect(address, workers, gpus_per_job, retries):

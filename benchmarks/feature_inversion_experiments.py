@@ -23,6 +23,11 @@ PNGs), ``results.json`` (every run: settings, metrics, final terms, seconds) and
 ``summary.md`` (one table of every run's PSNR / SSIM / LPIPS(vgg) / seconds). ``--quick``
 (48x48 images, 5 steps) writes to a temporary folder unless ``--out`` is given.
 
+Experiments 1, 2 and 4 are also grids of ``python -m tf_impl feature-inversion`` runs, for a
+cluster or a GPU box: ``python -m tf_impl sweep benchmarks/grids/feature_inversion_lr_tv.yaml``
+(and ``feature_inversion_layers.yaml``) writes the table, a plot per option and
+``montage.png``, every reconstruction laid out learning rate x TV weight.
+
 Each experiment is a function (:func:`run_lr`, :func:`run_tv_sweep`, :func:`run_ratio`,
 :func:`run_layers`, :func:`run_resnet18_layers`, :func:`run_cifar_layers`) returning
 ``{"rows": [...], "figures": {...}, "results": {run: Result}}``; the notebook

@@ -4,6 +4,12 @@ duplicate-aware rule (tf_impl/gradient_inversion/labels.py).
     python -m benchmarks.label_restoration               # full run (~5-10 minutes on 2 cores)
     python -m benchmarks.label_restoration --quick       # a smoke run: 20 trials, small pools
     python -m benchmarks.label_restoration --trials 500  # more random batches per cell
+    python -m tf_impl sweep benchmarks/grids/label_restoration.yaml --out runs/labels
+    python -m benchmarks.label_restoration --from-sweep runs/labels   # its tables
+
+As a sweep, each setting is one job (``--setting NAME --out FOLDER`` writes the folder's
+``result.json``: the setting's cells, checks and notes, and each method's mean accuracy as the
+table's metrics); ``--from-sweep`` assembles the same JSON and markdown as the full run.
 
 Writes ``benchmarks/results/label_restoration.json`` and ``.md`` and prints the tables.
 
@@ -214,14 +220,26 @@ def check_pool(model, pool, images, labels_list, idx_list) -> list[dict]:
     return out
 
 
-def _resnet20_settings(args, trials, x, y, settings, checks, notes) -> None:
-    """The trained resnet20_cifar with true labels, BN in eval and in train mode."""
+SETTINGS = ("resnet20_eval", "resnet20_train", "resnet18")
+
+
+def _resnet20_setting(mode: str, args, trials, x, y, checks, notes) -> dict:
+    """The trained resnet20_cifar with true labels, BN in ``mode`` ("eval": gradients from the
+    image pool, checked against client_gradient; "train": client_gradient per batch)."""
     import model_zoo
     from converters import onnx_to_tf
     from converters.torch_reference.breaching_anchor import breaching_module
 
     r20_path = model_zoo.load("resnet20_cifar")
     r20 = onnx_to_tf.load(r20_path)
+    by_class = [np.flatnonzero(y == c) for c in range(10)]
+    module = breaching_module(r20_path)
+    if mode == "train":
+        return run_setting("resnet20_cifar, BN train", model=r20, batches=(1, 2, 4, 8, 16),
+                           kinds=("unique", "repeated"),
+                           trials=max(10, trials // 2) if args.quick else trials,
+                           seed=args.seed + 1, images=x, class_index=by_class,
+                           bn_mode="train", module=module.train(), image_shape=(3, 32, 32))
     pool = _features(r20, x, None)
     p_label = pool[1][np.arange(len(y)), y]
     notes["resnet20_cifar"] = {
@@ -229,26 +247,15 @@ def _resnet20_settings(args, trials, x, y, settings, checks, notes) -> None:
         "saturated_fraction": float(np.mean(p_label == 1.0)),
         "median_1_minus_p_label": float(np.median(1.0 - p_label)),
     }
-    by_class = [np.flatnonzero(y == c) for c in range(10)]
     rng = np.random.default_rng(args.seed + 99)
     idx_list = [rng.choice(1000, b, replace=False) for b in (1, 4, 8)]
     checks["resnet20_cifar"] = check_pool(r20, pool, x, [y[i] for i in idx_list], idx_list)
-    settings.append(run_setting("resnet20_cifar, BN eval", model=r20, batches=(1, 2, 4, 8, 16),
-                                kinds=("unique", "repeated"), trials=trials, seed=args.seed,
-                                pool=pool, class_index=by_class,
-                                module=breaching_module(r20_path).eval(),
-                                image_shape=(3, 32, 32)))
-    print(f"resnet20 eval: {settings[-1]['seconds']:.0f} s", flush=True)
-    settings.append(run_setting("resnet20_cifar, BN train", model=r20, batches=(1, 2, 4, 8, 16),
-                                kinds=("unique", "repeated"),
-                                trials=max(10, trials // 2) if args.quick else trials,
-                                seed=args.seed + 1, images=x, class_index=by_class,
-                                bn_mode="train", module=breaching_module(r20_path).train(),
-                                image_shape=(3, 32, 32)))
-    print(f"resnet20 train: {settings[-1]['seconds']:.0f} s", flush=True)
+    return run_setting("resnet20_cifar, BN eval", model=r20, batches=(1, 2, 4, 8, 16),
+                       kinds=("unique", "repeated"), trials=trials, seed=args.seed, pool=pool,
+                       class_index=by_class, module=module.eval(), image_shape=(3, 32, 32))
 
 
-def _resnet18_setting(args, trials, x, settings, checks, notes) -> None:
+def _resnet18_setting(args, trials, x, checks, notes) -> dict:
     """resnet18 with random weights and random labels, CIFAR test images upsampled to 224."""
     import model_zoo
     from converters import onnx_to_tf
@@ -271,22 +278,90 @@ def _resnet18_setting(args, trials, x, settings, checks, notes) -> None:
     checks["resnet18"] = check_pool(r18, (pool18[0][idx_list[0]], pool18[1][idx_list[0]]),
                                     x_check, [rng.choice(1000, 4, replace=False)],
                                     [np.arange(4)])
-    settings.append(run_setting("resnet18 (random weights), 224x224, BN eval", model=r18,
-                                batches=(1, 2, 4, 8, 16, 32),
-                                kinds=("unique", "repeated", "heavy"), trials=trials,
-                                seed=args.seed + 2, pool=pool18,
-                                module=breaching_module(r18_path).eval()))
-    print(f"resnet18: {settings[-1]['seconds']:.0f} s (+ {pool_s:.0f} s features)", flush=True)
+    return run_setting("resnet18 (random weights), 224x224, BN eval", model=r18,
+                       batches=(1, 2, 4, 8, 16, 32), kinds=("unique", "repeated", "heavy"),
+                       trials=trials, seed=args.seed + 2, pool=pool18,
+                       module=breaching_module(r18_path).eval())
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def run_one(name: str, args, trials: int, x, y, checks: dict, notes: dict) -> dict:
+    """One setting of :data:`SETTINGS` (its checks and notes added to ``checks``/``notes``)."""
+    t0 = time.perf_counter()
+    if name == "resnet18":
+        setting = _resnet18_setting(args, trials, x, checks, notes)
+    else:
+        setting = _resnet20_setting(name.split("_")[1], args, trials, x, y, checks, notes)
+    print(f"{name}: {time.perf_counter() - t0:.0f} s", flush=True)
+    return setting
+
+
+def summary_metrics(setting: dict) -> dict:
+    """A setting's headline for a sweep's table: each method's accuracy (%), the mean over its
+    (label kind, batch size) cells."""
+    return {method: float(np.mean([c["accuracy"] for kinds in cells.values()
+                                   for c in kinds.values()]))
+            for method, cells in setting["cells"].items()}
+
+
+def from_sweep(folder: Path) -> dict:
+    """The full result (``settings``, ``checks``, ``notes``) assembled from a sweep of
+    ``benchmarks/grids/label_restoration.yaml``: one finished job per setting."""
+    from tf_impl.sweep import Grid, is_finished
+
+    try:
+        grid = Grid.from_record(json.loads((folder / "grid.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError) as err:
+        raise SystemExit(f"{folder} is not a sweep folder ({err}); run python -m tf_impl "
+                         "sweep benchmarks/grids/label_restoration.yaml --out FOLDER") from None
+    settings, checks, notes, meta, seconds = [], {}, {}, {}, 0.0
+    for point in grid.points:
+        job_dir = folder / "jobs" / point.name
+        if not is_finished(job_dir):
+            raise SystemExit(f"{folder}: the job {point.values} has not finished; rerun the "
+                             "sweep to finish it")
+        job = json.loads((job_dir / "result.json").read_text(encoding="utf-8"))
+        settings.append(job["setting"])
+        checks.update(job["checks"])
+        notes.update(job["notes"])
+        meta, seconds = job["meta"], seconds + job["meta"]["seconds"]
+    meta["seconds"] = seconds
+    order = {n: i for i, n in enumerate(SETTINGS)}
+    settings.sort(key=lambda s: order.get(_setting_key(s), 99))
+    return {"meta": {**meta, "from_sweep": str(folder)}, "notes": notes, "checks": checks,
+            "settings": settings, "targets": targets(settings)}
+
+
+def _setting_key(setting: dict) -> str:
+    if setting["name"].startswith("resnet18"):
+        return "resnet18"
+    return f"resnet20_{setting['bn_mode']}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.label_restoration",
+                                 description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="20 trials, small image pools")
     ap.add_argument("--trials", type=int, default=200, help="random batches per cell")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--setting", choices=SETTINGS,
+                    help="run one setting and write OUT/result.json (a sweep's job: "
+                    "benchmarks/grids/label_restoration.yaml)")
+    ap.add_argument("--from-sweep", type=Path, metavar="FOLDER",
+                    help="write the tables from a finished sweep of "
+                    "benchmarks/grids/label_restoration.yaml instead of running")
     ap.add_argument("--out", type=Path, default=RESULTS)
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.trials < 1:
+        raise SystemExit(f"--trials must be >= 1; got {args.trials}")
     trials = 20 if args.quick else args.trials
+    meta = {"python": sys.version.split()[0], "platform": platform.platform(), "trials": trials,
+            "quick": args.quick, "seed": args.seed}
+    if args.from_sweep:
+        return _write(from_sweep(args.from_sweep), args.out)
 
     import tensorflow as tf
 
@@ -296,21 +371,25 @@ def main(argv=None) -> int:
 
     t_start = time.perf_counter()
     x, y = model_zoo.data.cifar10("test")
-    settings, checks, notes = [], {}, {}
+    checks, notes = {}, {}
+    names = (args.setting,) if args.setting else SETTINGS
+    settings = [run_one(name, args, trials, x, y, checks, notes) for name in names]
+    meta["seconds"] = time.perf_counter() - t_start
+    if args.setting:  # a sweep's job: its folder's result.json
+        args.out.mkdir(parents=True, exist_ok=True)
+        job = {"metrics": summary_metrics(settings[0]), "setting": settings[0],
+               "checks": checks, "notes": notes, "meta": meta}
+        (args.out / "result.json").write_text(json.dumps(job, indent=1) + "\n")
+        return 0
+    return _write({"meta": meta, "notes": notes, "checks": checks, "settings": settings,
+                   "targets": targets(settings)}, args.out)
 
-    _resnet20_settings(args, trials, x, y, settings, checks, notes)
-    _resnet18_setting(args, trials, x, settings, checks, notes)
 
-    result = {
-        "meta": {"python": sys.version.split()[0], "platform": platform.platform(),
-                 "trials": trials, "quick": args.quick, "seed": args.seed,
-                 "seconds": time.perf_counter() - t_start},
-        "notes": notes, "checks": checks, "settings": settings, "targets": targets(settings),
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "label_restoration.json").write_text(json.dumps(result, indent=1) + "\n")
+def _write(result: dict, out: Path) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "label_restoration.json").write_text(json.dumps(result, indent=1) + "\n")
     md = render_markdown(result)
-    (args.out / "label_restoration.md").write_text(md)
+    (out / "label_restoration.md").write_text(md)
     print(md)
     return 0
 

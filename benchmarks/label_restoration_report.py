@@ -83,7 +83,7 @@ def _traced_note(result: dict) -> str:
 
 def render_markdown(result: dict) -> str:
     n = result["notes"]
-    r20, r18 = n["resnet20_cifar"], n["resnet18"]
+    r20, r18 = n.get("resnet20_cifar"), n.get("resnet18")
     parts = [
         "# Label restoration from the FC gradient",
         "",
@@ -127,25 +127,6 @@ def render_markdown(result: dict) -> str:
         "pool's softmax is the client's (`exp(log_softmax)`, which `cross_entropy` "
         "differentiates), so the differences are float32 round-off of the mean reduction; a "
         "confident batch has a tiny gradient, so they can look large relative to it.",
-        f"- resnet20_cifar is trained and confident: test accuracy "
-        f"{100 * r20['test_accuracy']:.1f} %, median 1 - p_label "
-        f"{r20['median_1_minus_p_label']:.1e}, "
-        f"and {100 * r20['saturated_fraction']:.0f} % of the test images have p_label == 1.0 "
-        "in float32 (BN eval). Such a sample's p - y is exactly zero: it leaves no trace in "
-        "the FC gradient, and a batch rule can only guess its label. With 10 classes a "
-        "misclassified sample also pours its softmax mass into another class of the batch "
-        "and hides it. iDLG is unaffected (the label's row is zero, the others positive). "
-        "In BN train mode (a local training step) the batch statistics make the outputs far "
-        "less confident and the rules recover much more. Read the unique-label cells "
-        "against the chance row: 8 distinct guesses among 10 classes already score 80 %."
-        + _traced_note(result),
-        f"- resnet18 has seeded random weights: the softmax is nearly uniform (median max "
-        f"probability {r18['median_max_softmax']:.4f}), every sample leaves a clear trace and "
-        "1,000 classes dilute the leak (the regime of a model early in training; the paper's "
-        "99.56 % is on a trained ResNet-50, also with 1,000 classes). Its ONNX input is fixed "
-        "at "
-        f"{tuple(r18['input_shape'])}, so 224x224 was kept; the pool gradients make batch 32 "
-        f"cheap ({r18['pool_images']} images, forward once in {r18['pool_forward_s']:.0f} s).",
         "- The duplicate-aware rule shares the batch among the present classes in proportion "
         "to each class's bias-gradient deficit, so it is exact when every sample has a similar "
         "impact 1 - p_label (untrained models) and blurs when impacts differ by orders of "
@@ -153,4 +134,34 @@ def render_markdown(result: dict) -> str:
         "on batches with repeats its accuracy is capped at (distinct labels) / B.",
         "",
     ]
+    # the settings' own notes (a sweep may hold only some of them), before the last one
+    parts[-2:-2] = _model_notes(result, r20, r18)
     return "\n".join(parts)
+
+
+def _model_notes(result: dict, r20: dict | None, r18: dict | None) -> list[str]:
+    notes = []
+    if r20 is not None:
+        notes.append(
+            f"- resnet20_cifar is trained and confident: test accuracy "
+            f"{100 * r20['test_accuracy']:.1f} %, median 1 - p_label "
+            f"{r20['median_1_minus_p_label']:.1e}, "
+            f"and {100 * r20['saturated_fraction']:.0f} % of the test images have p_label == 1.0 "
+            "in float32 (BN eval). Such a sample's p - y is exactly zero: it leaves no trace in "
+            "the FC gradient, and a batch rule can only guess its label. With 10 classes a "
+            "misclassified sample also pours its softmax mass into another class of the batch "
+            "and hides it. iDLG is unaffected (the label's row is zero, the others positive). "
+            "In BN train mode (a local training step) the batch statistics make the outputs far "
+            "less confident and the rules recover much more. Read the unique-label cells "
+            "against the chance row: 8 distinct guesses among 10 classes already score 80 %."
+            + _traced_note(result))
+    if r18 is not None:
+        notes.append(
+            f"- resnet18 has seeded random weights: the softmax is nearly uniform (median max "
+            f"probability {r18['median_max_softmax']:.4f}), every sample leaves a clear trace and "
+            "1,000 classes dilute the leak (the regime of a model early in training; the paper's "
+            "99.56 % is on a trained ResNet-50, also with 1,000 classes). Its ONNX input is fixed "
+            "at "
+            f"{tuple(r18['input_shape'])}, so 224x224 was kept; the pool gradients make batch 32 "
+            f"cheap ({r18['pool_images']} images, forward once in {r18['pool_forward_s']:.0f} s).")
+    return notes

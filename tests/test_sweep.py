@@ -142,6 +142,7 @@ def test_a_sweep_runs_resumes_and_reports(tmp_path, capsys):
     assert [r["status"] for r in rows] == ["done", "done"]
     assert all(float(r["layer1.psnr"]) > 5 for r in rows)  # the job's own metrics
     assert (out / "plot_lr.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "montage.png").read_bytes()[:4] == b"\x89PNG"  # every reconstruction
     jobs = sorted((out / "jobs").iterdir())
     stamps = [json.loads((j / "job.json").read_text()) for j in jobs]
     assert all(s["attempts"] == 1 and (j / "result.json").is_file()
@@ -251,3 +252,58 @@ def test_200_jobs_survive_a_killed_worker(tmp_path):
     assert (tmp_path / "jobs" / killed[0] / "attempts").read_text() == "2"  # it ran again
     attempts = [int((o.folder / "attempts").read_text()) for o in result.jobs]
     assert attempts.count(1) >= 198
+
+
+PROBE_MODULE = '''
+import argparse, json, pathlib
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m sweepprobe.job")
+    p.add_argument("--size", type=int, required=True)
+    p.add_argument("--out", type=pathlib.Path, required=True)
+    return p
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "result.json").write_text(json.dumps({"metrics": {"square": args.size ** 2}}))
+    return 0
+'''
+
+
+@pytest.fixture
+def probe_module(tmp_path, monkeypatch):
+    """A module command ``sweepprobe.job`` importable here and in Ray's workers."""
+    pkg = tmp_path / "modules" / "sweepprobe"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "job.py").write_text(PROBE_MODULE)
+    monkeypatch.syspath_prepend(str(pkg.parent))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(pkg.parent), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    return "sweepprobe.job"
+
+
+@pytest.mark.parametrize("data, match", [
+    ({"command": "sweepprobe.nothing", "grid": {"size": [1]}}, "no module 'sweepprobe.nothing'"),
+    ({"command": "json.decoder", "grid": {"size": [1]}}, "has no build_parser"),
+    ({"command": "sweepprobe.job", "grid": {"sise": [1]}}, "did you mean --size"),
+    ({"command": "sweepprobe.job", "grid": {"size": ["big"]}}, "invalid int value: 'big'"),
+])
+def test_bad_module_commands_are_one_line(probe_module, parser, data, match):
+    with pytest.raises(GridError, match=match) as err:
+        parse_grid(data, parser)
+    assert "\n" not in str(err.value)
+
+
+def test_a_module_command_runs_as_jobs(probe_module, tmp_path, capsys):
+    grid_file = tmp_path / "grid.yaml"
+    grid_file.write_text(f"command: {probe_module}\ngrid: {{size: [2, 3]}}\n")
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(grid_file), "--out", str(out), "--workers", "2"]) == 0
+    rows = list(csv_rows(out / "sweep.csv"))
+    assert [(r["size"], r["status"], float(r["square"])) for r in rows] == [
+        ("2", "done", 4.0), ("3", "done", 9.0)]
+    assert (out / "sweep.md").read_text().startswith(f"# Sweep: python -m {probe_module}")
+    log = next((out / "jobs").iterdir()) / "log.txt"
+    assert f"$ python -m {probe_module} --size" in log.read_text()

@@ -21,6 +21,8 @@ Each job runs the command line's own code with --out OUT/jobs/<point>; OUT/sweep
 OUT/sweep.md and OUT/plot_<option>.png collect every finished job. A rerun skips finished jobs
 (a complete result.json); a failed job is retried once, then reported with its error.
 Ctrl-C stops scheduling and keeps what finished. Grids of the benchmarks: benchmarks/grids/.
+A command with a dot is a module with build_parser() and main(argv), run as
+python -m MODULE (command: benchmarks.label_restoration).
 """
 
 
@@ -98,6 +100,7 @@ def finished_sweep(argv: list[str]) -> int | None:
 def run_sweep(args) -> int:
     from ..sweep import GridError, collect_rows, load_grid, run_grid, write_table
     from ..sweep.engine import check_address
+    from ..sweep.grid import is_module_command, run_module_command
 
     if args.workers is not None and args.workers < 1:
         raise GridError(f"--workers must be >= 1; got {args.workers}")
@@ -118,7 +121,8 @@ def run_sweep(args) -> int:
         outcomes[o.point.name] = o
         write_table(grid, collect_rows(grid, outcomes, out), out, plots=False)
 
-    result = run_grid(grid, out, args.job, address=args.address, workers=args.workers,
+    job = run_module_command if is_module_command(grid.command) else args.job
+    result = run_grid(grid, out, job, address=args.address, workers=args.workers,
                       retries=args.retries, gpus_per_job=args.gpus_per_job, on_done=progress,
                       threads=None if args.address else 1,
                       log=lambda s: print(s, file=sys.stderr, flush=True))

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .grid import Grid, GridError, Point
+from .grid import Grid, GridError, Point, is_module_command
 
 __all__ = ["JobOutcome", "SweepOutcome", "is_finished", "run_grid", "run_job", "write_atomic"]
 
@@ -74,8 +74,9 @@ def run_job(job: Callable[[list[str]], int], argv: Sequence[str], folder: str,
     t0 = time.perf_counter()
     with open(folder / LOG_FILE, "a", encoding="utf-8") as log, \
             contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        print(f"$ python -m tf_impl {' '.join(argv)} --out {folder}  (attempt {attempts})",
-              flush=True)
+        program = "python -m" if is_module_command(argv[0] if argv else "") \
+            else "python -m tf_impl"
+        print(f"$ {program} {' '.join(argv)} --out {folder}  (attempt {attempts})", flush=True)
         try:
             status = job([*argv, "--out", str(folder)])
         except SystemExit as err:  # argparse and friends

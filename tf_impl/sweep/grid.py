@@ -3,7 +3,7 @@ and the options to vary, checked against the sub-command's own parser before any
 
 .. code-block:: yaml
 
-    command: feature-inversion        # any sub-command of python -m tf_impl
+    command: feature-inversion        # any sub-command of python -m tf_impl, or a module
     options:                          # the same for every job
       model: vgg16_features
       steps: 200
@@ -26,6 +26,11 @@ a flag that takes no value is ``true`` (given) or ``false`` (left out); a list v
 shared option is passed as the command line takes several (repeated, or comma-separated:
 ``layer: [conv1_1, conv3_1]``). ``--out`` belongs
 to the runner (each job writes its own folder).
+
+A command with a dot is a Python module with a command line of its own, for the benchmarks
+that are grids but not techniques (``command: benchmarks.label_restoration``): it offers
+``build_parser()`` (checked like a sub-command's) and ``main(argv)``, which the job calls with
+``--out``; the module is imported by the runner (to check options) and by each worker.
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Grid", "GridError", "Point", "load_grid", "parse_grid", "read_grid_file"]
+__all__ = ["Grid", "GridError", "Point", "is_module_command", "load_grid", "module_parser",
+           "parse_grid", "read_grid_file", "run_module_command"]
 
 
 class GridError(ValueError):
@@ -137,17 +143,23 @@ def parse_grid(data: Any, parser, *, source: str = "the grid") -> Grid:
     """Check ``data`` (the grid file's mapping) against ``parser`` (``python -m tf_impl``'s)
     and expand it into its points. Raises :class:`GridError` with one line."""
     command, options, grid = _parts(data, source)
-    sub = _subparsers(parser)
-    if command not in sub:
-        import difflib
+    if is_module_command(command):
+        parser = sub_parser = module_parser(command, source)
+        lead: tuple[str, ...] = ()
+    else:
+        sub = _subparsers(parser)
+        if command not in sub:
+            import difflib
 
-        close = difflib.get_close_matches(str(command), list(sub), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise GridError(f"{source}: unknown sub-command {command!r}{hint}; one of "
-                        f"{', '.join(c for c in sub if c != 'sweep')}")
-    if command == "sweep":
-        raise GridError(f"{source}: a sweep cannot run sweeps")
-    flags = {s: a for a in sub[command]._actions for s in a.option_strings}
+            close = difflib.get_close_matches(str(command), list(sub), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise GridError(f"{source}: unknown sub-command {command!r}{hint}; one of "
+                            f"{', '.join(c for c in sub if c != 'sweep')}, or a module with "
+                            "build_parser() and main(argv) (e.g. benchmarks.label_restoration)")
+        if command == "sweep":
+            raise GridError(f"{source}: a sweep cannot run sweeps")
+        sub_parser, lead = sub[command], (command,)
+    flags = {s: a for a in sub_parser._actions for s in a.option_strings}
     if "--out" not in flags:
         raise GridError(f"{source}: {command!r} writes no run folder (no --out), so a sweep "
                         "has nothing to collect")
@@ -161,11 +173,11 @@ def parse_grid(data: Any, parser, *, source: str = "the grid") -> Grid:
         values = {k: v.get("name", json.dumps(v, sort_keys=True)) if isinstance(v, dict) else v
                   for k, v in values.items()}
         try:
-            argv = tuple([command, *_args(options, flags), *_args(chosen, flags)])
+            args = [*_args(options, flags), *_args(chosen, flags)]
         except GridError as err:
             raise GridError(f"{source}: {command}: {err}") from None
-        _check_argv(parser, sub[command], argv, source)
-        points.append(Point(values, argv))
+        _check_argv(parser, sub_parser, [*lead, *args], source)
+        points.append(Point(values, (command, *args)))
     return Grid(command, options, grid, points, source)
 
 
@@ -201,6 +213,37 @@ def _parts(data: Any, source: str) -> tuple[Any, dict, dict]:
     if "--out" in {_flag(k) for k in options} | varied:
         raise GridError(f"{source}: --out is the runner's (each job writes its own folder)")
     return data.get("command"), dict(options), dict(grid)
+
+
+def is_module_command(command) -> bool:
+    """A grid's command is a sub-command of ``python -m tf_impl`` (``feature-inversion``) or a
+    Python module with a command line of its own (``benchmarks.label_restoration``)."""
+    return isinstance(command, str) and "." in command
+
+
+def module_parser(command: str, source: str = "the grid"):
+    """The parser of a module command: the module must offer ``build_parser()`` (its
+    ``argparse`` parser, with ``--out``) and ``main(argv) -> int``."""
+    import importlib
+
+    try:
+        module = importlib.import_module(command)
+    except ModuleNotFoundError as err:
+        raise GridError(f"{source}: no module {command!r} ({err}); a grid's command is a "
+                        "sub-command of python -m tf_impl or an importable module") from None
+    if not (callable(getattr(module, "build_parser", None))
+            and callable(getattr(module, "main", None))):
+        raise GridError(f"{source}: module {command!r} has no build_parser() and main(argv); "
+                        "a module command needs both (see benchmarks/label_restoration.py)")
+    return module.build_parser()
+
+
+def run_module_command(argv: Sequence[str]) -> int:
+    """A job of a module command: ``argv[0]``'s ``main(argv[1:])`` (Ray runs this in its
+    worker, so the module is imported there, not by the runner)."""
+    import importlib
+
+    return importlib.import_module(argv[0]).main(list(argv[1:]))
 
 
 def read_grid_file(path) -> Any:

@@ -1,5 +1,7 @@
 """The sweep's table: one row per job (its varied options, status, seconds and the scalar
-metrics of its ``result.json``), written as CSV and markdown, and a plot per varied option."""
+metrics of its ``result.json``), written as CSV and markdown, a plot per varied option and,
+when the jobs draw a picture, ``montage.png``: every job's picture in one figure (laid out as
+a table when two options vary, e.g. learning rate x TV weight)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import math
 from pathlib import Path
 
 from .engine import JOB_FILE, RESULT_FILE, JobOutcome, write_atomic
-from .grid import Grid
+from .grid import Grid, is_module_command
 
 __all__ = ["collect_rows", "write_table"]
 
@@ -81,7 +83,8 @@ def write_table(grid: Grid, rows: list[dict], out, *, plots: bool = True) -> lis
     writer.writerows(rows)
     write_atomic(out / "sweep.csv", buf.getvalue())
     done = sum(r["status"] == "done" for r in rows)
-    lines = [f"# Sweep: python -m tf_impl {grid.command}", "",
+    program = "python -m" if is_module_command(grid.command) else "python -m tf_impl"
+    lines = [f"# Sweep: {program} {grid.command}", "",
              f"Grid `{grid.source}`: {len(rows)} jobs, {done} done; shared options "
              f"{json.dumps(grid.options)}.", "",
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -90,11 +93,67 @@ def write_table(grid: Grid, rows: list[dict], out, *, plots: bool = True) -> lis
     files = [out / "sweep.csv", out / "sweep.md"]
     if plots:
         files += _plots(grid, rows, out)
+        files += _montage(grid, rows, out)
     return files
 
 
+# the picture of a job, by the first of these names that every finished job folder holds
+MONTAGE_IMAGES = ("reconstruction.png", "result.png", "stylized.png", "dream.png",
+                  "class_viz.png", "adversarial.png", "overlay.png", "comparison.png")
+MONTAGE_MAX = 64
+
+
+def _montage(grid: Grid, rows: list[dict], out: Path) -> list[Path]:
+    """``montage.png``: each finished job's picture, captioned with its varied values and first
+    metric; rows x columns = the two varied options' values when exactly two vary."""
+    done = [r for r in rows if r["status"] == "done"][:MONTAGE_MAX]
+    name = next((n for n in MONTAGE_IMAGES
+                 if done and all((out / r.get("folder", "-") / n).is_file() for r in done)),
+                None)
+    if name is None:
+        return []
+    from matplotlib.figure import Figure
+    from matplotlib.image import imread
+
+    options = list(grid.grid)
+    metric = next((c for c in _columns(rows) if c not in options and c not in _BOOKKEEPING
+                   and any(isinstance(r.get(c), float) for r in done)), None)
+    if len(options) == 2:
+        ys = list(dict.fromkeys(r[options[0]] for r in rows))
+        xs = list(dict.fromkeys(r[options[1]] for r in rows))
+        cells = {(ys.index(r[options[0]]), xs.index(r[options[1]])): r for r in done}
+        nrows, ncols = len(ys), len(xs)
+    else:
+        ncols = min(len(done), 6)
+        nrows = -(-len(done) // ncols)
+        cells = {divmod(i, ncols): r for i, r in enumerate(done)}
+    fig = Figure(figsize=(2.0 * ncols, 2.1 * nrows + 0.4))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for (i, j), ax in ((ij, axes[ij]) for ij in
+                       ((i, j) for i in range(nrows) for j in range(ncols))):
+        ax.axis("off")
+        r = cells.get((i, j))
+        if r is None:
+            continue
+        ax.imshow(imread(out / r["folder"] / name), interpolation="nearest")
+        text = ", ".join(f"{o}={r[o]}" for o in options)
+        if metric is not None and isinstance(r.get(metric), float):
+            text += f"\n{metric} {r[metric]:.3g}"
+        ax.set_title(text, fontsize=6)
+    fig.suptitle(f"{grid.command}: {name} of {len(done)} jobs", fontsize=8)
+    fig.tight_layout()
+    path = out / "montage.png"
+    tmp = path.with_name(".montage.tmp.png")
+    fig.savefig(tmp, dpi=90)
+    tmp.replace(path)
+    return [path]
+
+
+_BOOKKEEPING = ("status", "seconds", "attempts", "stopped", "error", "folder")
+
+
 def _plots(grid: Grid, rows: list[dict], out: Path) -> list[Path]:
-    fixed = set(grid.grid) | {"status", "seconds", "attempts", "stopped", "error", "folder"}
+    fixed = set(grid.grid) | set(_BOOKKEEPING)
     metrics = [c for c in _columns(rows) if c not in fixed
                and any(isinstance(r.get(c), float) for r in rows)][:6]
     done = [r for r in rows if r["status"] == "done"]

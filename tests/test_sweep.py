@@ -307,3 +307,42 @@ def test_a_module_command_runs_as_jobs(probe_module, tmp_path, capsys):
     assert (out / "sweep.md").read_text().startswith(f"# Sweep: python -m {probe_module}")
     log = next((out / "jobs").iterdir()) / "log.txt"
     assert f"$ python -m {probe_module} --size" in log.read_text()
+
+
+def test_a_running_two_node_cluster_and_its_gpus(tmp_path, parser):
+    """--address joins a cluster the runner did not start (two nodes on this machine, one with a
+    GPU declared): jobs ask for a GPU by default where the cluster has one, and run on that
+    node with Ray's CUDA_VISIBLE_DEVICES; with --gpus-per-job 0 both nodes take jobs."""
+    from ray.cluster_utils import Cluster
+
+    def probe(argv):
+        from pathlib import Path
+
+        import ray
+
+        time.sleep(0.3)
+        folder = Path(argv[argv.index("--out") + 1])
+        (folder / "result.json").write_text(json.dumps({
+            "metrics": {}, "node": ray.get_runtime_context().get_node_id(),
+            "cuda": os.environ.get("CUDA_VISIBLE_DEVICES")}))
+        return 0
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 0})
+    try:
+        gpu_node = cluster.add_node(num_cpus=1, num_gpus=1)
+        cluster.wait_for_nodes()
+        runs = {}
+        for gpus in (None, 0):
+            grid = parse_grid({"command": "feature-inversion", "options": {"layer": "x"},
+                               "grid": {"lr": [float(i) for i in range(6)]}}, parser)
+            out = tmp_path / f"gpus_{gpus}"
+            result = run_grid(grid, out, probe, address=cluster.address, gpus_per_job=gpus,
+                              log=lambda s: None)
+            assert [o.status for o in result.jobs] == ["done"] * 6
+            runs[gpus] = [json.loads((o.folder / "result.json").read_text())
+                          for o in result.jobs]
+        assert {r["node"] for r in runs[None]} == {gpu_node.node_id}
+        assert {r["cuda"] for r in runs[None]} == {"0"}
+        assert len({r["node"] for r in runs[0]}) == 2
+    finally:
+        cluster.shutdown()

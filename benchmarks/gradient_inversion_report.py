@@ -231,7 +231,7 @@ def ablation_from_sweep(folder) -> list[dict]:
 
 def _sweep_job(folder: Path, point) -> dict | None:
     """A finished job's ``result.json`` (None when it did not finish)."""
-    from tf_impl.sweep import is_finished
+    from tf_impl.sweep import is_finished, run_dir
 
     job = folder / "jobs" / point.name
-    return json.loads((job / "result.json").read_text()) if is_finished(job) else None
+    return json.loads((run_dir(job) / "result.json").read_text()) if is_finished(job) else None

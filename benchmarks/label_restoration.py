@@ -306,7 +306,7 @@ def summary_metrics(setting: dict) -> dict:
 def from_sweep(folder: Path) -> dict:
     """The full result (``settings``, ``checks``, ``notes``) assembled from a sweep of
     ``benchmarks/grids/label_restoration.yaml``: one finished job per setting."""
-    from tf_impl.sweep import Grid, is_finished
+    from tf_impl.sweep import Grid, is_finished, run_dir
 
     try:
         grid = Grid.from_record(json.loads((folder / "grid.json").read_text(encoding="utf-8")))
@@ -319,7 +319,7 @@ def from_sweep(folder: Path) -> dict:
         if not is_finished(job_dir):
             raise SystemExit(f"{folder}: the job {point.values} has not finished; rerun the "
                              "sweep to finish it")
-        job = json.loads((job_dir / "result.json").read_text(encoding="utf-8"))
+        job = json.loads((run_dir(job_dir) / "result.json").read_text(encoding="utf-8"))
         settings.append(job["setting"])
         checks.update(job["checks"])
         notes.update(job["notes"])

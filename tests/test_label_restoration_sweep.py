@@ -22,7 +22,7 @@ def test_one_setting_per_job_and_the_tables_from_the_sweep(tmp_path):
         label_restoration.from_sweep(tmp_path)
     point = grid.points[0]
     run_job(run_module_command, point.argv, str(tmp_path / "jobs" / point.name))
-    job = json.loads((tmp_path / "jobs" / point.name / "result.json").read_text())
+    job = json.loads((tmp_path / "jobs" / point.name / "run" / "result.json").read_text())
     cells = job["setting"]["cells"]
     assert job["setting"]["bn_mode"] == "train" and job["setting"]["trials"] == 2
     # the table's metrics: each method's mean accuracy over its cells, from those cells

@@ -145,7 +145,7 @@ def test_a_sweep_runs_resumes_and_reports(tmp_path, capsys):
     assert (out / "montage.png").read_bytes()[:4] == b"\x89PNG"  # every reconstruction
     jobs = sorted((out / "jobs").iterdir())
     stamps = [json.loads((j / "job.json").read_text()) for j in jobs]
-    assert all(s["attempts"] == 1 and (j / "result.json").is_file()
+    assert all(s["attempts"] == 1 and (j / "run" / "result.json").is_file()
                for s, j in zip(stamps, jobs, strict=True))
     # a rerun of the finished sweep runs nothing (and does not even load the command line)
     t0 = time.perf_counter()
@@ -192,6 +192,7 @@ def test_ctrl_c_keeps_the_finished_jobs_and_a_rerun_goes_on(tmp_path, parser):
 
         time.sleep(0.2)
         folder = Path(argv[argv.index("--out") + 1])
+        folder.mkdir(parents=True, exist_ok=True)
         (folder / "result.json").write_text(json.dumps({"metrics": {"ok": 1.0}}))
         return 0
 
@@ -219,8 +220,9 @@ def test_200_jobs_survive_a_killed_worker(tmp_path):
         from pathlib import Path
 
         folder = Path(argv[argv.index("--out") + 1])
+        folder.mkdir(parents=True, exist_ok=True)
         marker = running / str(os.getpid())
-        marker.write_text(folder.name)
+        marker.write_text(folder.parent.name)  # the job folder (folder is its run/)
         time.sleep(0.1)
         (folder / "result.json").write_text(json.dumps(
             {"metrics": {"value": float(argv[argv.index("--lr") + 1])}}))
@@ -246,7 +248,7 @@ def test_200_jobs_survive_a_killed_worker(tmp_path):
                       log=lambda s: None)
     assert killed and not result.failed, [o.error for o in result.failed][:3]
     assert sorted(o.status for o in result.jobs) == ["done"] * 200
-    values = sorted(json.loads((o.folder / "result.json").read_text())["metrics"]["value"]
+    values = sorted(json.loads((o.folder / "run" / "result.json").read_text())["metrics"]["value"]
                     for o in result.jobs)
     assert values == [float(i) for i in range(200)]  # every result, once
     assert (tmp_path / "jobs" / killed[0] / "attempts").read_text() == "2"  # it ran again
@@ -322,6 +324,7 @@ def test_a_running_two_node_cluster_and_its_gpus(tmp_path, parser):
 
         time.sleep(0.3)
         folder = Path(argv[argv.index("--out") + 1])
+        folder.mkdir(parents=True, exist_ok=True)
         (folder / "result.json").write_text(json.dumps({
             "metrics": {}, "node": ray.get_runtime_context().get_node_id(),
             "cuda": os.environ.get("CUDA_VISIBLE_DEVICES")}))
@@ -339,7 +342,7 @@ def test_a_running_two_node_cluster_and_its_gpus(tmp_path, parser):
             result = run_grid(grid, out, probe, address=cluster.address, gpus_per_job=gpus,
                               log=lambda s: None)
             assert [o.status for o in result.jobs] == ["done"] * 6
-            runs[gpus] = [json.loads((o.folder / "result.json").read_text())
+            runs[gpus] = [json.loads((o.folder / "run" / "result.json").read_text())
                           for o in result.jobs]
         assert {r["node"] for r in runs[None]} == {gpu_node.node_id}
         assert {r["cuda"] for r in runs[None]} == {"0"}

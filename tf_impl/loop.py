@@ -5,7 +5,10 @@ and HDR-GAN's training each supply one step; the skeleton gives them the same be
 around it:
 
 - a progress bar (tqdm on stderr) with the step's terms, off with ``progress=False``;
-- Ctrl-C stops the loop and keeps what was reached (``stopped="interrupted"``);
+- Ctrl-C stops the loop and keeps what was reached (``stopped="interrupted"``); under
+  :func:`tf_impl.interrupts.graceful_stop` (the command line) Ctrl-C and SIGTERM only ask for
+  a stop, and the loop ends before its next step (a second signal raises
+  :class:`tf_impl.interrupts.StopNow` through it);
 - a step that raises ``FloatingPointError`` (a NaN/Inf loss or gradient; the step must not
   have applied the update) stops it with ``stopped="non-finite"``;
 - ``max_seconds`` stops it when the wall-clock budget is spent (``"time budget"``);
@@ -21,10 +24,13 @@ returns a :class:`LoopOutcome` that says how many steps ran and why it stopped.
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+from . import interrupts
 
 __all__ = ["LoopOutcome", "progress_bar", "run_steps"]
 
@@ -85,8 +91,10 @@ def run_steps(step: Callable[[int], Mapping[str, float]], total: int, *, start: 
 
     try:
         while done < total:
+            interrupts.stop_point()  # Ctrl-C/SIGTERM under graceful_stop
             terms = step(done + 1)
             done += 1
+            interrupts.step_done()
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix_str(postfix(terms), refresh=False)
@@ -105,8 +113,11 @@ def run_steps(step: Callable[[int], Mapping[str, float]], total: int, *, start: 
     except FloatingPointError as err:
         stopped, message = "non-finite", str(err)
         say(message)
+    except interrupts.StopNow:
+        raise  # a second signal: no time to keep anything
     except KeyboardInterrupt:
-        stopped, message = "interrupted", f"interrupted after {done} of {total} steps; {kept}"
+        how = interrupts.signal_name(interrupts.requested() or signal.SIGINT)
+        stopped, message = "interrupted", f"{how}: stopped after {done} of {total} steps; {kept}"
         say(message)
     finally:
         if bar is not None:

@@ -53,6 +53,12 @@ class OutputDir:
                 except OSError:
                     break
 
+    @property
+    def target(self) -> Path:
+        """Where the files end up (this folder; a staged run's ``--out``, see
+        :class:`tf_impl.run_folder.RunFolder`)."""
+        return self.path
+
     def file(self, name: str) -> Path:
         return self.path / name
 

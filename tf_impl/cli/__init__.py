@@ -40,7 +40,7 @@ import os
 import sys
 import time
 
-from .common import EXIT_BAD_INPUT, error_types
+from .common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, error_types
 
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
@@ -60,30 +60,77 @@ def build_parser() -> argparse.ArgumentParser:
         importlib.import_module(f"{__name__}.{name}").add_parsers(sub)
     # a sweep checks its grid against this parser and runs each job through main()
     sub.choices["sweep"].set_defaults(command_parser=parser, job=main)
+    for name, p in sub.choices.items():  # one run-folder policy (tf_impl/run_folder.py)
+        if name != "sweep" and any("--out" in a.option_strings for a in p._actions):
+            p.add_argument("--overwrite", action="store_true",
+                           help="replace the run already in --out when this run ends (without "
+                           "it, a folder that holds a run is refused)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns its exit status. Bad input (see
-    :func:`tf_impl.cli.common.error_types`) prints one ``error: ...`` line and returns 2."""
+    :func:`tf_impl.cli.common.error_types`) prints one ``error: ...`` line and returns 2, and
+    leaves no run folder. Ctrl-C and SIGTERM stop the run the same way at every stage (see
+    :mod:`tf_impl.interrupts`): what was reached is kept, marked partial, exit 130 / 143."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["sweep"]:  # a finished sweep is answered without loading TensorFlow
         done = importlib.import_module(f"{__name__}.sweep").finished_sweep(argv[1:])
         if done is not None:
             return done
-    import converters  # noqa: F401  (quiet TF logs; blocks a crashing triton import)
+    from .. import interrupts
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    t0 = time.perf_counter()
+    with interrupts.graceful_stop() as seen:  # from here on: no Ctrl-C traceback
+        import converters  # noqa: F401  (quiet TF logs; blocks a crashing triton import)
+
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        args.argv = argv
+        t0 = time.perf_counter()
+        status, kept = _run(args)
+    seconds = f"{time.perf_counter() - t0:.1f} s"
+    if seen.signum is not None:  # asked to stop: the run kept what it reached (or ended)
+        status = interrupts.exit_code(seen.signum)
+        print(f"{interrupts.signal_name(seen.signum)}: stopped after {seconds}; {kept}",
+              file=sys.stderr)
+    elif status == EXIT_OK:
+        print(f"done in {seconds}", file=sys.stderr)
+    elif status != EXIT_BAD_INPUT:
+        print(f"stopped after {seconds}; {kept}", file=sys.stderr)
+    return status
+
+
+def _run(args) -> tuple[int, str]:
+    """``args.run(args)`` with its run folder finished (moved into place with its status) or
+    discarded (bad input, or nothing written): (exit status, what was kept, in words)."""
+    from .. import interrupts
+
     try:
         status = args.run(args)
+    except interrupts.StopNow as stop:
+        kept = _finish(args, "interrupted", interrupts.exit_code(stop.signum))
+        return interrupts.exit_code(stop.signum), f"{stop.stage}: {kept}"
     except error_types() as err:
+        folder = getattr(args, "run_folder", None)
+        if folder is not None:
+            folder.discard()
         print(f"error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(f"done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    return status
+        return EXIT_BAD_INPUT, "nothing was written"
+    except BaseException:
+        _finish(args, "crashed", EXIT_FAILED)
+        raise
+    state = {EXIT_OK: "complete", EXIT_INTERRUPTED: "interrupted"}.get(status, "failed")
+    return status, _finish(args, state, status)
+
+
+def _finish(args, state: str, code: int) -> str:
+    folder = getattr(args, "run_folder", None)
+    kept = None if folder is None else folder.finish(state, exit_code=code)
+    if kept is None:
+        return "nothing was written"
+    return (f"wrote {kept}/" if state == "complete"
+            else f"kept the {state} run in {kept}/ (marked so in its run.json)")
 
 
 if __name__ == "__main__":

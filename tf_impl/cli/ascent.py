@@ -23,6 +23,7 @@ from .common import (
     epilog,
     exit_status,
     load_model,
+    open_run_folder,
     split_list,
 )
 
@@ -147,10 +148,9 @@ def _write_history(out, name: str, result, title: str) -> None:
 def run_class_viz(args) -> int:
     import numpy as np
 
-    from ..report import OutputDir
     from ..visualization.class_viz import ClassVizConfig, class_visualization, draw_class_viz
 
-    out = OutputDir(args.out)
+    out = open_run_folder(args)
     classes = _ints(args.classes)
     config = ClassVizConfig(
         l2_reg=args.l2_reg, tv_weight=args.tv_weight, jitter=args.jitter,
@@ -172,7 +172,7 @@ def run_class_viz(args) -> int:
     for name, s, pr in zip(result.extra["class_names"], result.extra["scores"],
                            result.extra["probs"]):
         print(f"  {name}: score {s:.2f}, probability {pr:.3f}", file=sys.stderr)
-    print(f"wrote {out.path}/", file=sys.stderr)
+    print(f"wrote {out.target}/", file=sys.stderr)
     return exit_status(result)
 
 
@@ -209,7 +209,6 @@ def _attack_inputs(args, model):
 def run_adversarial(args) -> int:
     import numpy as np
 
-    from ..report import OutputDir
     from ..visualization.adversarial import (
         AdversarialConfig,
         amplified_perturbation,
@@ -217,7 +216,7 @@ def run_adversarial(args) -> int:
         draw_adversarial,
     )
 
-    out = OutputDir(args.out)
+    out = open_run_folder(args)
     config = AdversarialConfig(
         eps=args.eps, random_start=args.random_start, targeted_loss=args.targeted_loss,
         early_stop=args.early_stop, seed=args.seed,
@@ -242,17 +241,16 @@ def run_adversarial(args) -> int:
     print(f"  fooled {m['success_rate']:.0%}; accuracy {m['accuracy_before']:.0%} -> "
           f"{m['accuracy_after']:.0%}; L-inf max {m['linf_max'] * 255:.2f}/255, mean L2 "
           f"{m['l2_mean']:.3f}", file=sys.stderr)
-    print(f"wrote {out.path}/", file=sys.stderr)
+    print(f"wrote {out.target}/", file=sys.stderr)
     return exit_status(result)
 
 
 def run_deepdream(args) -> int:
     import warnings
 
-    from ..report import OutputDir
     from ..visualization.deepdream import DeepDreamConfig, deepdream, draw_deepdream
 
-    out = OutputDir(args.out)
+    out = open_run_folder(args)
     layers = split_list(args.layer)
     if not layers:
         if args.model != "vgg16_features":
@@ -279,5 +277,5 @@ def run_deepdream(args) -> int:
     m = result.metrics
     print(f"  objective {m['objective_original']:.4g} -> {m['objective_dream']:.4g} in "
           f"{result.steps} steps ({result.seconds:.1f} s)", file=sys.stderr)
-    print(f"wrote {out.path}/", file=sys.stderr)
+    print(f"wrote {out.target}/", file=sys.stderr)
     return exit_status(result)

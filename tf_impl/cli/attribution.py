@@ -33,6 +33,7 @@ from .common import (
     epilog,
     load_model,
     load_picture,
+    open_run_folder,
     prediction_fields,
 )
 
@@ -147,12 +148,11 @@ def _baseline(args, model, x):
 def _start(args):
     from .. import images as imgs
     from ..attribution.common import AttributionError
-    from ..report import OutputDir
 
     options = _options(args)  # refuse bad flags before any work
     if args.baseline_sigma <= 0:
         raise AttributionError(f"--baseline-sigma must be > 0; got {args.baseline_sigma}")
-    out = OutputDir(args.out)  # refuse an unwritable folder before any work
+    out = open_run_folder(args)  # refuse an unwritable folder before any work
     model = load_model(args, classifier="explaining a class score")
     pixels, name, label = load_picture(args, model)
     x = imgs.normalize(pixels, *imgs.preprocessing_of(model))
@@ -209,7 +209,7 @@ def _done(args, out, what, record) -> int:
     if not args.quiet:
         print(f"{what}: target {record['target_class']}, predicted {record['predicted_class']} "
               f"(p = {record['probability']:.3f}), completeness gap "
-              f"{record['completeness_gap']:.4g}, {record['seconds']:.2f} s; wrote {out.path}/",
+              f"{record['completeness_gap']:.4g}, {record['seconds']:.2f} s; wrote {out.target}/",
               file=sys.stderr)
     return EXIT_OK
 
@@ -287,12 +287,11 @@ def run_fullgrad(args) -> int:
         fullgrad_decompose,
         fullgrad_map,
     )
-    from ..report import OutputDir
     from ..visualization.saliency import colorize, normalize_map
 
     config = FullGradConfig.pytorch_grad_cam() if args.postprocess == "grad-cam" \
         else FullGradConfig()
-    out = OutputDir(args.out)  # refuse an unwritable folder before any work
+    out = open_run_folder(args)  # refuse an unwritable folder before any work
     model = load_model(args, classifier="FullGrad")
     pixels, name, label = load_picture(args, model)
     out.write_png("input.png", pixels)
@@ -343,6 +342,6 @@ def run_fullgrad(args) -> int:
     out.write_json("result.json", record)
     if not args.quiet:
         print(f"fullgrad: target {t}, predicted {pred} (p = {p[0, pred]:.3f}); completeness gap "
-              f"{gap:.2e} ({rel:.1e} of the logit); {seconds:.2f} s; wrote {out.path}/",
+              f"{gap:.2e} ({rel:.1e} of the logit); {seconds:.2f} s; wrote {out.target}/",
               file=sys.stderr)
     return EXIT_OK

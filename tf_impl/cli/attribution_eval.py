@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import CIFAR_PREFIX, EXIT_OK, add_model_options, load_model
+from .common import CIFAR_PREFIX, EXIT_OK, add_model_options, load_model, open_run_folder
 
 
 def add_parsers(sub) -> None:
@@ -87,7 +87,6 @@ def run_attribution_eval(args) -> int:
     from ..attribution.common import AttributionError, check_steps, logits
     from ..attribution.evaluation import CausalMetricConfig, draw_curves, method_name
     from ..attribution.tables import evaluate_methods, methods_record, results_summary
-    from ..report import OutputDir
 
     methods = [method_name(m) for m in args.methods.split(",") if m.strip()]
     if not methods:
@@ -96,7 +95,7 @@ def run_attribution_eval(args) -> int:
         raise AttributionError(f"--n must be a positive integer; got {args.n}")
     check_steps(args.steps if args.steps is not None else 1, args.batch_size)
     config = CausalMetricConfig(step_fraction=args.step_fraction, ranking=args.ranking)
-    out = OutputDir(args.out)
+    out = open_run_folder(args)
     model = load_model(args, classifier="the insertion/deletion evaluation")
     x, labels, names = _images(args, model)
     pred = np.argmax(np.asarray(logits(model, x)), axis=1)

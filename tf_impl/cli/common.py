@@ -52,6 +52,7 @@ __all__ = [
     "exit_status",
     "load_model",
     "load_picture",
+    "open_run_folder",
     "model_path",
     "prediction_fields",
     "snapshot_writer",
@@ -234,6 +235,9 @@ def load_model(args: argparse.Namespace, path: str | Path | None = None, *,
         from ..visualization.checks import require_classifier
 
         require_classifier(model, what=f"{classifier} needs")
+    from .. import interrupts
+
+    interrupts.check("while loading the model")  # Ctrl-C/SIGTERM so far: nothing to keep yet
     return model
 
 
@@ -347,3 +351,16 @@ def load_picture(args: argparse.Namespace, model):
     for note in picture.notes:
         print(f"note: {spec}: {note}", file=sys.stderr)
     return picture.pixels, picture.name, picture.label
+
+
+# -- the run folder ---------------------------------------------------------------------------
+def open_run_folder(args: argparse.Namespace):
+    """The command's ``--out`` as a staged :class:`tf_impl.run_folder.RunFolder` (see there:
+    refused when it holds another run, unless ``--overwrite``; moved into place when the run
+    ends). ``main`` finishes it (or discards it on bad input) through ``args.run_folder``."""
+    from ..run_folder import RunFolder
+
+    out = RunFolder(args.out, overwrite=bool(getattr(args, "overwrite", False)),
+                    command=["python -m tf_impl", *getattr(args, "argv", [])])
+    args.run_folder = out
+    return out

@@ -16,7 +16,7 @@ import json
 import sys
 import time
 
-from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, open_run_folder
 
 
 def add_parsers(sub) -> None:
@@ -105,10 +105,9 @@ def _blend(text: str) -> list[float]:
 
 def run_apply(args) -> int:
     from .. import images as imgs
-    from ..report import OutputDir
     from ..visualization import fast_style as fs
 
-    out = OutputDir(args.out)
+    out = open_run_folder(args)
     model = fs.load(args.model)
     style = _blend(args.blend) if args.blend is not None else args.style
     weights = fs.style_weights(model, style)
@@ -135,16 +134,15 @@ def run_apply(args) -> int:
     })
     if not args.quiet:
         used = ", ".join(f"{w:.2f} {n}" for w, n in zip(weights, model.styles) if w > 0)
-        print(f"fast-style: {picture.name} with {used} in {seconds:.2f} s; wrote {out.path}/",
+        print(f"fast-style: {picture.name} with {used} in {seconds:.2f} s; wrote {out.target}/",
               file=sys.stderr)
     return EXIT_OK
 
 
 def run_train(args) -> int:
-    from ..report import OutputDir
     from ..visualization import fast_style as fs
 
-    out = OutputDir(args.out)
+    out = open_run_folder(args)
     try:
         channels = tuple(int(c) for c in args.channels.split(","))
     except ValueError:
@@ -189,7 +187,7 @@ def run_train(args) -> int:
                 print(f"  {name}: held-out loss {b['loss']:.4g} -> {a['loss']:.4g} (content "
                       f"{b['content']:.3g} -> {a['content']:.3g}, style {b['style']:.3g} -> "
                       f"{a['style']:.3g})", file=sys.stderr)
-        print(f"  {result.message}; wrote {out.path}/", file=sys.stderr)
+        print(f"  {result.message}; wrote {out.target}/", file=sys.stderr)
     if result.stopped == "interrupted":
         return EXIT_INTERRUPTED
     return EXIT_FAILED if result.stopped == "non-finite" else EXIT_OK

@@ -21,6 +21,7 @@ from .common import (
     epilog,
     exit_status,
     load_model,
+    open_run_folder,
     snapshot_writer,
     split_list,
 )
@@ -70,9 +71,8 @@ def add_parsers(sub) -> None:
 def run_feature_inversion(args) -> int:
     from .. import images as imgs
     from ..feature_inversion import FeatureInversionConfig, invert_features
-    from ..report import OutputDir
 
-    out = OutputDir(args.out)  # refuse an unwritable folder before any work
+    out = open_run_folder(args)  # refuse an unwritable folder before any work
     layers = split_list(args.layer)
     config = FeatureInversionConfig(
         tv_weight=args.tv_weight, tv_beta=args.tv_beta or None, alpha_weight=args.alpha_weight,
@@ -113,7 +113,7 @@ def run_feature_inversion(args) -> int:
             if code == EXIT_INTERRUPTED:
                 break
     write_outputs(out, args, picture, results)
-    print(f"wrote {out.path}/", file=sys.stderr)
+    print(f"wrote {out.target}/", file=sys.stderr)
     return status
 
 

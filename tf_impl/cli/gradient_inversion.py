@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_model_options, epilog, exit_status, load_model
+from .common import add_model_options, epilog, exit_status, load_model, open_run_folder
 
 ATTACKS = ("gradinversion", "dlg", "idlg", "inverting-gradients")
 
@@ -64,7 +64,8 @@ def add_parsers(sub) -> None:
                    "spent the run stops early and keeps the best iterate")
     p.add_argument("--checkpoint", default=None, help="write the run's state to this file "
                    "(<stem>-trial<k>.npz) every 500 steps and when it stops")
-    p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue from --checkpoint (the "
+                   "resumed run replaces the stopped one in --out)")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--tv-weight", type=float, default=None, help="Inverting Gradients and "
                    "GradInversion: the TV prior's weight (default: the preset's; Inverting "
@@ -161,6 +162,27 @@ def _attack(args, model, shared, given):
     return dlg(model, shared, base.with_(seed=args.seed, **opt), labels=given)
 
 
+def _stage_checkpoint(args, out) -> None:
+    """A ``--checkpoint`` inside ``--out`` is written in the run's staging folder (so it lands
+    with the run, see tf_impl/run_folder.py); ``--resume`` starts from the stopped run's copy."""
+    import shutil
+    from pathlib import Path
+
+    if not args.checkpoint:
+        return
+    path = Path(args.checkpoint).resolve()
+    try:
+        rel = path.relative_to(out.target.resolve())
+    except ValueError:
+        return  # outside the run folder: read and written where it is
+    staged = out.path / rel
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    if args.resume:  # the file and its per-trial siblings (run-trial0.npz, ...)
+        for f in path.parent.glob(f"{path.stem}*{path.suffix}"):
+            shutil.copy2(f, staged.parent / f.name)
+    args.checkpoint = str(staged)
+
+
 def run_gradient_inversion(args) -> int:
     import numpy as np
 
@@ -168,7 +190,6 @@ def run_gradient_inversion(args) -> int:
     from ..gradient_inversion.labels import label_accuracy, restore_labels
     from ..gradient_inversion.private_batch import private_batch
     from ..gradient_inversion.scoring import score
-    from ..report import OutputDir
 
     _check_args(args)
     name = args.model
@@ -180,7 +201,9 @@ def run_gradient_inversion(args) -> int:
                              f"({', '.join(model_zoo.available())})")
         args.model = str(model_zoo.load(args.model, pretrained=False))
     model = load_model(args, classifier="gradient inversion")
-    out = OutputDir(args.out)
+    args.overwrite = args.overwrite or args.resume  # the resumed run replaces the stopped one
+    out = open_run_folder(args)
+    _stage_checkpoint(args, out)
     pixels, x, y = private_batch(model, args.batch, args.first)
     shared = client_gradient(model, x, y, bn_mode=args.bn_mode)
     restored = np.sort(restore_labels(model, shared))
@@ -207,7 +230,7 @@ def run_gradient_inversion(args) -> int:
         "metrics": s, "config": result.summary()["config"], "seconds": round(result.seconds, 3),
         "steps": result.steps, "stopped": result.stopped, "message": result.message,
     })
-    print(f"wrote {out.path}/", file=sys.stderr)
+    print(f"wrote {out.target}/", file=sys.stderr)
     return exit_status(result)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, open_run_folder
 
 
 def add_parsers(sub) -> None:
@@ -58,9 +58,8 @@ def run_hdr_gan(args) -> int:
     import numpy as np
 
     from ..hdr_gan import HDRGANConfig, draw_hdr_gan, train_hdr_gan
-    from ..report import OutputDir
 
-    out = OutputDir(args.out)  # refuse an unwritable folder before any work
+    out = open_run_folder(args)  # refuse an unwritable folder before any work
     if args.steps < 0:
         raise ValueError(f"--steps must be >= 0; got {args.steps}")
     kwargs = {}
@@ -85,7 +84,7 @@ def run_hdr_gan(args) -> int:
     print(f"  PSNR-mu {m['psnr_mu_before']:.2f} -> {m['psnr_mu_after']:.2f} dB on "
           f"{', '.join(config.held_out)}; {result.steps} steps in {result.seconds:.1f} s",
           file=sys.stderr)
-    print(f"wrote {out.path}/", file=sys.stderr)
+    print(f"wrote {out.target}/", file=sys.stderr)
     if result.stopped:
         print(f"stopped: {result.message}", file=sys.stderr)
         return EXIT_INTERRUPTED if result.interrupted else (

@@ -20,6 +20,7 @@ from .common import (
     class_names,
     load_model,
     load_picture,
+    open_run_folder,
     prediction_fields,
 )
 
@@ -103,9 +104,8 @@ def _title(args, name, a, names) -> str:
 
 def _start(args):
     """(output folder, model, pixels, image name, true label), ``input.png`` written."""
-    from ..report import OutputDir
 
-    out = OutputDir(args.out)  # refuse an unwritable folder before any work
+    out = open_run_folder(args)  # refuse an unwritable folder before any work
     model = load_model(args, classifier="explaining a class score")
     pixels, name, label = load_picture(args, model)
     out.write_png("input.png", pixels)
@@ -114,7 +114,7 @@ def _start(args):
 
 def _done(out, a) -> int:
     print(f"{a.method}: target {int(a.target[0])}, predicted {int(a.predicted[0])} "
-          f"(p = {float(a.probability[0]):.3f}), {a.seconds:.2f} s; wrote {out.path}/",
+          f"(p = {float(a.probability[0]):.3f}), {a.seconds:.2f} s; wrote {out.target}/",
           file=sys.stderr)
     return EXIT_OK
 

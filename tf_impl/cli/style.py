@@ -21,6 +21,7 @@ from .common import (
     epilog,
     exit_status,
     load_model,
+    open_run_folder,
     snapshot_writer,
     split_list,
 )
@@ -140,15 +141,14 @@ def _finish(out, args, result, technique: str, extra: dict) -> int:
     print(f"  style loss {m['style_loss_start']:.3g} -> {m['style_loss']:.3g}"
           + (f", content loss {m['content_loss']:.3g}" if "content_loss" in m else "")
           + f", {result.steps} steps in {result.seconds:.1f} s", file=sys.stderr)
-    print(f"wrote {out.path}/", file=sys.stderr)
+    print(f"wrote {out.target}/", file=sys.stderr)
     return exit_status(result, prefix="  ")
 
 
 def run_texture(args) -> int:
-    from ..report import OutputDir
     from ..visualization.style import TextureConfig, draw_texture, synthesize_texture
 
-    out = OutputDir(args.out)  # refuse an unwritable folder before any work
+    out = open_run_folder(args)  # refuse an unwritable folder before any work
     kw = {"layers": _split(args.layers)} if args.layers else {}
     config = TextureConfig(layer_weights=_floats(args.layer_weights), style_weight=
                            args.style_weight, tv_weight=args.tv_weight, seed=args.seed,
@@ -173,10 +173,9 @@ def run_texture(args) -> int:
 
 def run_style_transfer(args) -> int:
     from .. import images as imgs
-    from ..report import OutputDir
     from ..visualization.style import StyleTransferConfig, draw_style_transfer, style_transfer
 
-    out = OutputDir(args.out)
+    out = open_run_folder(args)
     kw = {}
     if args.content_layers:
         kw["content_layers"] = _split(args.content_layers)

@@ -1,7 +1,8 @@
 """Running a grid's jobs on Ray: one task per job, each in its own folder, resumable.
 
 Every job runs the command line's own code (``tf_impl.cli.main``) in a Ray worker with
-``--out`` at its folder, its output in ``log.txt``; when it returns the runner writes
+``--out`` at its folder's ``run/`` (the run folder, as the command line makes it), its output
+in the job folder's ``log.txt``; when it returns the runner writes
 ``job.json`` (status, exit code, seconds, attempts) atomically. A job is finished when its
 ``job.json`` says ``done`` and its ``result.json`` is complete JSON: a rerun skips it, and a
 rerun of a finished sweep starts no cluster at all. A job that fails (an exception or a
@@ -26,11 +27,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import interrupts
 from .grid import Grid, GridError, Point, is_module_command
 
-__all__ = ["JobOutcome", "SweepOutcome", "is_finished", "run_grid", "run_job", "write_atomic"]
+__all__ = ["JobOutcome", "SweepOutcome", "is_finished", "run_dir", "run_grid", "run_job",
+           "write_atomic"]
 
 JOB_FILE, RESULT_FILE, LOG_FILE, ATTEMPTS_FILE = "job.json", "result.json", "log.txt", "attempts"
+RUN_DIR = "run"  # the job's own run folder (its --out) inside the job's folder
+
+
+def run_dir(folder) -> Path:
+    """The run folder of the job in ``folder`` (``folder/run``; a sweep made before run
+    folders were separate kept the run's files in ``folder`` itself)."""
+    folder = Path(folder)
+    legacy = (folder / RESULT_FILE).is_file() and not (folder / RUN_DIR).exists()
+    return folder if legacy else folder / RUN_DIR
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -53,7 +65,7 @@ def is_finished(folder: Path) -> bool:
     """A finished job: ``job.json`` says done and ``result.json`` is complete JSON."""
     job = _read_json(Path(folder) / JOB_FILE)
     return (isinstance(job, dict) and job.get("status") == "done"
-            and _read_json(Path(folder) / RESULT_FILE) is not None)
+            and _read_json(run_dir(folder) / RESULT_FILE) is not None)
 
 
 class JobFailed(RuntimeError):
@@ -62,7 +74,9 @@ class JobFailed(RuntimeError):
 
 def run_job(job: Callable[[list[str]], int], argv: Sequence[str], folder: str,
             threads: int | None = None) -> dict:
-    """Run ``job(argv + ["--out", folder])`` here, its output in ``folder/log.txt``, with
+    """Run ``job(argv + ["--out", folder/run])`` here (with ``--overwrite`` for a sub-command of
+    ``python -m tf_impl``: a retry replaces the partial run of the attempt before), its output
+    in ``folder/log.txt``, with
     ``threads`` threads (None: as the job likes); write ``job.json`` when it succeeds and
     return it; raise :class:`JobFailed` otherwise."""
     folder = Path(folder)
@@ -74,11 +88,12 @@ def run_job(job: Callable[[list[str]], int], argv: Sequence[str], folder: str,
     t0 = time.perf_counter()
     with open(folder / LOG_FILE, "a", encoding="utf-8") as log, \
             contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        program = "python -m" if is_module_command(argv[0] if argv else "") \
-            else "python -m tf_impl"
-        print(f"$ {program} {' '.join(argv)} --out {folder}  (attempt {attempts})", flush=True)
+        module = is_module_command(argv[0] if argv else "")
+        tail = ["--out", str(folder / RUN_DIR), *([] if module else ["--overwrite"])]
+        print(f"$ {'python -m' if module else 'python -m tf_impl'} {' '.join(argv)} "
+              f"{' '.join(tail)}  (attempt {attempts})", flush=True)
         try:
-            status = job([*argv, "--out", str(folder)])
+            status = job([*argv, *tail])
         except SystemExit as err:  # argparse and friends
             status = err.code if isinstance(err.code, int) else 1
     seconds = time.perf_counter() - t0
@@ -183,7 +198,11 @@ def run_grid(grid: Grid, out, job: Callable[[list[str]], int], *, address: str |
     try:
         pending = list(refs)
         while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
+            ready, pending = ray.wait(pending, num_returns=1, timeout=0.5)
+            if interrupts.requested() is not None:  # Ctrl-C/SIGTERM under graceful_stop
+                raise KeyboardInterrupt
+            if not ready:
+                continue
             o = refs[ready[0]]
             try:
                 ray.get(ready[0])

@@ -210,8 +210,10 @@ def _parts(data: Any, source: str) -> tuple[Any, dict, dict]:
     both = {_flag(k) for k in options} & varied
     if both:
         raise GridError(f"{source}: {sorted(both)} both fixed and varied; keep one")
-    if "--out" in {_flag(k) for k in options} | varied:
-        raise GridError(f"{source}: --out is the runner's (each job writes its own folder)")
+    runners = {"--out", "--overwrite"} & ({_flag(k) for k in options} | varied)
+    if runners:
+        raise GridError(f"{source}: {', '.join(sorted(runners))} is the runner's (each job "
+                        "writes its own folder)")
     return data.get("command"), dict(options), dict(grid)
 
 

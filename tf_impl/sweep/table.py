@@ -11,7 +11,7 @@ import json
 import math
 from pathlib import Path
 
-from .engine import JOB_FILE, RESULT_FILE, JobOutcome, write_atomic
+from .engine import JOB_FILE, RESULT_FILE, JobOutcome, run_dir, write_atomic
 from .grid import Grid, is_module_command
 
 __all__ = ["collect_rows", "write_table"]
@@ -36,7 +36,7 @@ def collect_rows(grid: Grid, outcomes: dict[str, JobOutcome] | None, out) -> lis
     for p in grid.points:
         folder = Path(out) / "jobs" / p.name
         job = _read(folder / JOB_FILE) or {}
-        result = _read(folder / RESULT_FILE) or {}
+        result = _read(run_dir(folder) / RESULT_FILE) or {}
         outcome = (outcomes or {}).get(p.name)
         status = job.get("status") if job.get("status") == "done" and result else None
         if status is None:
@@ -108,8 +108,8 @@ def _montage(grid: Grid, rows: list[dict], out: Path) -> list[Path]:
     metric; rows x columns = the two varied options' values when exactly two vary."""
     done = [r for r in rows if r["status"] == "done"][:MONTAGE_MAX]
     name = next((n for n in MONTAGE_IMAGES
-                 if done and all((out / r.get("folder", "-") / n).is_file() for r in done)),
-                None)
+                 if done and all((run_dir(out / r.get("folder", "-")) / n).is_file()
+                                 for r in done)), None)
     if name is None:
         return []
     from matplotlib.figure import Figure
@@ -135,7 +135,7 @@ def _montage(grid: Grid, rows: list[dict], out: Path) -> list[Path]:
         r = cells.get((i, j))
         if r is None:
             continue
-        ax.imshow(imread(out / r["folder"] / name), interpolation="nearest")
+        ax.imshow(imread(run_dir(out / r["folder"]) / name), interpolation="nearest")
         text = ", ".join(f"{o}={r[o]}" for o in options)
         if metric is not None and isinstance(r.get(metric), float):
             text += f"\n{metric} {r[metric]:.3g}"

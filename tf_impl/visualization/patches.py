@@ -39,6 +39,7 @@ import numpy as np
 from converters.onnx_to_tf import contract_model
 
 from .. import images as imgs
+from .. import interrupts
 from ..loop import progress_bar
 from . import checks
 from .checks import VisualizationConfig, VisualizationError
@@ -359,6 +360,8 @@ def top_patches(
     bar = progress_bar(data.n, desc="patches", unit="img", enabled=config.progress)
     try:
         for b, (px, idx, consumed) in enumerate(data.batches(config.batch_size)):
+            if interrupts.requested() is not None:  # Ctrl-C/SIGTERM under graceful_stop
+                raise KeyboardInterrupt
             if bar is not None:
                 bar.update(consumed - bar.n)
             if px is None:

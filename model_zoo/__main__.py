@@ -7,6 +7,11 @@ Example:
     $ python -m model_zoo export --all
     $ python -m model_zoo info vgg16_features
     $ python -m model_zoo info path/to/model.onnx     # inputs, outputs, contract, aliases
+
+Exit status: 0 done; 1 ``export --all`` where some models failed (one ``error: NAME: ...``
+line each); 2 bad input (an unknown name, with the closest names; a missing, empty or
+truncated file; a cache folder that cannot be written): one ``error: ...`` line on stderr,
+as ``python -m tf_impl`` prints, never a traceback.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from .cache import resolve_cache_dir
+from .cache import locked, resolve_cache_dir
 from .errors import ModelZooError
 from .registry import available, get_spec
 
@@ -49,20 +54,38 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if args.all == bool(args.name):
         raise ModelZooError("give either a model NAME or --all "
                             f"(models: {', '.join(available())})")
-    names = available() if args.all else [args.name]
-    failures = 0
-    for name in names:
+    if not args.all:
+        start = time.perf_counter()
+        path = load(args.name, pretrained=args.pretrained, cache_dir=args.cache_dir)
+        print(f"{args.name}: {path} ({time.perf_counter() - start:.1f} s)")
+        return 0
+    with locked(resolve_cache_dir(args.cache_dir)):  # a cache that cannot be written: once
+        pass
+    failed = []
+    for name in available():  # one model's failure does not stop the others
         start = time.perf_counter()
         try:
             path = load(name, pretrained=args.pretrained, cache_dir=args.cache_dir)
         except ModelZooError as err:
-            if not args.all:
-                raise
-            failures += 1
-            print(f"{name}: FAILED: {err}", file=sys.stderr)
+            failed.append(name)
+            msg = one_line(err)
+            print(f"error: {msg if msg.startswith(name) else f'{name}: {msg}'}", file=sys.stderr)
+            continue
+        except Exception as err:  # noqa: BLE001 - an exporter's own failure, on one line
+            failed.append(name)
+            print(f"error: {name}: export failed ({type(err).__name__}: {one_line(err)}); "
+                  f"run python -m model_zoo export {name} alone to see it", file=sys.stderr)
             continue
         print(f"{name}: {path} ({time.perf_counter() - start:.1f} s)")
-    return 1 if failures else 0
+    if failed:
+        print(f"{len(failed)} of {len(available())} models failed: {', '.join(failed)}",
+              file=sys.stderr)
+    return 1 if failed else 0
+
+
+def one_line(err: BaseException) -> str:
+    """The message of ``err`` on one line."""
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
@@ -88,7 +111,8 @@ def _info_path(args: argparse.Namespace) -> int:
 
     path = Path(args.name)
     if not path.is_file():
-        raise ModelZooError(f"{args.name} is not a file: give a zoo name ({', '.join(available())})"
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise ModelZooError(f"{args.name} {what}: give a zoo name ({', '.join(available())})"
                             " or a path to an .onnx file")
     if path.suffix.lower() != ".onnx":
         raise ModelZooError(f"{args.name} is not an ONNX file (expected the .onnx suffix)")
@@ -176,9 +200,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except ModelZooError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except error_types() as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
+
+
+def error_types() -> tuple[type[BaseException], ...]:
+    """The errors ``main`` prints as one ``error: ...`` line with exit status 2 (as
+    ``tf_impl.cli.common.error_types``): ModelZooError, and the importer's OnnxImportError and
+    ContractError (``info PATH``) when the importer was loaded (never loaded for an error
+    before ``info PATH`` reads the file, so an error line costs no TensorFlow start-up)."""
+    importer = sys.modules.get("converters.onnx_to_tf")
+    if importer is None:
+        return (ModelZooError,)
+    return (ModelZooError, importer.OnnxImportError, importer.ContractError)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ from .errors import ModelZooError
 ENV_VAR = "MODEL_ZOO_CACHE"
 DEFAULT_CACHE = Path("~/.cache/tf-model-inversion/model_zoo")
 MANIFEST = "manifest.json"
+# the fix of every error about a cache folder that cannot be written
+WRITABLE_FIX = f"choose a writable folder (--cache-dir, cache_dir=... or ${ENV_VAR})"
 
 
 def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -40,10 +42,12 @@ def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
+        why = "a file is there" if path.is_file() else err.strerror or err
         raise ModelZooError(
-            f"cannot create the model-zoo cache folder {path}: {err}; pass cache_dir=... or "
-            f"set ${ENV_VAR} to a writable folder") from err
+            f"cannot create the model-zoo cache folder {path} ({why}); "
+            f"{WRITABLE_FIX}") from err
     return path
+
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -100,6 +104,8 @@ _DEPTH: dict[Path, int] = {}
 def locked(cache: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``cache/.lock`` (``flock`` on POSIX), re-entrant per process.
 
+    A folder where the lock file cannot be written raises ``ModelZooError`` (one line).
+
     Example:
         >>> folder = resolve_cache_dir("/tmp/zoo-example")
         >>> with locked(folder):
@@ -119,7 +125,13 @@ def locked(cache: Path) -> Iterator[None]:
             except ImportError:  # pragma: no cover - Windows: in-process lock only
                 yield
                 return
-            with open(cache / ".lock", "a+b") as fh:
+            try:
+                fh = open(cache / ".lock", "a+b")  # noqa: SIM115 - closed by the with below
+            except OSError as err:  # a read-only folder: the first write of every export
+                raise ModelZooError(
+                    f"cannot write to the model-zoo cache folder {cache} "
+                    f"({err.strerror or err}); {WRITABLE_FIX}") from err
+            with fh:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
                 try:
                     yield

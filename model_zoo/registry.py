@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -333,8 +334,10 @@ def get_spec(name: str) -> ModelSpec:
         100
     """
     if not isinstance(name, str) or name not in _BY_NAME:
+        close = difflib.get_close_matches(name, available(), n=3) if isinstance(name, str) else []
+        hint = f"did you mean {', '.join(close)}? " if close else ""
         raise ModelZooError(
-            f"unknown model {name!r}: expected one of {', '.join(available())} "
+            f"unknown model {name!r}: {hint}expected one of {', '.join(available())} "
             "(see `python -m model_zoo list`)")
     return _BY_NAME[name]
 

@@ -39,10 +39,13 @@ prints the table. Exit status:
 - 0: every check passes and the reference (PyTorch) was available.
 - 1: a mismatch: a TF vs onnxruntime row, or a TF vs PyTorch row (when the reference is
   available), fails; or our importer failed where the others ran.
-- 2: bad input: an unknown zoo name, a missing, truncated or unreadable file, external data
-  onnxruntime or our importer refuses, an op our importer does not support, a model whose
-  input is not float or that has several inputs. One line on stderr:
-  ``error: <file>: <problem>; <fix>``.
+- 2: bad input: an unknown zoo name (with the closest names), a missing, empty, truncated or
+  unreadable file, a folder or a file without the ``.onnx`` suffix, external data that is
+  missing or lies outside the model's folder (onnxruntime and our importer refuse it), an op
+  our importer does not support, a model whose input is not float or that has several
+  inputs, a bad option value (``--batch 0``, a negative or NaN tolerance, a ``--json`` path
+  in no folder). One line on stderr, as ``python -m tf_impl`` prints:
+  ``error: <file>: <problem>; <fix>``, never a traceback.
 - 3: reference unavailable: the TF vs onnxruntime rows pass, but onnx2torch/PyTorch could not
   convert or run the model (or disagrees with onnxruntime beyond ``NOISE_LIMIT``), so the
   gradients were not (all) checked. The table says why.

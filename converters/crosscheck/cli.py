@@ -1,10 +1,15 @@
 """``python -m converters.crosscheck``: the cross-check of one file or zoo name, one
-line per failure, the exit code of the verdict."""
+line per failure, the exit code of the verdict.
+
+Error handling mirrors ``python -m tf_impl`` (``tf_impl.cli.main``): bad input (the types
+:func:`error_types` lists, and bad option values) prints one ``error: <file>: <problem>;
+<fix>`` line on stderr and exits 2, never a traceback."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import warnings
@@ -22,6 +27,42 @@ from .report import (
 )
 
 
+def error_types() -> tuple[type[BaseException], ...]:
+    """The errors ``main`` prints as one ``error: ...`` line with exit status 2:
+    CrossCheckError, the importer's OnnxImportError, ContractError and ModelInputError,
+    ModelZooError and FileNotFoundError (as ``tf_impl.cli.common.error_types``). The
+    importer's errors only once it is loaded: an error before that (a name typo) costs no
+    TensorFlow start-up."""
+    from model_zoo import ModelZooError
+
+    types = (CrossCheckError, ModelZooError, FileNotFoundError)
+    importer = sys.modules.get("converters.onnx_to_tf")
+    if importer is None:
+        return types
+    return (*types, importer.OnnxImportError, importer.ContractError, importer.ModelInputError)
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse option values the cross-check cannot use (ValueError, one line)."""
+    if args.batch < 1:
+        raise ValueError(f"--batch {args.batch}: the batch size must be at least 1")
+    if args.seed < 0:
+        raise ValueError(f"--seed {args.seed}: the seed must be 0 or more")
+    for flag, tol in (("--forward-tol", args.forward_tol), ("--gradient-tol", args.gradient_tol)):
+        if not (math.isfinite(tol) and tol >= 0):
+            raise ValueError(f"{flag} {tol:g}: a tolerance must be a finite number, 0 or more")
+    if args.json is not None and (args.json.is_dir() or not args.json.parent.is_dir()):
+        what = "is a folder" if args.json.is_dir() else f"has no folder {args.json.parent}"
+        raise ValueError(f"--json {args.json} {what}; give a file path in an existing folder")
+
+
+def bad_input_line(model: str, err: BaseException) -> str:
+    """``error: <file>: <message>`` (the file named once, whatever raised)."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    named = isinstance(err, CrossCheckError) or model in text
+    return f"error: {text}" if named else f"error: {model}: {text}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m converters.crosscheck",
@@ -32,9 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         epilog="exit status:\n"
         "  0  every check passes\n"
         "  1  mismatch (a TF vs onnxruntime row, or a TF vs PyTorch row, fails)\n"
-        "  2  bad input (unknown zoo name; missing, truncated or unreadable file; external\n"
-        "     data refused; unsupported op; a non-float or multi-input model): one line\n"
-        "     'error: <file>: <problem>; <fix>' on stderr\n"
+        "  2  bad input (unknown zoo name; missing, empty, truncated or unreadable file; a\n"
+        "     folder or a non-.onnx file; external data missing or outside the model's\n"
+        "     folder; unsupported op; a non-float or multi-input model; a bad option value):\n"
+        "     one line 'error: <file>: <problem>; <fix>' on stderr\n"
         "  3  reference unavailable: TF vs onnxruntime passes, but onnx2torch/PyTorch cannot\n"
         "     convert or run the model; the table says why\n"
         f"float32 TF vs PyTorch rows pass at max(tol, {NOISE_FACTOR:g} x the PyTorch vs "
@@ -52,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         help="run TF inside tf.function (as model(x) does) instead of eagerly",
     )
     args = parser.parse_args(argv)
+    try:
+        check_options(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's start-up log lines
     warnings.filterwarnings("ignore", module="onnx2torch")  # its per-op notices
     try:
@@ -63,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             gradient_tol=args.gradient_tol,
             compiled=args.compiled,
         )
-    except CrossCheckError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except error_types() as err:
+        print(bad_input_line(args.model, err), file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as err:  # noqa: BLE001 - never a traceback for a file
         print(

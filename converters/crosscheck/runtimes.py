@@ -15,15 +15,22 @@ from .report import DEFAULT_SPATIAL, KINK_REL, CrossCheckError, short_reason
 def resolve_model(model: str | os.PathLike) -> Path:
     """A path to an ONNX file, or a model_zoo name (exported on first use).
 
-    Raises :class:`CrossCheckError` for a missing file or an unknown zoo name."""
+    Raises :class:`CrossCheckError` for a missing file, a folder, a file without the
+    ``.onnx`` suffix or an unknown zoo name (with the closest names)."""
     path = Path(model)
     if path.suffix == ".onnx" or path.exists():
+        if path.is_dir():
+            raise CrossCheckError(path, "is a folder, not an ONNX file",
+                                  "give the path of a .onnx file inside it, or a zoo name")
         if not path.is_file():
             raise CrossCheckError(
                 path,
                 "no ONNX file there",
                 "give the path of an existing .onnx file or a zoo name (python -m model_zoo list)",
             )
+        if path.suffix.lower() != ".onnx":
+            raise CrossCheckError(path, "not an ONNX file (expected the .onnx suffix)",
+                                  "export the model to ONNX first (e.g. converters.tf_to_onnx)")
         return path
     import model_zoo
 
@@ -39,7 +46,35 @@ def resolve_model(model: str | os.PathLike) -> Path:
                 "neither an existing file nor a zoo model",
                 f"{hint}give a path to a .onnx file or one of {', '.join(names)}",
             ) from None
-        raise CrossCheckError(model, str(err), "see python -m model_zoo list") from None
+        raise CrossCheckError(model, str(err)) from None  # the zoo's message has the fix
+
+
+EMBED_DATA = "python -c \"import onnx; onnx.save(onnx.load('MODEL.onnx'), 'OUT.onnx')\""
+
+
+def reader_failure(path: Path, who: str, err: BaseException) -> CrossCheckError:
+    """The one-line error for a reference reader (onnx, onnxruntime) that refused the file:
+    its external data, a truncated or non-ONNX file, or anything else."""
+    low = str(err).lower()
+    if "external" in low or "tensorproto" in low:
+        return CrossCheckError(
+            path,
+            f"{who} refuses its external data ({short_reason(err)})",
+            "keep the data file next to the .onnx with a relative location (as saved), or "
+            f"re-save the model with the data embedded: {EMBED_DATA}",
+        )
+    if any(k in low for k in ("protobuf", "wire format", "decode", "no graph was found")):
+        return CrossCheckError(
+            path,
+            f"{who} cannot parse it ({short_reason(err)})",
+            "the file is truncated or not an ONNX model: export it again",
+        )
+    return CrossCheckError(
+        path,
+        f"{who} cannot load it ({short_reason(err)})",
+        "check it with onnx.checker.check_model; external data must sit next to the model "
+        "with a relative location",
+    )
 
 
 def input_shape_for(path: Path, batch: int = 1, spatial: int = DEFAULT_SPATIAL) -> tuple[int, ...]:
@@ -118,9 +153,7 @@ def read_proto(path: Path):
     try:
         return onnx.load(str(path))
     except Exception as err:  # noqa: BLE001 - any reader failure is a bad file
-        raise CrossCheckError(
-            path, f"onnx cannot read it ({short_reason(err)})", "export the file again"
-        ) from None
+        raise reader_failure(path, "onnx", err) from None
 
 
 def _elem_type(proto, name: str) -> int:
@@ -214,12 +247,7 @@ def ort_run(path: Path, proto, names: list[str], input_name: str, x: np.ndarray)
     try:
         sess = ort_session(path if extended is proto else extended.SerializeToString())
     except Exception as err:  # noqa: BLE001 - onnxruntime raises its own types
-        raise CrossCheckError(
-            path,
-            f"onnxruntime cannot load it ({short_reason(err)})",
-            "check it with onnx.checker.check_model; external data must sit next to the model "
-            "with a relative location",
-        ) from None
+        raise reader_failure(path, "onnxruntime", err) from None
     try:
         values = sess.run(names, {input_name: x})
     except Exception as err:  # noqa: BLE001

@@ -32,6 +32,9 @@ def read_model(
             f"no ONNX file at {path}; pass a path to a .onnx file or a zoo name "
             "through model_zoo.load(name)"
         )
+    if path.stat().st_size == 0:
+        raise OnnxImportError(
+            f"{path}: the file is empty (0 bytes), not an ONNX model; export it again")
     try:
         model, raw = read_lean(path)
     except (WireFormatError, DecodeError, ValueError, RuntimeError, OSError) as err:
@@ -44,23 +47,42 @@ def read_model(
 
 
 def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
+    """Read the weights saved beside the file (``save_as_external_data``). Like onnxruntime,
+    refuses a location outside the model's folder; a missing data file names the file and
+    the fix."""
     tensors = [t for t in model.graph.initializer if external_data_helper.uses_external_data(t)]
     if not tensors:
         return
     base = path.parent.resolve()
+    files = set()
     for t in tensors:
         info = {e.key: e.value for e in t.external_data}
         location = info.get("location", "")
         target = (base / location).resolve()
         if os.path.isabs(location) or not target.is_relative_to(base):
             raise OnnxImportError(
-                f"initializer {t.name!r} points to external data {location!r} outside the "
-                f"model's folder {base}; refusing to read it. Move the data file next to the "
-                "model and re-save it with a relative location"
+                f"{path}: initializer {t.name!r} points to external data {location!r} outside "
+                f"the model's folder {base}, which our importer (like onnxruntime) refuses to "
+                "read; move the data file next to the model and re-save it with a relative "
+                "location, or with the data embedded (onnx.save without save_as_external_data)"
             )
         if not target.is_file():
-            raise OnnxImportError(f"initializer {t.name!r}: external data file {target} is missing")
-    external_data_helper.load_external_data_for_model(model, str(base))
+            raise OnnxImportError(
+                f"{path}: its external data file {target} (location {location!r}, initializer "
+                f"{t.name!r}) is missing; put the data file back next to the .onnx, where it "
+                "was saved, or re-save the model with the data embedded where both are complete: "
+                "python -c \"import onnx; onnx.save(onnx.load('MODEL.onnx'), 'OUT.onnx')\""
+            )
+        files.add(str(target))
+    try:
+        external_data_helper.load_external_data_for_model(model, str(base))
+    except (ValueError, OSError) as err:  # a data file shorter than the model says
+        raise OnnxImportError(
+            f"{path}: its external data ({', '.join(sorted(files))}) could not be read "
+            f"({type(err).__name__}: {err}); the "
+            "data file is truncated or not the one saved with the model: save the model and "
+            "its data again"
+        ) from err
 
 
 def default_opset(model: onnx.ModelProto) -> int:

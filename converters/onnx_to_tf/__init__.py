@@ -5,14 +5,18 @@
 >>> logits = model(x_nchw)                  # doctest: +SKIP
 """
 
-from .contract import ContractError, ModelContract
-from .contract_model import ContractModel, contract_model
-from .errors import ModelInputError, OnnxImportError, UnknownTapError, UnsupportedOpError
-from .graph_queries import BiasLayer, FCLayer
-from .loader import load
-from .model import BNLayer, TFModel
-from .protocol import Victim
-from .registry import supported_ops
+from ..quiet_import import import_tensorflow
+
+import_tensorflow()  # the first import of TensorFlow, without its C++ start-up lines
+
+from .contract import ContractError, ModelContract  # noqa: E402
+from .contract_model import ContractModel, contract_model  # noqa: E402
+from .errors import ModelInputError, OnnxImportError, UnknownTapError, UnsupportedOpError  # noqa: E402
+from .graph_queries import BiasLayer, FCLayer  # noqa: E402
+from .loader import load  # noqa: E402
+from .model import BNLayer, TFModel  # noqa: E402
+from .protocol import Victim  # noqa: E402
+from .registry import supported_ops  # noqa: E402
 
 __all__ = [
     "load",

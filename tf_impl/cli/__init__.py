@@ -82,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     from .. import interrupts
 
     with interrupts.graceful_stop() as seen:  # from here on: no Ctrl-C traceback
-        import converters  # noqa: F401  (quiet TF logs; blocks a crashing triton import)
+        import converters  # noqa: F401  (blocks a crashing triton import)
+        from converters.quiet_import import import_tensorflow
+
+        import_tensorflow()  # without TensorFlow's C++ start-up lines on stderr
 
         parser = build_parser()
         args = parser.parse_args(argv)

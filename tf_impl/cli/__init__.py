@@ -124,7 +124,8 @@ def _run(args) -> tuple[int, str]:
         _finish(args, "crashed", EXIT_FAILED)
         raise
     state = {EXIT_OK: "complete", EXIT_INTERRUPTED: "interrupted"}.get(status, "failed")
-    return status, _finish(args, state, status)
+    asked = interrupts.requested()  # the exit status main will give (130 or 143)
+    return status, _finish(args, state, status if asked is None else interrupts.exit_code(asked))
 
 
 def _finish(args, state: str, code: int) -> str:

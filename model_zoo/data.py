@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from functools import lru_cache
@@ -24,7 +25,7 @@ from .registry import ASSETS, CIFAR10_NAMES, IMAGENET_PREP, Preprocessing, get_s
 CIFAR_FILE = ASSETS / "cifar10_subset.npz"
 IMAGE_DIRS = ("visualization", "imagenet_samples", "style", "content")
 SKIMAGE_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "camera")
-_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 # ImageNet targets of the classic visualization demos (see assets/images/SOURCES.txt).
 _DEMO_LABELS = {"snake": 56, "cat_dog": 243, "spider": 72}
 
@@ -85,7 +86,7 @@ def _bundled() -> dict[str, Path]:
     found: dict[str, Path] = {}
     for folder in IMAGE_DIRS:
         for path in sorted((ASSETS / "images" / folder).glob("*")):
-            if path.suffix.lower() in _IMAGE_SUFFIXES:
+            if path.suffix.lower() in IMAGE_SUFFIXES:
                 found[path.stem] = path
     return found
 
@@ -110,8 +111,37 @@ def image_path(name: str) -> Path:
     stem = name.split("/")[-1]
     if stem in _bundled() and (stem == name or _bundled()[stem].parent.name in name):
         return _bundled()[stem]
-    raise ModelZooError(f"unknown image {name!r}: expected a file path or one of "
-                        f"{', '.join(list_images())}")
+    close = difflib.get_close_matches(stem, list_images(), n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise ModelZooError(f"unknown image {name!r}: neither a file nor a bundled name; {hint}"
+                        f"give a file path or a bundled name (the file stems under "
+                        f"{ASSETS / 'images'}, or {', '.join(SKIMAGE_NAMES)})")
+
+
+def image_size(name_or_path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(width, height) of a bundled name or an image file, as stored (read from the file's
+    header; scikit-image's pictures are loaded).
+
+    Example:
+        >>> image_size("snake")[0] > 100
+        True
+    """
+    from PIL import Image
+
+    if isinstance(name_or_path, str) and name_or_path in SKIMAGE_NAMES:
+        import skimage.data
+
+        h, w = np.asarray(getattr(skimage.data, name_or_path)()).shape[:2]
+        return int(w), int(h)
+    path = Path(name_or_path)
+    if not path.is_file():
+        path = image_path(str(name_or_path))
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except OSError as err:
+        raise ModelZooError(f"cannot read {path} as an image ({err}); expected a PNG/JPEG "
+                            "file") from err
 
 
 def image_label(name: str) -> int | None:
@@ -145,7 +175,7 @@ def _read_rgb(name_or_path: str | os.PathLike[str]) -> np.ndarray:
             img.load()
         except OSError as err:
             raise ModelZooError(f"cannot read {path} as an image ({err}); expected a PNG/JPEG "
-                                "file or one of list_images()") from err
+                                "file or a bundled name") from err
     if img.mode in ("I", "I;16", "I;16B", "F"):
         arr = np.asarray(img, dtype=np.float64)
         arr = 255.0 * (arr - arr.min()) / max(float(arr.max() - arr.min()), 1e-12)
@@ -171,7 +201,7 @@ def image(name_or_path: str | os.PathLike[str], size: int = 224, *, model: str |
     from PIL import Image
 
     if not isinstance(size, int) or size < 1:
-        raise ModelZooError(f"size must be a positive int, got {size!r}")
+        raise ModelZooError(f"size must be a positive int, got {size}")
     prep = _prep(model)  # validate the model name before reading the picture
     rgb = Image.fromarray(_read_rgb(name_or_path))
     w, h = rgb.size

@@ -26,7 +26,18 @@ import numbers
 from dataclasses import asdict, fields, replace
 from typing import Any
 
-__all__ = ["ConfigError", "TechniqueConfig"]
+__all__ = ["ConfigError", "TechniqueConfig", "plain"]
+
+
+def plain(value):
+    """``value`` as a message shows it: numpy scalars and arrays (also inside lists and
+    tuples) as Python numbers and lists, so that ``f"got {plain(k)!r}"`` reads ``got 99``, not
+    ``got np.int64(99)``; anything else as it is."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    if type(value).__module__ == "numpy" and callable(getattr(value, "tolist", None)):
+        return value.tolist()
+    return value
 
 
 class ConfigError(ValueError):
@@ -75,7 +86,7 @@ class TechniqueConfig:
             test, what = _KINDS[kind[0]]
             if not test(value):
                 raise self.error(f"{type(self).__name__}.{f.name} must be {what}"
-                                 f"{' or None' if kind[1] else ''}; got {value!r}")
+                                 f"{' or None' if kind[1] else ''}; got {plain(value)!r}")
         self.validate()
 
     def validate(self) -> None:

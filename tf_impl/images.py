@@ -6,6 +6,11 @@ has (a bundled name, a file, an array of almost any common shape) into that, say
 converted (grayscale and RGBA become RGB, with a note), and refuses what it cannot use with a
 message that names the problem and the fix.
 
+A picture given as text has one syntax everywhere (:func:`parse_image_spec`): a bundled name,
+a file path or ``cifar10:K``. A file or bundled photo smaller than the size it is resized to
+is upscaled with a note; one under :data:`MIN_SIDE` pixels a side, or that would be upscaled
+more than :data:`MAX_UPSCALE` times, is refused (:func:`upscale_notes`).
+
 Example:
     >>> img = load_image("astronaut", size=64)                   # doctest: +SKIP
     >>> img.pixels.shape, img.notes
@@ -129,44 +134,129 @@ def as_pixels(image, *, name: str = "image") -> Image:
     return Image(np.ascontiguousarray(np.clip(arr, 0, 1), np.float32), name, notes)
 
 
+# a picture smaller than MIN_SIDE pixels on a side, or one that would be upscaled more than
+# MAX_UPSCALE times to the working size, is refused; any upscaling is said in a note
+MIN_SIDE = 8
+MAX_UPSCALE = 8.0
+# where a user finds the bundled names (the help of any picture command lists them)
+NAMES_HELP = "`python -m tf_impl saliency --help` lists the bundled names"
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """What an image spec names: ``kind`` "cifar10" (``value`` K, an int), "bundled" (a
+    bundled or scikit-image name, a str) or "file" (a path)."""
+
+    kind: str
+    value: object
+    text: str
+
+
+def parse_image_spec(spec) -> ImageSpec:
+    """The one syntax of a picture, on the command line and in :func:`load_image`:
+    ``cifar10:K`` (the K-th bundled CIFAR-10 test image, K in [0, 1000)), a bundled name
+    (``astronaut``, ``cat_dog``...: ``model_zoo.data.list_images``) or a file path.
+
+    Refuses, with one line that says what to give: a bad ``cifar10:K``, a path that is not a
+    file (the spec has a ``/`` or an image suffix: "not found"), an unknown name (with a
+    "did you mean" for a near bundled name).
+    """
+    import difflib
+
+    from model_zoo import ModelZooError, data
+
+    text = os.fspath(spec) if isinstance(spec, os.PathLike) else spec
+    if not isinstance(text, str) or not text.strip():
+        raise ImageError(f"an image spec must be a bundled name, a file path or cifar10:K; "
+                         f"got {text!r}")
+    if text.startswith(CIFAR_PREFIX):
+        try:
+            k = int(text[len(CIFAR_PREFIX):])
+        except ValueError:
+            raise ImageError(f"image {text!r}: write cifar10:K with K an integer in [0, 1000)"
+                             ) from None
+        if not 0 <= k < 1000:
+            raise ImageError(f"image {text!r}: K must be in [0, 1000) (the bundled CIFAR-10 "
+                             "test images)")
+        return ImageSpec("cifar10", k, text)
+    path = Path(text).expanduser()
+    if text in data.SKIMAGE_NAMES:
+        return ImageSpec("bundled", text, text)
+    if path.is_file():
+        return ImageSpec("file", path, text)
+    try:
+        data.image_path(text)
+        return ImageSpec("bundled", text, text)
+    except ModelZooError:
+        pass
+    if path.is_dir():
+        raise ImageError(f"image {text} is a folder, not a picture: give an image file, a "
+                         f"bundled name or cifar10:K")
+    if "/" in text or os.sep in text or path.suffix.lower() in data.IMAGE_SUFFIXES:
+        where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
+        raise ImageError(f"image file {text} not found{where}: check the path, or give a "
+                         f"bundled name or cifar10:K")
+    close = difflib.get_close_matches(text, data.list_images(), n=1)
+    hint = f"did you mean {close[0]}? Or give" if close else "give"
+    raise ImageError(f"unknown image {text!r}: {hint} a file path, cifar10:K (K in [0, 1000)) "
+                     f"or a bundled name ({NAMES_HELP})")
+
+
 def cifar_image(spec: str) -> Image:
     """``cifar10:K``: the K-th bundled CIFAR-10 test image (32x32) and its label."""
     from model_zoo import data
 
-    try:
-        k = int(spec[len(CIFAR_PREFIX):])
-    except ValueError:
-        raise ImageError(f"image {spec!r}: write cifar10:K with K an integer in [0, 1000)"
-                         ) from None
-    if not 0 <= k < 1000:
-        raise ImageError(f"image {spec!r}: K must be in [0, 1000) (the bundled CIFAR-10 test "
-                         "images)")
+    k = parse_image_spec(spec).value
     pixels, labels = data.cifar10("test", n=k + 1, normalize=False)
     return Image(np.ascontiguousarray(pixels[k:k + 1], np.float32), spec, [], int(labels[k]))
 
 
+def upscale_notes(name: str, width: int, height: int, size: int) -> list[str]:
+    """A note when a ``width`` x ``height`` picture is upscaled to ``size`` (shorter side);
+    refuses one below :data:`MIN_SIDE` pixels on a side or that would be upscaled more than
+    :data:`MAX_UPSCALE` times, saying the size and the fix."""
+    short = min(width, height)
+    need = max(MIN_SIDE, -(-size // int(MAX_UPSCALE)))
+    if short < MIN_SIDE or size > MAX_UPSCALE * short:
+        raise ImageError(
+            f"image {name} is {width}x{height} pixels, too small to use at {size}x{size} "
+            f"(pictures need at least {MIN_SIDE} pixels a side and at most {MAX_UPSCALE:g}x "
+            f"upscaling): give a picture at least {need} pixels on its shorter side"
+            + (f", or a --size of at most {int(MAX_UPSCALE * short)} where the model takes "
+               "any size" if short >= MIN_SIDE else ""))
+    if short < size:
+        return [f"upscaled {size / short:.1f}x from {width}x{height} (shorter side to {size}): "
+                "the picture is smaller than the working size, so its details are interpolated"]
+    return []
+
+
 def load_image(source, size: int | None = 224) -> Image:
-    """A bundled name (``model_zoo.data.list_images()``), ``cifar10:K`` (the K-th bundled
+    """A bundled name (``model_zoo.data.list_images``), ``cifar10:K`` (the K-th bundled
     CIFAR-10 test image, 32x32, with its label), a file path or an array, as pixels.
 
-    Files and bundled names are resized (shorter side to ``size``) and centre-cropped to a
-    square, as :func:`model_zoo.data.image` does; CIFAR-10 images and arrays are used at
-    their own size (``size`` is ignored for them).
+    Strings go through :func:`parse_image_spec`. Files and bundled names are resized (shorter
+    side to ``size``) and centre-cropped to a square, as :func:`model_zoo.data.image` does; a
+    picture smaller than ``size`` is upscaled with a note, and one too small to upscale (see
+    :func:`upscale_notes`) is refused. CIFAR-10 images and arrays are used at their own size
+    (``size`` is ignored for them).
     """
-    if isinstance(source, str) and source.startswith(CIFAR_PREFIX):
-        return cifar_image(source)
     if isinstance(source, (str, os.PathLike)):
         import model_zoo.data as data
         from model_zoo import ModelZooError
 
-        src = str(source)
-        notes = _file_mode_notes(src)
+        spec = parse_image_spec(source)
+        if spec.kind == "cifar10":
+            return cifar_image(spec.text)
+        src = str(spec.value)
+        size = size or 224
         try:
-            pixels = data.image(src, size=size or 224, normalize=False)
-        except ModelZooError as err:  # its message names the bundled images
+            width, height = data.image_size(src)
+            notes = _file_mode_notes(src) + upscale_notes(spec.text, width, height, size)
+            pixels = data.image(src, size=size, normalize=False)
+        except ModelZooError as err:  # an unreadable file
             raise ImageError(str(err)) from err
         name = Path(src).stem
-        label = data.image_label(src) if src in data.list_images() else None
+        label = data.image_label(src) if spec.kind == "bundled" else None
         return Image(pixels, name, notes, label)
     return as_pixels(source)
 

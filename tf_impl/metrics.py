@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from .config import plain
+
 __all__ = ["LPIPS", "lpips", "psnr", "ssim", "summary"]
 
 _LAYOUTS = ("NCHW", "NHWC")
@@ -75,7 +77,7 @@ def _check_range(fn: str, data_range: float) -> float:
     if not (isinstance(data_range, numbers.Real) and data_range > 0 and math.isfinite(data_range)):
         raise ValueError(
             f"{fn}: data_range must be a positive number (1.0 for images in [0, 1], 255 for "
-            f"[0, 255]); got {data_range!r}"
+            f"[0, 255]); got {plain(data_range)!r}"
         )
     return float(data_range)
 
@@ -183,11 +185,12 @@ def ssim(
     data_range = _check_range("ssim", data_range)
     for name, value in (("k1", k1), ("k2", k2), ("sigma", sigma)):
         if not value > 0:
-            raise ValueError(f"ssim: {name} must be positive; got {value!r}")
+            raise ValueError(f"ssim: {name} must be positive; got {plain(value)!r}")
     if win_size is not None and (
         not isinstance(win_size, int | np.integer) or win_size < 3 or win_size % 2 == 0
     ):
-        raise ValueError(f"ssim: win_size must be an odd integer >= 3 (e.g. 7); got {win_size!r}")
+        raise ValueError(f"ssim: win_size must be an odd integer >= 3 (e.g. 7); got "
+                         f"{plain(win_size)!r}")
     xt, yt, single = _pair("ssim", x, y, layout)
     kernel, win_size = _window(win_size, gaussian_weights, sigma)
     radius = len(kernel) // 2

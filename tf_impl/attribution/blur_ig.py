@@ -42,6 +42,7 @@ import numpy as np
 
 from converters.onnx_to_tf import contract_model
 
+from ..config import plain
 from . import common
 from .common import AttributionConfig, AttributionError, merged_config
 from .integrated_gradients import (
@@ -78,7 +79,7 @@ class BlurIGConfig(AttributionConfig):
         for name in ("max_sigma", "grad_step", "truncate"):
             v = getattr(self, name)
             if not common.is_real(v) or not np.isfinite(v) or v <= 0:
-                raise AttributionError(f"{name} must be a positive number; got {v!r}")
+                raise AttributionError(f"{name} must be a positive number; got {plain(v)!r}")
 
 
 @lru_cache(maxsize=64)

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from converters.onnx_to_tf import contract_model
 
-from ..config import TechniqueConfig
+from ..config import TechniqueConfig, plain
 
 
 class AttributionError(ValueError):
@@ -113,7 +113,7 @@ def check_steps(steps, batch_size) -> tuple[int, int]:
     """Positive integers, or an error saying so."""
     for name, v in (("steps", steps), ("batch_size", batch_size)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise AttributionError(f"{name} must be a positive integer; got {v!r}")
+            raise AttributionError(f"{name} must be a positive integer; got {plain(v)!r}")
     return int(steps), int(batch_size)
 
 

@@ -48,6 +48,7 @@ import tensorflow as tf
 
 from converters.onnx_to_tf import contract_model
 
+from ..config import plain
 from .common import (
     AttributionConfig,
     AttributionError,
@@ -108,17 +109,17 @@ class CausalMetricConfig(AttributionConfig):
         if not (isinstance(self.step_fraction, (int, float)) and 0 < self.step_fraction <= 1):
             raise AttributionError(
                 f"step_fraction must be in (0, 1] (the fraction of pixels changed per step); "
-                f"got {self.step_fraction!r}")
+                f"got {plain(self.step_fraction)!r}")
         if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(
                 self.steps, (int, np.integer)) or self.steps < 1):
             raise AttributionError(f"steps must be a positive integer or None; got "
-                                   f"{self.steps!r}")
+                                   f"{plain(self.steps)!r}")
         if isinstance(self.blur_size, bool) or not isinstance(
                 self.blur_size, (int, np.integer)) or self.blur_size < 1 or self.blur_size % 2 == 0:
             raise AttributionError(f"blur_size must be an odd positive integer; got "
-                                   f"{self.blur_size!r}")
+                                   f"{plain(self.blur_size)!r}")
         if not self.blur_sigma >= 0:
-            raise AttributionError(f"blur_sigma must be >= 0; got {self.blur_sigma!r}")
+            raise AttributionError(f"blur_sigma must be >= 0; got {plain(self.blur_sigma)!r}")
 
     def pixels_per_step(self, pixels: int) -> int:
         if self.steps is not None:
@@ -271,7 +272,7 @@ def _prepare(model, inputs, attributions, target, config, batch_size):
     x = check_inputs(model, inputs)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
             or batch_size < 1:
-        raise AttributionError(f"batch_size must be a positive integer; got {batch_size!r}")
+        raise AttributionError(f"batch_size must be a positive integer; got {plain(batch_size)!r}")
     config = config or CausalMetricConfig()
     if not isinstance(config, CausalMetricConfig):
         raise AttributionError(f"config must be a CausalMetricConfig; got {type(config).__name__}")

@@ -48,6 +48,7 @@ import numpy as np
 
 from converters.onnx_to_tf import contract_model
 
+from ..config import plain
 from . import common
 from .common import AttributionConfig, AttributionError, merged_config
 from .integrated_gradients import PathChunk, prepare, score_gradients
@@ -76,10 +77,10 @@ class GuidedIGConfig(AttributionConfig):
         common.check_steps(self.steps, self.batch_size)
         if not common.is_real(self.fraction) or not 0.0 < self.fraction <= 1.0:
             raise AttributionError(f"fraction must be in (0, 1] (the share of features moved per "
-                                   f"round; the paper: 0.25); got {self.fraction!r}")
+                                   f"round; the paper: 0.25); got {plain(self.fraction)!r}")
         if not common.is_real(self.max_dist) or not 0.0 <= self.max_dist <= 1.0:
             raise AttributionError(f"max_dist must be in [0, 1] (0: IG's straight line, 1: "
-                                   f"unbounded; the paper: 0.02); got {self.max_dist!r}")
+                                   f"unbounded; the paper: 0.02); got {plain(self.max_dist)!r}")
 
 
 def guided_step(x, grad, x_input, x_baseline, step: int, steps: int, fraction: float,

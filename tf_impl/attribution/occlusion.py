@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from converters.onnx_to_tf import contract_model
 
+from ..config import plain
 from ..loop import progress_bar
 from . import common
 from .common import AttributionError
@@ -37,7 +38,7 @@ def _pair(name: str, value) -> tuple[int, int]:
     v = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
     if len(v) != 2 or not all(isinstance(a, (int, np.integer)) and a >= 1 for a in v):
         raise AttributionError(f"{name} must be a positive int or a pair of them (h, w); got "
-                               f"{value!r}")
+                               f"{plain(value)!r}")
     return int(v[0]), int(v[1])
 
 
@@ -77,8 +78,8 @@ def occlusion(model, inputs, target=None, baseline=None, *, window=8, stride=4,
     wh, ww = _pair("window", window)
     sh, sw = _pair("stride", stride)
     if sh > wh or sw > ww:
-        raise AttributionError(f"stride {stride!r} is larger than the window {window!r}: some "
-                               "pixels would never be occluded")
+        raise AttributionError(f"stride {plain(stride)!r} is larger than the window "
+                               f"{plain(window)!r}: some pixels would never be occluded")
     if score not in SCORES:
         raise AttributionError(f"score must be one of {SCORES}; got {score!r}")
     _, batch_size = common.check_steps(1, batch_size)

@@ -19,11 +19,15 @@ from fractions import Fraction
 
 from .common import (
     add_model_options,
+    at_least,
+    check_pictures,
     class_names,
     epilog,
     exit_status,
     load_model,
+    non_negative_int,
     open_run_folder,
+    positive_int,
     split_list,
 )
 
@@ -72,20 +76,23 @@ def add_parsers(sub) -> None:
     add_model_options(p, "resnet20_cifar", help="classifier: zoo name or .onnx")
     p.add_argument("--class", dest="classes", action="append", required=True,
                    help="class index; repeat or comma-separate for several")
-    p.add_argument("--steps", type=int, default=c.optimize.steps)
+    p.add_argument("--steps", type=positive_int, default=c.optimize.steps)
     p.add_argument("--lr", type=float, default=c.optimize.learning_rate, help="learning rate "
                    "at 224x224 (default %(default)s; scaled by sqrt(H*W)/224 for other sizes "
                    "unless --no-size-scaling)")
-    p.add_argument("--jitter", type=int, default=c.jitter, help="largest random shift at "
-                   "224x224 (default %(default)s; scaled by size/224 unless --no-size-scaling)")
+    p.add_argument("--jitter", type=non_negative_int, default=c.jitter, help="largest random "
+                   "shift at 224x224, 0: none (default %(default)s; scaled by size/224 unless "
+                   "--no-size-scaling)")
     p.add_argument("--no-size-scaling", action="store_true", help="use --lr and --jitter as "
                    "given at any image size")
     p.add_argument("--l2-reg", type=float, default=c.l2_reg)
     p.add_argument("--tv-weight", type=float, default=c.tv_weight)
-    p.add_argument("--blur-every", type=int, default=c.blur_every)
+    p.add_argument("--blur-every", type=non_negative_int, default=c.blur_every,
+                   help="blur the image every N steps (0: never; default %(default)s)")
     p.add_argument("--blur-sigma", type=float, default=c.blur_sigma)
     p.add_argument("--init", choices=("noise", "zeros"), default=c.init)
-    p.add_argument("--size", type=int, default=None, help="image side for models of any size "
+    p.add_argument("--size", type=at_least(8), default=None,
+                   help="image side for models of any size "
                    "(default 224)")
     _run_options(p, "runs/class_viz")
     p.set_defaults(run=run_class_viz)
@@ -103,17 +110,20 @@ def add_parsers(sub) -> None:
     p.add_argument("--eps", type=number, default=a.eps, help="L-inf budget in pixel units, "
                    "in (0, 1]; fractions work (default 8/255)")
     p.add_argument("--step", type=number, default=a.step_size, help="PGD step (default 2/255)")
-    p.add_argument("--steps", type=int, default=a.optimize.steps)
+    p.add_argument("--steps", type=positive_int, default=a.optimize.steps)
     p.add_argument("--random-start", action="store_true")
-    p.add_argument("--target", type=int, default=None, help="target class (targeted attack)")
+    p.add_argument("--target", type=at_least(0), default=None, help="target class (targeted "
+                   "attack)")
     p.add_argument("--targeted-loss", choices=("log_prob", "score"), default=a.targeted_loss)
     p.add_argument("--early-stop", action="store_true", help="stop once every image is fooled")
-    p.add_argument("--image", action="append", help="bundled name or file; repeat for several "
+    p.add_argument("--image", action="append", help="bundled name, file or cifar10:K; repeat "
+                   "for several "
                    "(default: CIFAR-10 test images for 32x32 models)")
     p.add_argument("--label", action="append", help="true class per image (default: bundled "
                    "labels, else the model's prediction)")
-    p.add_argument("--n", type=int, default=4, help="CIFAR-10 images to attack (default 4)")
-    p.add_argument("--first", type=int, default=0, help="index of the first CIFAR-10 image")
+    p.add_argument("--n", type=positive_int, default=4,
+                   help="CIFAR-10 images to attack (default 4)")
+    p.add_argument("--first", type=at_least(0), default=0, help="index of the first CIFAR-10 image")
     _run_options(p, "runs/adversarial")
     p.set_defaults(run=run_adversarial)
 
@@ -126,15 +136,17 @@ def add_parsers(sub) -> None:
     add_model_options(p, "vgg16_features", help="zoo name or .onnx path")
     p.add_argument("--layer", action="append", help="layer alias or ONNX tensor name; repeat or "
                    "comma-separate (default relu4_3 for vgg16_features)")
-    p.add_argument("--image", default="tubingen", help="bundled name or file (default: "
+    p.add_argument("--image", default="tubingen", help="bundled name, file or cifar10:K (default: "
                    "%(default)s)")
-    p.add_argument("--size", type=int, default=224)
-    p.add_argument("--octaves", type=int, default=d.octaves)
+    p.add_argument("--size", type=at_least(16), default=224, help="image side for models of "
+                   "any size (default %(default)s; a fixed-size model uses its own)")
+    p.add_argument("--octaves", type=positive_int, default=d.octaves)
     p.add_argument("--octave-scale", type=float, default=d.octave_scale)
-    p.add_argument("--steps", type=int, default=d.optimize.steps, help="steps per octave")
+    p.add_argument("--steps", type=positive_int, default=d.optimize.steps, help="steps per octave")
     p.add_argument("--step-size", type=number, default=d.optimize.learning_rate,
                    help="step in pixel units (default 1.5/255)")
-    p.add_argument("--jitter", type=int, default=d.jitter)
+    p.add_argument("--jitter", type=non_negative_int, default=d.jitter, help="largest random "
+                   "shift, 0: none (default %(default)s)")
     p.add_argument("--objective", choices=("mean_square", "l2_norm"), default=d.objective)
     _run_options(p, "runs/deepdream", compile_flag=False)  # eager already: sizes change per octave
     p.set_defaults(run=run_deepdream)
@@ -181,14 +193,20 @@ def _attack_inputs(args, model):
 
     from model_zoo import data
 
+    from .. import images as imgs
     from ..visualization import checks
 
     labels = _ints(args.label) or None
     if args.image:
-        pixels = np.concatenate([checks.model_input(model, im)[0] for im in args.image])
+        fixed = checks.fixed_size(model)
+        pictures = [imgs.load_image(im, fixed[0] if fixed else 224) for im in args.image]
+        for im, picture in zip(args.image, pictures):
+            checks.check_image_size(model, picture.pixels)
+            for note in picture.notes:
+                print(f"note: {im}: {note}", file=sys.stderr)
+        pixels = np.concatenate([picture.pixels for picture in pictures])
         if labels is None:
-            known = [data.image_label(im) if im in data.list_images() else None
-                     for im in args.image]
+            known = [picture.label for picture in pictures]  # bundled photos, cifar10:K
             n = checks.num_classes(model)
             if all(k is not None and k < n for k in known):
                 labels = known
@@ -196,8 +214,6 @@ def _attack_inputs(args, model):
     if checks.fixed_size(model) != (32, 32):
         raise ValueError("give --image (a bundled name or a file): bundled CIFAR-10 images "
                          "only fit 32x32 models")
-    if args.n < 1 or args.first < 0:
-        raise ValueError(f"--n must be >= 1 and --first >= 0; got {args.n}, {args.first}")
     pixels, y = data.cifar10("test", n=args.first + args.n, normalize=False)
     pixels, y = pixels[args.first:], y[args.first:]
     if len(pixels) < args.n:
@@ -222,6 +238,7 @@ def run_adversarial(args) -> int:
         early_stop=args.early_stop, seed=args.seed,
     ).with_(steps=args.steps, learning_rate=args.step, progress=not args.quiet,
             compile=not args.no_compile)
+    check_pictures(*(args.image or []))  # a bad image before the model is loaded
     model = load_model(args, classifier="an adversarial attack")
     pixels, labels, names = _attack_inputs(args, model)
     print(f"adversarial: {args.method} on {args.model}, {len(pixels)} images, eps "
@@ -261,8 +278,7 @@ def run_deepdream(args) -> int:
         objective=args.objective, octaves=args.octaves, octave_scale=args.octave_scale,
         jitter=args.jitter, seed=args.seed,
     ).with_(steps=args.steps, learning_rate=args.step_size, progress=not args.quiet)
-    if args.size < 16:
-        raise ValueError(f"--size {args.size} is too small; use at least 16 (224 is the default)")
+    check_pictures(args.image)  # a bad image before the model is loaded
     model = load_model(args)
     print(f"deepdream: {args.model} {','.join(layers)} on {args.image}", file=sys.stderr)
     with warnings.catch_warnings():

@@ -29,11 +29,13 @@ import numpy as np
 from .common import (
     EXIT_OK,
     add_picture_command,
+    check_pictures,
     class_names,
     epilog,
     load_model,
     load_picture,
     open_run_folder,
+    positive_int,
     prediction_fields,
 )
 
@@ -56,9 +58,10 @@ def _path_command(sub, name: str, help_: str, description: str, text: str):
                             quiet_help="no summary line on stderr")
     p.add_argument("--method", choices=METHODS, default="ig", help="the path method "
                    "(default %(default)s)")
-    p.add_argument("--steps", type=int, default=None, help="path steps (default: the "
+    p.add_argument("--steps", type=positive_int, default=None, help="path steps (default: the "
                    "method's: ig 50, guided-ig 200, blur-ig 100)")
-    p.add_argument("--batch-size", type=int, default=32, help="path points per forward pass "
+    p.add_argument("--batch-size", type=positive_int, default=32,
+                   help="path points per forward pass "
                    "(default %(default)s)")
     p.add_argument("--baseline", choices=BASELINES, default=None, help="ig / guided-ig "
                    "baseline (default black)")
@@ -152,15 +155,16 @@ def _start(args):
     options = _options(args)  # refuse bad flags before any work
     if args.baseline_sigma <= 0:
         raise AttributionError(f"--baseline-sigma must be > 0; got {args.baseline_sigma}")
-    out = open_run_folder(args)  # refuse an unwritable folder before any work
+    check_pictures(args.image)  # a bad image before the model is loaded
+    out = open_run_folder(args)  # refuse a folder holding a run before any work
     model = load_model(args, classifier="explaining a class score")
-    pixels, name, label = load_picture(args, model)
-    x = imgs.normalize(pixels, *imgs.preprocessing_of(model))
-    out.write_png("input.png", pixels)
-    return out, model, pixels, x, name, label, options
+    picture = load_picture(args, model)
+    x = imgs.normalize(picture.pixels, *imgs.preprocessing_of(model))
+    out.write_png("input.png", picture.pixels)
+    return out, model, picture.pixels, x, picture, options
 
 
-def _record(args, model, x, name, label, change, delta, config, seconds, extra=None) -> dict:
+def _record(args, model, x, picture, change, delta, config, seconds, extra=None) -> dict:
     """result.json: the classes, F at the input and at the path's start (F(x) minus the
     change sum(attr) - delta), the completeness gap, the config."""
     from ..attribution.common import resolve_targets
@@ -177,8 +181,9 @@ def _record(args, model, x, name, label, change, delta, config, seconds, extra=N
         "technique": "idgi" if args.run is run_idgi else "integrated_gradients",
         "method": args.method,
         "model": args.model,
-        "image": name,
-        "true_label": label,
+        "image": picture.name,
+        "notes": picture.notes,
+        "true_label": picture.label,
         **prediction_fields(class_names(model), t, pred, p[t], p[pred]),
         "baseline": None if args.method == "blur-ig" else (args.baseline or "black"),
         "score_input": float(z[t]),
@@ -236,7 +241,8 @@ def run_integrated_gradients(args) -> int:
         fn, cfg = guided_ig, GuidedIGConfig().with_(**common, **_options(args))
     else:
         fn, cfg = blur_ig, BlurIGConfig().with_(**common, **_options(args))
-    out, model, pixels, x, name, label, _ = _start(args)
+    out, model, pixels, x, picture, _ = _start(args)
+    name = picture.name
     b = _baseline(args, model, x)
     t0 = time.perf_counter()
     attr, delta = fn(model, x, args.target, b, return_delta=True, config=cfg)
@@ -244,7 +250,7 @@ def run_integrated_gradients(args) -> int:
     change = attr.astype(np.float64).reshape(len(attr), -1).sum(1) - delta
     what = "integrated gradients" if args.method == "ig" else args.method
     _write_map(out, "attribution.png", attr, args.mode)
-    record = _record(args, model, x, name, label, change, delta, cfg.to_dict(), seconds)
+    record = _record(args, model, x, picture, change, delta, cfg.to_dict(), seconds)
     title = _title(args, model, name, what, [record["target_class"]])
     out.write_figure("overlay.png", lambda p: draw_attribution(
         p, pixels, attr[:1], title=title, mode=args.mode, name=what))
@@ -257,7 +263,8 @@ def run_idgi(args) -> int:
     from ..attribution.integrated_gradients import draw_attributions
 
     cfg = IDGIConfig(base=args.method, steps=args.steps, batch_size=args.batch_size)
-    out, model, pixels, x, name, label, options = _start(args)
+    out, model, pixels, x, picture, options = _start(args)
+    name = picture.name
     b = _baseline(args, model, x)
     t0 = time.perf_counter()
     samples = path_points_and_gradients(model, x, args.target, b, cfg.resolved_steps,
@@ -271,7 +278,7 @@ def run_idgi(args) -> int:
     out.write_figure("overlay.png", lambda p: draw_attributions(
         p, pixels, {args.method: samples.base_attribution[:1], f"IDGI ({args.method})": attr[:1]},
         title=title, mode=args.mode))
-    record = _record(args, model, x, name, label, samples.scores[-1] - samples.scores[0], delta,
+    record = _record(args, model, x, picture, samples.scores[-1] - samples.scores[0], delta,
                      {**cfg.to_dict(), "path": samples.config}, seconds,
                      {"base_completeness_gap": float(samples.base_delta[0])})
     out.write_json("result.json", record)
@@ -291,9 +298,11 @@ def run_fullgrad(args) -> int:
 
     config = FullGradConfig.pytorch_grad_cam() if args.postprocess == "grad-cam" \
         else FullGradConfig()
-    out = open_run_folder(args)  # refuse an unwritable folder before any work
+    check_pictures(args.image)  # a bad image before the model is loaded
+    out = open_run_folder(args)  # refuse a folder holding a run before any work
     model = load_model(args, classifier="FullGrad")
-    pixels, name, label = load_picture(args, model)
+    picture = load_picture(args, model)
+    pixels, name, label = picture.pixels, picture.name, picture.label
     out.write_png("input.png", pixels)
     x = check_inputs(model, imgs.normalize(pixels, *imgs.preprocessing_of(model)))
     t0 = time.perf_counter()
@@ -323,6 +332,7 @@ def run_fullgrad(args) -> int:
         "model": args.model,
         "image": name,
         "size": list(pixels.shape),
+        "notes": picture.notes,
         "true_label": label,
         **prediction_fields(names, t, pred, p[0, t], p[0, pred]),
         "completeness": {

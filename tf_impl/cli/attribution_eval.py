@@ -15,7 +15,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import CIFAR_PREFIX, EXIT_OK, add_model_options, load_model, open_run_folder
+from .common import (
+    CIFAR_PREFIX,
+    EXIT_OK,
+    add_model_options,
+    at_least,
+    load_model,
+    open_run_folder,
+    positive_int,
+)
 
 
 def add_parsers(sub) -> None:
@@ -31,13 +39,13 @@ def add_parsers(sub) -> None:
         "deletion AUC: lower is better.", epilog="methods: " + ", ".join(METHODS),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_options(p, "resnet20_cifar", help="zoo classifier or .onnx path")
-    p.add_argument("--n", type=int, default=16, help="images (CIFAR-10 test images for "
+    p.add_argument("--n", type=positive_int, default=16, help="images (CIFAR-10 test images for "
                    "32x32 models, bundled photos otherwise; default %(default)s)")
     p.add_argument("--methods", default="ig,idgi_ig,saliency,fullgrad", help="comma-separated, "
                    "from: " + ", ".join(METHODS) + " (default %(default)s)")
-    p.add_argument("--steps", type=int, default=None, help="path steps of the IG-family "
+    p.add_argument("--steps", type=positive_int, default=None, help="path steps of the IG-family "
                    "methods (default: each method's own)")
-    p.add_argument("--batch-size", type=int, default=32, help="rows per forward pass "
+    p.add_argument("--batch-size", type=positive_int, default=32, help="rows per forward pass "
                    "(default %(default)s)")
     p.add_argument("--step-fraction", type=float, default=d.step_fraction, help="fraction of "
                    "pixels changed per step (default 8/224)")
@@ -46,7 +54,7 @@ def add_parsers(sub) -> None:
                    "%(default)s)")
     p.add_argument("--all-images", action="store_true", help="keep misclassified images "
                    "(default: correctly classified ones only)")
-    p.add_argument("--size", type=int, default=224, help="photo size for models that take "
+    p.add_argument("--size", type=at_least(8), default=224, help="photo size for models that take "
                    "any size (default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--out", default="runs/attribution_eval", help="output folder (default: "

@@ -5,6 +5,15 @@ class names, the exit status of an optimisation).
 
 Command modules import from here and never from each other; everything here is public.
 
+Input is checked at the door: counts (``--steps``, ``--batch``, ``--n``, sizes...) by the
+argparse types :func:`positive_int`, :func:`non_negative_int` (0 turns the thing off) and
+:func:`at_least` (usage, then one error line, exit 2); pictures by :func:`check_pictures` (the
+one spec syntax of :func:`tf_impl.images.parse_image_spec`: a bundled name, a file or
+``cifar10:K``) before the model is loaded; the working size by :func:`working_size` (a
+fixed-size model's own, else ``--size``). A picture smaller than the working size is upscaled
+with a ``note:`` (also in ``result.json``'s ``notes``); see :func:`tf_impl.images.upscale_notes`
+for the smallest one taken.
+
 Exit codes:
 
 - ``EXIT_OK`` (0): done.
@@ -29,6 +38,7 @@ graph and a sidecar next to the file say (see ``converters/onnx_to_tf/contract.p
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from pathlib import Path
 
@@ -45,6 +55,8 @@ __all__ = [
     "add_contract_options",
     "add_model_options",
     "add_picture_command",
+    "at_least",
+    "check_pictures",
     "class_names",
     "contract_overrides",
     "epilog",
@@ -54,9 +66,12 @@ __all__ = [
     "load_picture",
     "open_run_folder",
     "model_path",
+    "non_negative_int",
+    "positive_int",
     "prediction_fields",
     "snapshot_writer",
     "split_list",
+    "working_size",
 ]
 
 EXIT_OK = 0
@@ -84,6 +99,26 @@ CONTRACT_FLAGS = {
     "--logits": "contract_logits",
     "--class-names": "contract_class_names",
 }
+
+
+# -- counts: checked at parse time (argparse's usage line, then one error line, exit 2) ------
+def at_least(low: int, what: str = ""):
+    """An argparse type: an integer >= ``low`` (``what`` says what 0 means, for the message)."""
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer; got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}{what}; got {value}")
+        return value
+
+    check.__name__ = f"integer >= {low}"
+    return check
+
+
+positive_int = at_least(1)  # --steps, --batch, --n, --octaves, window and stride sizes...
+non_negative_int = at_least(0, " (0 turns it off)")  # --snapshot-every, --jitter...
 
 
 # -- help -------------------------------------------------------------------------------------
@@ -196,20 +231,24 @@ def contract_overrides(args: argparse.Namespace) -> dict | None:
 
 def model_path(name_or_path: str) -> Path:
     """The ``.onnx`` file of a zoo name (exported on first use) or of a path; a path that is
-    not a file, or not ``.onnx``, raises ValueError with one line that says what to give."""
+    not a file, or not ``.onnx``, raises ValueError with one line that says what to give (a
+    near zoo name as "did you mean")."""
     import model_zoo
 
-    if name_or_path in model_zoo.available():
+    names = model_zoo.available()
+    if name_or_path in names:
         return Path(model_zoo.load(name_or_path))
     path = Path(name_or_path)
-    zoo = ", ".join(model_zoo.available())
     looks_like_path = path.suffix != "" or len(path.parts) > 1
     if not path.exists():
         if not looks_like_path:
-            raise ValueError(f"unknown model {name_or_path!r}: give a zoo name ({zoo}) or a "
-                             "path to an .onnx file")
-        raise ValueError(f"model file {name_or_path} does not exist: give a zoo name ({zoo}) "
-                         "or a path to an .onnx file")
+            close = difflib.get_close_matches(name_or_path, names, n=1)
+            hint = (f"did you mean {close[0]}? Or give a zoo name (`python -m model_zoo "
+                    "list`)" if close else f"give a zoo name ({', '.join(names)})")
+            raise ValueError(f"unknown model {name_or_path!r}: {hint} or a path to an .onnx "
+                             "file")
+        raise ValueError(f"model file {name_or_path} does not exist: check the path, or give "
+                         "a zoo name (`python -m model_zoo list`)")
     if not path.is_file():
         raise ValueError(f"model {name_or_path} is not a file (a folder?): give a path to an "
                          ".onnx file")
@@ -329,28 +368,57 @@ def add_picture_command(sub, name: str, help_: str, description: str, *,
     add_model_options(p, default_model, help="zoo classifier or .onnx path")
     p.add_argument("--image", default=None, help="bundled name, file, or cifar10:K (default: "
                    "cifar10:0 for 32x32 models, cat_dog otherwise)")
-    p.add_argument("--size", type=int, default=224, help="image size for models that take any "
-                   "size (fixed-size models use theirs; default %(default)s)")
-    p.add_argument("--target", type=int, default=None, help="class to explain (default: the "
-                   "predicted class)")
+    p.add_argument("--size", type=at_least(8), default=None, help="image size for models "
+                   "that take any size (default 224; a fixed-size model uses its own)")
+    p.add_argument("--target", type=at_least(0), default=None, help="class to explain "
+                   "(default: the predicted class)")
     p.add_argument("--quiet", action="store_true", help=quiet_help)
     return p
 
 
+def check_pictures(*specs) -> None:
+    """Check image specs (``None`` skipped) before any work: the syntax of
+    :func:`tf_impl.images.parse_image_spec`, a file that exists, a known name."""
+    from ..images import parse_image_spec
+
+    for spec in specs:
+        if spec is not None:
+            parse_image_spec(spec)
+
+
+def working_size(args: argparse.Namespace, model, default: int = 224) -> int:
+    """The side pictures are resized to: the model's fixed input size, else ``--size``, else
+    ``default``; a ``--size`` that contradicts a fixed-size model is refused."""
+    from ..visualization import checks
+
+    fixed = checks.fixed_size(model)
+    size = getattr(args, "size", None)
+    if fixed is None:
+        return size or default
+    if size is not None and size != fixed[0]:
+        raise ValueError(f"--size {size}: {args.model} takes {fixed[0]}x{fixed[1]} inputs "
+                         f"only; drop --size (or give --size {fixed[0]})")
+    return fixed[0]
+
+
 def load_picture(args: argparse.Namespace, model):
-    """(pixels (1, 3, H, W) in [0, 1], image name, true label or None) of ``args.image`` at
-    the model's size: a bundled photo, a file or ``cifar10:K``."""
+    """``args.image`` at the model's size (a :class:`tf_impl.images.Image`: pixels (1, 3, H,
+    W) in [0, 1], name, notes, true label or None): a bundled photo, a file or ``cifar10:K``.
+    Its notes (converted, upscaled) are printed as ``note:`` lines."""
     from .. import images as imgs
     from ..visualization import checks
 
     fixed = checks.fixed_size(model)
     spec = args.image or (f"{CIFAR_PREFIX}0" if fixed == (32, 32) else "cat_dog")
-    if not spec.startswith(CIFAR_PREFIX) and args.size < 8:
-        raise checks.VisualizationError(f"--size {args.size} is too small; use at least 8")
-    picture = imgs.load_image(spec, fixed[0] if fixed else args.size)
+    size = working_size(args, model)
+    if spec.startswith(CIFAR_PREFIX) and fixed not in (None, (32, 32)):
+        raise checks.VisualizationError(
+            f"image {spec}: CIFAR-10 images are 32x32 and {args.model} takes {fixed[0]}x"
+            f"{fixed[1]} inputs; give a file or a bundled name")
+    picture = imgs.load_image(spec, size)
     for note in picture.notes:
         print(f"note: {spec}: {note}", file=sys.stderr)
-    return picture.pixels, picture.name, picture.label
+    return picture
 
 
 # -- the run folder ---------------------------------------------------------------------------

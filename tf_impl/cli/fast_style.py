@@ -16,7 +16,17 @@ import json
 import sys
 import time
 
-from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, open_run_folder
+from .common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    at_least,
+    check_pictures,
+    non_negative_int,
+    open_run_folder,
+    positive_int,
+    split_list,
+)
 
 
 def add_parsers(sub) -> None:
@@ -46,9 +56,10 @@ def add_apply_parser(sub, name: str) -> None:
     )
     p.add_argument("--model", default=None, help="saved model folder (fast_style.json + "
                    "fast_style.npz; default: the shipped model_zoo/assets/fast_style)")
-    p.add_argument("--image", default="tubingen", help="bundled name or file (default: "
+    p.add_argument("--image", default="tubingen", help="bundled name, file or cifar10:K (default: "
                    "%(default)s)")
-    p.add_argument("--size", type=int, default=256, help="resize the image to this (shorter "
+    p.add_argument("--size", type=at_least(16), default=256,
+                   help="resize the image to this (shorter "
                    "side, centre crop; default %(default)s)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--style", default="0", help="style index or name (default 0)")
@@ -74,15 +85,16 @@ def add_train_parser(sub, name: str) -> None:
     )
     p.add_argument("--styles", default=",".join(d.styles), help="comma-separated style images "
                    "(bundled names or files; default %(default)s)")
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--size", type=int, default=d.image_size, help="training crop size "
+    p.add_argument("--steps", type=positive_int, default=d.steps)
+    p.add_argument("--size", type=at_least(16), default=d.image_size, help="training crop size "
                    "(multiple of 4; default %(default)s)")
-    p.add_argument("--style-size", type=int, default=d.style_size)
-    p.add_argument("--batch", type=int, default=d.batch_size)
+    p.add_argument("--style-size", type=at_least(16), default=d.style_size)
+    p.add_argument("--batch", type=positive_int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.learning_rate)
     p.add_argument("--channels", default=",".join(map(str, d.channels)), help="three filter "
                    "counts (default %(default)s)")
-    p.add_argument("--blocks", type=int, default=d.residual_blocks, help="residual blocks")
+    p.add_argument("--blocks", type=non_negative_int, default=d.residual_blocks,
+                   help="residual blocks (default %(default)s)")
     p.add_argument("--content-weight", type=float, default=d.content_weight)
     p.add_argument("--style-weight", type=float, default=d.style_weight)
     p.add_argument("--tv-weight", type=float, default=d.tv_weight)
@@ -107,13 +119,14 @@ def run_apply(args) -> int:
     from .. import images as imgs
     from ..visualization import fast_style as fs
 
-    out = open_run_folder(args)
+    check_pictures(args.image)  # a bad image before the model is loaded
+    out = open_run_folder(args)  # refuse a folder holding a run before any work
     model = fs.load(args.model)
     style = _blend(args.blend) if args.blend is not None else args.style
     weights = fs.style_weights(model, style)
-    if args.size < 16:
-        raise ValueError(f"--size {args.size} is too small; use at least 16")
     picture = imgs.load_image(args.image, args.size)
+    for note in picture.notes:
+        print(f"note: {args.image}: {note}", file=sys.stderr)
     t0 = time.perf_counter()
     result = fs.apply(model, picture.pixels, weights)
     seconds = time.perf_counter() - t0
@@ -148,9 +161,9 @@ def run_train(args) -> int:
     except ValueError:
         raise ValueError(f"--channels must be three integers, e.g. 16,32,32; got "
                          f"{args.channels!r}") from None
-    styles = tuple(s.strip() for s in args.styles.split(",") if s.strip())
+    styles = tuple(split_list(args.styles))
     for s in styles:
-        fs.load_style(s, 16)  # an unknown style is refused before any work
+        fs.load_style(s, 16)  # an unknown or unreadable style is refused before any work
     config = fs.FastStyleConfig(
         styles=styles, channels=channels, residual_blocks=args.blocks, image_size=args.size,
         style_size=args.style_size, batch_size=args.batch, steps=args.steps,

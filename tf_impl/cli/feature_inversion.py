@@ -18,12 +18,17 @@ from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     add_model_options,
+    at_least,
+    check_pictures,
     epilog,
     exit_status,
     load_model,
+    non_negative_int,
     open_run_folder,
+    positive_int,
     snapshot_writer,
     split_list,
+    working_size,
 )
 
 
@@ -45,11 +50,11 @@ def add_parsers(sub) -> None:
     p.add_argument("--layer", action="append", required=True, help="layer alias or ONNX tensor "
                    "name; repeat or comma-separate for several (e.g. conv1_2,conv3_1)")
     p.add_argument("--joint", action="store_true", help="one objective over all layers")
-    p.add_argument("--image", default="astronaut", help="bundled name or file (default: "
-                   "%(default)s)")
-    p.add_argument("--size", type=int, default=224, help="resize the image to this (shorter "
-                   "side, centre crop; default %(default)s)")
-    p.add_argument("--steps", type=int, default=d.optimize.steps)
+    p.add_argument("--image", default="astronaut", help="bundled name, file or cifar10:K "
+                   "(default: %(default)s)")
+    p.add_argument("--size", type=at_least(16), default=None, help="resize the image to this "
+                   "(shorter side, centre crop; default 224, or the model's fixed input size)")
+    p.add_argument("--steps", type=positive_int, default=d.optimize.steps)
     p.add_argument("--lr", type=float, default=d.optimize.learning_rate, help="Adam learning "
                    "rate (default %(default)s)")
     p.add_argument("--optimizer", choices=("adam", "sgd", "lbfgs"), default="adam")
@@ -60,8 +65,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--alpha", type=float, default=d.alpha)
     p.add_argument("--init", choices=("noise", "blur", "gray"), default=d.init)
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--snapshot-every", type=int, default=0, help="write snapshots/*.png every "
-                   "N steps (0: none)")
+    p.add_argument("--snapshot-every", type=non_negative_int, default=0, help="write "
+                   "snapshots/*.png every N steps (0: none)")
     p.add_argument("--no-lpips", action="store_true", help="skip LPIPS in result.json")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", default="runs/fi", help="output folder (default: %(default)s)")
@@ -79,13 +84,13 @@ def run_feature_inversion(args) -> int:
         alpha=args.alpha, init=args.init, seed=args.seed,
     ).with_(steps=args.steps, learning_rate=args.lr, optimizer=args.optimizer,
             progress=not args.quiet, snapshot_every=args.snapshot_every)
+    check_pictures(args.image)  # a bad image before the model is loaded
     model = load_model(args)
     for layer in layers:
         model.resolve(layer)
-    if args.size < 16:
-        raise ValueError(f"--size {args.size} is too small; use at least 16 (224 is the default)")
-    imgs.check_memory(model, (1, 3, args.size, args.size), layers)  # before decoding a picture
-    picture = imgs.load_image(args.image, args.size)
+    size = working_size(args, model)
+    imgs.check_memory(model, (1, 3, size, size), layers)  # before decoding a picture
+    picture = imgs.load_image(args.image, size)
     for note in picture.notes:
         print(f"note: {args.image}: {note}", file=sys.stderr)
     groups = [layers] if args.joint else [[layer] for layer in layers]

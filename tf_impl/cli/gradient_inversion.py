@@ -18,7 +18,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_model_options, epilog, exit_status, load_model, open_run_folder
+from .common import (
+    add_model_options,
+    at_least,
+    epilog,
+    exit_status,
+    load_model,
+    open_run_folder,
+    positive_int,
+)
 
 ATTACKS = ("gradinversion", "dlg", "idlg", "inverting-gradients")
 
@@ -44,8 +52,8 @@ def add_parsers(sub) -> None:
                    "weights (a model early in training: its gradients leak far more than a "
                    "trained model's)")
     p.add_argument("--attack", choices=ATTACKS, default="gradinversion")
-    p.add_argument("--batch", type=int, default=4, help="private batch size (default 4)")
-    p.add_argument("--first", type=int, default=0, help="index of the first bundled image "
+    p.add_argument("--batch", type=positive_int, default=4, help="private batch size (default 4)")
+    p.add_argument("--first", type=at_least(0), default=0, help="index of the first bundled image "
                    "(CIFAR-10 test set for 32x32 models, photos otherwise)")
     p.add_argument("--labels", choices=("restore", "true"), default="restore",
                    help="restore the labels from the gradient (default) or give the attack the "
@@ -54,11 +62,12 @@ def add_parsers(sub) -> None:
                    help="Inverting Gradients and GradInversion: 'quick' (CPU-sized: 2,000 and "
                    f"{d.optimize.steps} steps) or 'paper' (the anchors' budgets: 24,000 and "
                    "20,000 steps; GradInversion with 8 seeds)")
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the "
+    p.add_argument("--steps", type=positive_int, default=None, help="optimizer steps (default: the "
                    "preset's; DLG 300 L-BFGS steps)")
-    p.add_argument("--seeds", type=int, default=None, help="GradInversion seeds (G; default: "
+    p.add_argument("--seeds", type=positive_int, default=None,
+                   help="GradInversion seeds (G; default: "
                    f"the preset's, quick {d.seeds}, paper 8)")
-    p.add_argument("--restarts", type=int, default=None, help="Inverting Gradients and "
+    p.add_argument("--restarts", type=positive_int, default=None, help="Inverting Gradients and "
                    "GradInversion: runs from other starts, the best by gradient distance kept")
     p.add_argument("--max-minutes", type=float, default=None, help="time budget: when it is "
                    "spent the run stops early and keeps the best iterate")
@@ -105,8 +114,6 @@ _GI_TERMS = ("l2_weight", "bn_weight", "group_weight", "registration", "distance
 
 
 def _check_args(args) -> None:
-    if args.batch < 1:
-        raise ValueError(f"--batch must be >= 1; got {args.batch}")
     if args.resume and not args.checkpoint:
         raise ValueError("--resume needs --checkpoint FILE (the file the interrupted run "
                          "wrote)")

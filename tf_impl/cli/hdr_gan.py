@@ -16,7 +16,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, open_run_folder
+from .common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    open_run_folder,
+    positive_int,
+)
 
 
 def add_parsers(sub) -> None:
@@ -33,7 +39,7 @@ def add_parsers(sub) -> None:
         "the tonemapped PSNR of held-out photos before and after.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--steps", type=int, default=d.optimize.steps)
+    p.add_argument("--steps", type=positive_int, default=d.optimize.steps)
     p.add_argument("--lambda-adv", type=float, default=d.lambda_adv, help="weight of the "
                    "adversarial term; 0 trains with the tonemapped L1 only (default "
                    "%(default)s)")
@@ -41,7 +47,8 @@ def add_parsers(sub) -> None:
                    "Adam learning rate (default %(default)s)")
     p.add_argument("--d-lr", type=float, default=d.d_learning_rate, help="discriminator's "
                    "Adam learning rate (default %(default)s)")
-    p.add_argument("--moments", type=int, default=d.moments, help="R, the distance moments "
+    p.add_argument("--moments", type=positive_int, default=d.moments,
+                   help="R, the distance moments "
                    "(default %(default)s)")
     p.add_argument("--mu", type=float, default=d.mu, help="mu-law compression (default "
                    "%(default)s)")
@@ -59,9 +66,7 @@ def run_hdr_gan(args) -> int:
 
     from ..hdr_gan import HDRGANConfig, draw_hdr_gan, train_hdr_gan
 
-    out = open_run_folder(args)  # refuse an unwritable folder before any work
-    if args.steps < 0:
-        raise ValueError(f"--steps must be >= 0; got {args.steps}")
+    out = open_run_folder(args)  # refuse a folder holding a run before any work
     kwargs = {}
     if args.quick:
         kwargs = {"train_photos": ("astronaut", "coffee"), "held_out": ("rocket",),

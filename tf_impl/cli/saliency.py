@@ -17,10 +17,12 @@ import sys
 from .common import (
     EXIT_OK,
     add_picture_command,
+    check_pictures,
     class_names,
     load_model,
     load_picture,
     open_run_folder,
+    positive_int,
     prediction_fields,
 )
 
@@ -59,9 +61,11 @@ def add_parsers(sub) -> None:
         "Slide a window filled with --baseline over the image and map the mean drop of "
         "the target score over the windows covering each pixel (Zeiler & Fergus 2014; "
         "defined as Captum's Occlusion).")
-    p.add_argument("--window", type=int, nargs="+", default=[d.window], help="window size, "
+    p.add_argument("--window", type=positive_int, nargs="+", default=[d.window],
+                   help="window size, "
                    "one int or H W (default %(default)s)")
-    p.add_argument("--stride", type=int, nargs="+", default=[d.stride], help="step between "
+    p.add_argument("--stride", type=positive_int, nargs="+", default=[d.stride],
+                   help="step between "
                    "windows, 1..window, one int or H W (default %(default)s)")
     p.add_argument("--baseline", type=float, default=d.baseline, help="fill value (default "
                    "%(default)s)")
@@ -69,7 +73,8 @@ def add_parsers(sub) -> None:
                    help="baseline as a [0, 1] pixel value or a normalised model-input value "
                    "(default %(default)s)")
     p.add_argument("--score", choices=("logit", "probability"), default=d.score)
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="windows per forward "
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size,
+                   help="windows per forward "
                    "pass (1: one at a time; default %(default)s)")
     p.add_argument("--out", default="runs/occlusion", help="output folder (default: "
                    "%(default)s)")
@@ -77,15 +82,16 @@ def add_parsers(sub) -> None:
 
 
 # -- shared steps -------------------------------------------------------------------------------
-def _record(args, name, label, attribution, names, extra=None) -> dict:
+def _record(args, picture, attribution, names, extra=None) -> dict:
     """``result.json`` of one explained picture."""
     t, p = int(attribution.target[0]), int(attribution.predicted[0])
     return {
         "technique": attribution.method,
         "model": args.model,
-        "image": name,
+        "image": picture.name,
         "size": list(attribution.pixels.shape),
-        "true_label": label,
+        "notes": picture.notes,
+        "true_label": picture.label,
         **prediction_fields(names, t, p, attribution.target_probability[0],
                             attribution.probability[0]),
         "config": attribution.config,
@@ -103,13 +109,14 @@ def _title(args, name, a, names) -> str:
 
 
 def _start(args):
-    """(output folder, model, pixels, image name, true label), ``input.png`` written."""
+    """(output folder, model, pixels, the picture), ``input.png`` written."""
 
-    out = open_run_folder(args)  # refuse an unwritable folder before any work
+    check_pictures(args.image)  # a bad image before the model is loaded
+    out = open_run_folder(args)  # refuse a folder holding a run before any work
     model = load_model(args, classifier="explaining a class score")
-    pixels, name, label = load_picture(args, model)
-    out.write_png("input.png", pixels)
-    return out, model, pixels, name, label
+    picture = load_picture(args, model)
+    out.write_png("input.png", picture.pixels)
+    return out, model, picture.pixels, picture
 
 
 def _done(out, a) -> int:
@@ -134,7 +141,8 @@ def run_saliency(args) -> int:
 
     grab = GrabCutConfig(fg_percentile=args.fg_percentile, bg_percentile=args.bg_percentile) \
         if args.segment else None  # checked before any work
-    out, model, pixels, name, label = _start(args)
+    out, model, pixels, picture = _start(args)
+    name = picture.name
     names = class_names(model)
     a = saliency(model, pixels, args.target, SaliencyConfig(wrt=args.wrt))
     out.write_png("saliency.png", normalize_map(a.map)[:, None])
@@ -149,7 +157,7 @@ def run_saliency(args) -> int:
             p, pixels, mask[0], a.map[0], grab, title=caption))
         extra = {"segmentation": {"config": grab.to_dict(),
                                   "foreground_fraction": round(float(mask.mean()), 4)}}
-    out.write_json("result.json", _record(args, name, label, a, names, extra))
+    out.write_json("result.json", _record(args, picture, a, names, extra))
     return _done(out, a)
 
 
@@ -162,7 +170,8 @@ def run_guided_backprop(args) -> int:
         normalize_map,
     )
 
-    out, model, pixels, name, label = _start(args)
+    out, model, pixels, picture = _start(args)
+    name = picture.name
     names = class_names(model)
     a = guided_backprop(model, pixels, args.target, GuidedBackpropConfig(wrt=args.wrt))
     out.write_png("guided_backprop.png", gradient_image(a.attribution))
@@ -170,7 +179,7 @@ def run_guided_backprop(args) -> int:
     caption = _title(args, name, a, names)
     out.write_figure("overlay.png", lambda p: draw_guided_backprop(
         p, pixels, a.attribution[0], title=caption))
-    out.write_json("result.json", _record(args, name, label, a, names))
+    out.write_json("result.json", _record(args, picture, a, names))
     return _done(out, a)
 
 
@@ -192,13 +201,14 @@ def run_occlusion(args) -> int:
         window=_pair_arg("--window", args.window), stride=_pair_arg("--stride", args.stride),
         baseline=args.baseline, baseline_space=args.baseline_space, score=args.score,
         batch_size=args.batch_size)  # checked before any work
-    out, model, pixels, name, label = _start(args)
+    out, model, pixels, picture = _start(args)
+    name = picture.name
     names = class_names(model)
     a = occlusion(model, pixels, args.target, config, progress=not args.quiet)
     out.write_png("occlusion.png", colorize(a.map[0], "RdBu_r", symmetric=True))
     caption = _title(args, name, a, names)
     out.write_figure("overlay.png", lambda p: draw_occlusion(p, pixels, a.map[0], title=caption))
     m = a.map[0]
-    out.write_json("result.json", _record(args, name, label, a, names, {
+    out.write_json("result.json", _record(args, picture, a, names, {
         "map": {"min": float(m.min()), "max": float(m.max()), "mean": float(m.mean())}}))
     return _done(out, a)

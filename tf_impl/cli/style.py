@@ -18,13 +18,19 @@ import warnings
 
 from .common import (
     add_model_options,
+    at_least,
+    check_pictures,
     epilog,
     exit_status,
     load_model,
+    non_negative_int,
     open_run_folder,
+    positive_int,
     snapshot_writer,
     split_list,
 )
+
+MIN_SIZE = 16  # the smallest picture side (tf_impl.visualization.style's MIN_SIZE)
 
 
 def _split(specs) -> tuple[str, ...] | None:
@@ -55,12 +61,14 @@ def _common(p, d, out: str, technique: str) -> None:
     lrs = _defaults(technique, d)
     add_model_options(p, "vgg16_features", help="zoo name or .onnx path of a feature "
                       "extractor")
-    p.add_argument("--size", type=int, default=None, help="resize pictures to this (shorter "
+    p.add_argument("--size", type=at_least(MIN_SIZE), default=None, help="resize pictures to "
+                   "this (shorter "
                    "side, centre crop; default 256, or the model's fixed input size)")
     p.add_argument("--optimizer", choices=("adam", "lbfgs"), default=opt.optimizer,
                    help="adam or lbfgs (the papers' choice; a step is then 20 iterations); "
                    "default %(default)s")
-    p.add_argument("--steps", type=int, default=None, help=f"default {lrs['adam'][1]} with "
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help=f"default {lrs['adam'][1]} with "
                    f"adam, {lrs['lbfgs'][1]} with lbfgs")
     p.add_argument("--lr", type=float, default=None, help=f"learning rate (default "
                    f"{lrs['adam'][0]:g} with adam, {lrs['lbfgs'][0]:g} with lbfgs)")
@@ -69,7 +77,8 @@ def _common(p, d, out: str, technique: str) -> None:
                    "(default %(default)g; Grams normalised by C*H*W, mean squared error)")
     p.add_argument("--tv-weight", type=float, default=d.tv_weight)
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--snapshot-every", type=int, default=0, help="write snapshots/*.png every "
+    p.add_argument("--snapshot-every", type=non_negative_int, default=0,
+                   help="write snapshots/*.png every "
                    "N steps (0: none)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", default=out, help="output folder (default: %(default)s)")
@@ -86,9 +95,10 @@ def add_parsers(sub) -> None:
         description="Synthesise a new sample of --image's texture from noise by matching the "
         "Gram matrices of several layers of a feature extractor (Gatys, Ecker & Bethge 2015).",
         epilog=epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--image", default="starry_night", help="texture source: bundled name or "
-                   "file (default: %(default)s)")
-    p.add_argument("--output-size", type=int, default=None, help="size of the synthesised "
+    p.add_argument("--image", default="starry_night", help="texture source: bundled name, "
+                   "file or cifar10:K (default: %(default)s)")
+    p.add_argument("--output-size", type=at_least(MIN_SIZE), default=None,
+                   help="size of the synthesised "
                    "texture (default: the source's)")
     p.add_argument("--layers", action="append", help="layers whose Grams are matched, comma-"
                    f"separated (default: {','.join(t.layers)})")
@@ -105,11 +115,14 @@ def add_parsers(sub) -> None:
         "features at the content layers and --style's Gram matrices at the style layers, with a "
         "small total-variation prior.",
         epilog=epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--content", default="tubingen", help="bundled name or file (default: "
+    p.add_argument("--content", default="tubingen",
+                   help="bundled name, file or cifar10:K (default: "
                    "%(default)s)")
-    p.add_argument("--style", default="starry_night", help="bundled name or file (default: "
+    p.add_argument("--style", default="starry_night",
+                   help="bundled name, file or cifar10:K (default: "
                    "%(default)s)")
-    p.add_argument("--style-size", type=int, default=None, help="resize the style image to "
+    p.add_argument("--style-size", type=at_least(MIN_SIZE), default=None,
+                   help="resize the style image to "
                    "this (default: the content's size; larger gives finer strokes)")
     p.add_argument("--content-layers", action="append", help="comma-separated (default: "
                    f"{','.join(s.content_layers)})")
@@ -153,6 +166,7 @@ def run_texture(args) -> int:
     config = TextureConfig(layer_weights=_floats(args.layer_weights), style_weight=
                            args.style_weight, tv_weight=args.tv_weight, seed=args.seed,
                            **kw).with_(**_optimize(args, TextureConfig()))
+    check_pictures(args.image)  # a bad image before the model is loaded
     model = load_model(args)
     print(f"texture: {args.model}, {args.image}, layers {','.join(config.layers)}, "
           f"{config.optimize.steps} {config.optimize.optimizer} steps", file=sys.stderr)
@@ -185,6 +199,7 @@ def run_style_transfer(args) -> int:
         style_layer_weights=_floats(args.style_layer_weights), content_weight=args.content_weight,
         style_weight=args.style_weight, tv_weight=args.tv_weight, init=args.init, seed=args.seed,
         **kw).with_(**_optimize(args, StyleTransferConfig()))
+    check_pictures(args.content, args.style)  # a bad image before the model is loaded
     model = load_model(args)
     print(f"style-transfer: {args.model}, {args.content} in the style of {args.style}, "
           f"{config.optimize.steps} {config.optimize.optimizer} steps", file=sys.stderr)

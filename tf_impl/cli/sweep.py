@@ -18,8 +18,9 @@ vary; one job per point of the product of the lists:
   grid: {lr: [0.01, 0.05, 0.1], tv-weight: [0.0, 0.5]}
 
 Each job runs the command line's own code with --out OUT/jobs/<point>/run; OUT/sweep.csv,
-OUT/sweep.md, OUT/plot_<option>.png and OUT/montage.png collect every finished job. A rerun skips finished jobs
-(a complete result.json); a failed job is retried once, then reported with its error.
+OUT/sweep.md, OUT/plot_<option>.png and OUT/montage.png collect every finished job. A rerun
+skips finished jobs (a complete result.json); a failed job is retried once, then reported
+with its error.
 Ctrl-C stops scheduling and keeps what finished. Grids of the benchmarks: benchmarks/grids/.
 A command with a dot is a module with build_parser() and main(argv), run as
 python -m MODULE (command: benchmarks.label_restoration).

@@ -42,6 +42,7 @@ import numpy as np
 
 from converters.onnx_to_tf import contract_model
 
+from ..config import plain
 from .victim import FCLayer, GradientInversionError, SharedGradient, check_gradient, fc_layer
 
 METHODS = ("auto", "idlg", "column_min", "duplicates")
@@ -123,7 +124,7 @@ def _batch(g: _FCGrad, k, what: str) -> int:
             )
         k = g.batch_size
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise GradientInversionError(f"{what}: k must be a positive int; got {k!r}")
+        raise GradientInversionError(f"{what}: k must be a positive int; got {plain(k)!r}")
     return int(k)
 
 

@@ -8,6 +8,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from ..config import plain
+
 
 class HDRGANError(ValueError):
     """A bad argument to the HDR-GAN functions; the message names the problem and the fix."""
@@ -16,14 +18,15 @@ class HDRGANError(ValueError):
 def check_mu(mu) -> float:
     """The mu-law parameter: a positive finite number."""
     if not (isinstance(mu, (int, float, np.floating)) and mu > 0 and math.isfinite(mu)):
-        raise HDRGANError(f"mu must be a positive number (HDR-GAN uses 5000); got {mu!r}")
+        raise HDRGANError(f"mu must be a positive number (HDR-GAN uses 5000); got {plain(mu)!r}")
     return float(mu)
 
 
 def check_moments(moments) -> int:
     """How many moments the hypersphere loss matches: an integer >= 1."""
     if not isinstance(moments, (int, np.integer)) or isinstance(moments, bool) or moments < 1:
-        raise HDRGANError(f"moments must be an integer >= 1 (HDR-GAN uses 3); got {moments!r}")
+        raise HDRGANError(f"moments must be an integer >= 1 (HDR-GAN uses 3); got "
+                          f"{plain(moments)!r}")
     return int(moments)
 
 

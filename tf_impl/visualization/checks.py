@@ -8,7 +8,7 @@ import tensorflow as tf
 from converters.onnx_to_tf import contract_model
 
 from .. import images as imgs
-from ..config import TechniqueConfig
+from ..config import TechniqueConfig, plain
 
 
 class VisualizationError(ValueError):
@@ -67,11 +67,11 @@ def check_class(model, target, *, classes: int | None = None) -> int:
         t = int(target)
     except (TypeError, ValueError):
         raise VisualizationError(
-            f"class index must be an integer in [0, {n}); got {target!r}") from None
+            f"class index must be an integer in [0, {n}); got {plain(target)!r}") from None
     if t != target or not 0 <= t < n:
         raise VisualizationError(
-            f"class index {target!r} is out of range: this model has {n} classes, so use 0 to "
-            f"{n - 1}"
+            f"class index {plain(target)!r} is out of range: this model has {n} classes, so "
+            f"use 0 to {n - 1}"
         )
     return t
 
@@ -81,10 +81,10 @@ def check_channel(layer: str, channel, channels: int) -> int:
     try:
         c = int(channel)
     except (TypeError, ValueError):
-        raise VisualizationError(f"channel must be an integer; got {channel!r}") from None
+        raise VisualizationError(f"channel must be an integer; got {plain(channel)!r}") from None
     if c != channel or not 0 <= c < channels:
         raise VisualizationError(
-            f"channel {channel!r} is out of range for layer {layer!r}, which has {channels} "
+            f"channel {plain(channel)!r} is out of range for layer {layer!r}, which has {channels} "
             f"channels: use 0 to {channels - 1}"
         )
     return c
@@ -114,7 +114,8 @@ def check_image_size(model, pixels: np.ndarray) -> None:
         raise VisualizationError(
             f"this model takes {size[0]}x{size[1]} images (its input is fixed at "
             f"{tuple(contract_model(model).inputs[0].shape)}); got {pixels.shape[-2]}x"
-            f"{pixels.shape[-1]}. Resize it, e.g. load_image(path, size={size[0]})"
+            f"{pixels.shape[-1]}. Give it at {size[0]}x{size[1]} (a file or bundled name is "
+            "resized for you; a cifar10:K image is 32x32)"
         )
 
 

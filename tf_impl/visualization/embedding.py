@@ -34,6 +34,7 @@ import numpy as np
 from converters.onnx_to_tf import contract_model
 
 from .. import images as imgs
+from ..config import plain
 from . import checks
 from .checks import VisualizationConfig, VisualizationError
 
@@ -196,7 +197,7 @@ def nearest_neighbours(query, pool, k: int = 5, space: str = "feature", *, model
         raise VisualizationError("the pool is empty; give at least one image")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= len(p):
         raise VisualizationError(
-            f"k must be an integer from 1 to the pool size {len(p)}; got {k!r}")
+            f"k must be an integer from 1 to the pool size {len(p)}; got {plain(k)!r}")
     d = distances(q, p, metric)
     order = np.argsort(d, axis=1, kind="stable")[:, :k]
     return Neighbours(order, np.take_along_axis(d, order, axis=1))

@@ -40,6 +40,7 @@ from converters.onnx_to_tf import contract_model
 
 from .. import images as imgs
 from .. import interrupts
+from ..config import plain
 from ..loop import progress_bar
 from . import checks
 from .checks import VisualizationConfig, VisualizationError
@@ -344,7 +345,7 @@ def top_patches(
     name = checks.check_layer(model, layer)
     k = config.k
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise VisualizationError(f"k must be an integer >= 1; got {k!r}")
+        raise VisualizationError(f"k must be an integer >= 1; got {plain(k)!r}")
     data = _Dataset(model, source, config, n, split)
     shape = tap_shapes(model, [name], data.hw)[name]
     if len(shape) != 4:

@@ -16,6 +16,7 @@ from ... import images as imgs
 from ...attribution import common
 from ...attribution.gradients import channel_max
 from ...attribution.occlusion import occlusion_map
+from ...config import plain
 from .. import checks
 from ..checks import VisualizationConfig, VisualizationError
 
@@ -103,15 +104,16 @@ class OcclusionConfig(VisualizationConfig):
         wh, ww = _pair("window", self.window)
         sh, sw = _pair("stride", self.stride)
         if wh < 1 or ww < 1:
-            raise VisualizationError(f"window must be >= 1 pixel; got {self.window!r}")
+            raise VisualizationError(f"window must be >= 1 pixel; got {plain(self.window)!r}")
         if sh < 1 or sw < 1:
             raise VisualizationError(
-                f"stride must be >= 1 pixel; got {self.stride!r} (use 1 to {min(wh, ww)}, at "
-                "most the window size)")
+                f"stride must be >= 1 pixel; got {plain(self.stride)!r} (use 1 to "
+                f"{min(wh, ww)}, at most the window size)")
         if sh > wh or sw > ww:
             raise VisualizationError(
-                f"stride {self.stride!r} is larger than the window {self.window!r}: some pixels "
-                "would never be occluded. Use a stride of at most the window size")
+                f"stride {plain(self.stride)!r} is larger than the window "
+                f"{plain(self.window)!r}: some pixels would never be occluded. Use a stride of at "
+                "most the window size")
         if self.baseline_space not in _SPACES:
             raise VisualizationError(
                 f"baseline_space must be one of {_SPACES}; got {self.baseline_space!r}")

@@ -47,7 +47,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--image", default="astronaut", help="bundled name or file (default: "
                    "%(default)s)")
     p.add_argument("--size", type=int, default=224, help="resize the image to this (shorter "
-                   "side, centre crop; default %(default)s)")
+                   "side, centre crop; default %(default)s); a size that would not fit in "
+                   "memory is refused with the largest that does (TF_IMPL_MEMORY_LIMIT, e.g. "
+                   "2G, plans for less)")
     p.add_argument("--steps", type=int, default=d.optimize.steps)
     p.add_argument("--lr", type=float, default=d.optimize.learning_rate, help="Adam learning "
                    "rate (default %(default)s)")
@@ -69,6 +71,7 @@ def add_parsers(sub) -> None:
 
 def run_feature_inversion(args) -> int:
     from .. import images as imgs
+    from .. import memory
     from ..feature_inversion import FeatureInversionConfig, invert_features
     from ..report import OutputDir
 
@@ -84,7 +87,7 @@ def run_feature_inversion(args) -> int:
         model.resolve(layer)
     if args.size < 16:
         raise ValueError(f"--size {args.size} is too small; use at least 16 (224 is the default)")
-    imgs.check_memory(model, (1, 3, args.size, args.size), layers)  # before decoding a picture
+    memory.check_memory(model, (1, 3, args.size, args.size), layers)  # before decoding a picture
     picture = imgs.load_image(args.image, args.size)
     for note in picture.notes:
         print(f"note: {args.image}: {note}", file=sys.stderr)

@@ -22,6 +22,7 @@ import model_zoo
 from converters import onnx_to_tf
 from converters.onnx_to_tf import UnknownTapError
 from tf_impl import images as imgs
+from tf_impl import memory
 from tf_impl.cli import main as cli_main
 from tf_impl.feature_inversion import FeatureInversionConfig, gaussian_blur, invert_features
 from tf_impl.metrics import psnr
@@ -149,9 +150,10 @@ def test_grayscale_and_rgba_are_converted_with_a_note(vgg, photo):
 
 
 def test_an_input_too_large_for_memory_is_refused_with_its_size(vgg):
-    with pytest.raises(imgs.ImageError, match=r"1x3x4000x4000 needs about .* GiB"):
-        imgs.check_memory(vgg, (1, 3, 4000, 4000), ["conv3_1"], available=2**30)
-    assert imgs.check_memory(vgg, (1, 3, 64, 64), ["conv3_1"], available=2**30) > 0
+    with pytest.raises(memory.MemoryPreflightError,
+                       match=r"1x3x4000x4000 needs about .* GiB .*--size \d+ or less"):
+        memory.check_memory(vgg, (1, 3, 4000, 4000), ["conv3_1"], available=2**30)
+    assert memory.check_memory(vgg, (1, 3, 64, 64), ["conv3_1"], available=2**30) > 0
 
 
 # -- command line -----------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import tensorflow as tf
 from converters.onnx_to_tf import contract_model
 
 from . import images as imgs
+from . import memory
 from . import metrics as m
 from .config import TechniqueConfig
 from .optimize import Optimization, OptimizeConfig, pixel_box, seeded_noise
@@ -179,7 +180,7 @@ def invert_features(
     picture = imgs.load_image(image, size)
     imgs.warn_notes(picture)
     original = picture.pixels
-    imgs.check_memory(model, original.shape, layers)
+    memory.check_memory(model, original.shape, layers)
     mean, std = preprocessing or imgs.preprocessing_of(model)
     x_orig = imgs.normalize(original, mean, std)
     feats = model(x_orig, taps=layers)

@@ -282,31 +282,3 @@ def _file_mode_notes(src: str) -> list[str]:
 def warn_notes(image: Image) -> None:
     for note in image.notes:
         warnings.warn(f"{image.name}: {note}", stacklevel=3)
-
-
-def check_memory(model, shape, layers, *, factor: float = 4.0, available: int | None = None):
-    """Refuse an input whose activations up to ``layers`` would not fit in memory.
-
-    Measures the activation size per input pixel with a 32x32 probe (or one input of the
-    model's own size when that is fixed) through the layers the technique needs, scales it to
-    ``shape`` and allows ``factor`` times that (forward values kept for the gradient,
-    gradients, optimizer state).
-    """
-    model = contract_model(model)
-    import psutil
-
-    n, c, h, w = shape
-    fixed = tuple(model.input_shape[2:])
-    ph, pw = fixed if len(fixed) == 2 and None not in fixed else (32, 32)
-    names = model.dependencies(layers)
-    outs = model(np.zeros((1, c, ph, pw), np.float32), taps=names)
-    per_pixel = sum(int(np.prod(v.shape)) for v in outs.values()) * 4 / (ph * pw)
-    need = per_pixel * n * h * w * factor
-    free = psutil.virtual_memory().available if available is None else available
-    if need > 0.8 * free:
-        raise ImageError(
-            f"an input of {n}x{c}x{h}x{w} needs about {need / 2**30:.1f} GiB for the "
-            f"activations up to {list(layers)}, but {free / 2**30:.1f} GiB is available; use "
-            "a smaller image (e.g. --size 224) or a shallower layer"
-        )
-    return need

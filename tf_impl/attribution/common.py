@@ -150,3 +150,16 @@ def merged_config(config, cls, **overrides):
         raise AttributionError(f"config must be a {cls.__name__}; got {type(config).__name__}")
     changes = {k: v for k, v in overrides.items() if v is not None}
     return config.with_(**changes) if changes else config
+
+
+def fit_batch(model, shape, requested: int, *, factor: float, what: str,
+              share: float = 1.0) -> int:
+    """Inputs of ``shape`` ((C, H, W) or (N, C, H, W)) per forward pass: ``requested``, or
+    fewer so that ``factor`` times one input's activations (``tf_impl.memory``) fit in
+    ``share`` of the memory budget; refuses when not even one fits. Chunking changes nothing
+    but the peak memory: every row is computed on its own."""
+    from .. import memory
+
+    c, h, w = tuple(shape)[-3:]
+    per_row = factor * memory.activation_bytes(model, (1, c, h, w))
+    return memory.chunk_rows(per_row, requested, what=f"{what} at {h}x{w}", share=share)

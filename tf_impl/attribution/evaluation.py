@@ -28,7 +28,8 @@ Guided IG and IDGI), 28 steps at any resolution, which is 8x cheaper. Measured o
 resnet20_cifar test images (saliency, FullGrad, IG): the mean AUC moves by at most 0.012 and
 a single image's by at most 0.05 between the two step sizes, against a spread (standard
 deviation) of 0.16-0.29 between images. All the stages of all images go through the model
-``batch_size`` at a time.
+``batch_size`` at a time, at most ``max_rows`` stage images built at once (both fewer when that
+many would not fit in memory: :mod:`tf_impl.memory`).
 
 Example:
     >>> model = onnx_to_tf.load(model_zoo.load("resnet20_cifar"))          # doctest: +SKIP
@@ -54,6 +55,7 @@ from .common import (
     AttributionError,
     check_baseline,
     check_inputs,
+    fit_batch,
     logits,
     resolve_targets,
 )
@@ -244,8 +246,16 @@ def _probabilities(model, rows: np.ndarray, targets: np.ndarray, batch_size: int
 
 
 def _curves(model, x, order, start, finish, targets, per_step, batch_size, max_rows):
+    from .. import memory
+
     model = contract_model(model)
     n, c, h, w = x.shape
+    # half the budget for the stage images (each built from a start, a finish and a mask:
+    # about 4 copies), half for the forward passes
+    max_rows = memory.chunk_rows(4 * 4 * c * h * w, max_rows, share=0.5,
+                                 what=f"a deletion/insertion stage at {h}x{w}")
+    batch_size = fit_batch(model, x.shape, batch_size, factor=memory.FORWARD, share=0.5,
+                           what="deletion/insertion")
     hw = h * w
     steps = math.ceil(hw / per_step)
     changed = np.minimum(np.arange(steps + 1) * per_step, hw)

@@ -201,7 +201,7 @@ def prepare(model, inputs, target, baseline, batch_size: int, points: int, *,
     """Checked ``(x, baseline, targets, size)``: float32 inputs, the baseline at their shape
     (None when ``needs_baseline`` is False), one target class per input, and the rows per
     forward pass (``batch_size``, or fewer when a walk of ``points`` points per input has
-    fewer rows in all)."""
+    fewer rows in all, or when that many would not fit in memory: ``tf_impl.memory``)."""
     model = contract_model(model)
     x = common.check_inputs(model, inputs)
     if x.shape[0] == 0:
@@ -213,7 +213,10 @@ def prepare(model, inputs, target, baseline, batch_size: int, points: int, *,
         b = common.check_baseline(baseline, x)
         if not np.all(np.isfinite(b)):
             raise AttributionError("baseline contains NaN or infinite values")
-    size = _chunk_size(points * len(x), batch_size)
+    from .. import memory
+
+    size = common.fit_batch(model, x.shape, _chunk_size(points * len(x), batch_size),
+                            factor=memory.GRADIENT, what="the path's gradients")
     targets = common.resolve_targets(model, x, target, out=output_scores(model, x, size))
     return x, b, targets, size
 

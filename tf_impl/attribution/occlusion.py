@@ -6,7 +6,8 @@ the windows that cover it, of score(original) - score(occluded). Windows start a
 ``stride`` until the image is covered (the last window along an axis may be cut off at the
 border: ceil((H - window) / stride) + 1 positions), and the occluded inputs are batched
 ``batch_size`` windows per forward pass (one compiled step per chunk, so ``batch_size=1`` costs
-little more per window than large batches).
+little more per window than large batches), fewer when that many would not fit in memory
+(:mod:`tf_impl.memory`).
 
 :func:`occlusion` takes the model's normalised NCHW input like every method of
 :mod:`tf_impl.attribution` and returns attributions of the inputs' shape (the map repeated over
@@ -161,6 +162,10 @@ def occlusion_map(model, x, targets, window: tuple[int, int], stride: tuple[int,
                        for xx in window_starts(w, ww, sw)], np.int32)
     base = np.broadcast_to(np.asarray(baseline, np.float32).reshape(1, -1, 1, 1), (1, c, 1, 1))
     base = tf.constant(np.ascontiguousarray(base))
+    from .. import memory
+
+    batch_size = common.fit_batch(model, x.shape, int(batch_size), factor=memory.FORWARD,
+                                  what="occlusion")
     chunks = -(-len(starts) // int(batch_size))
     bs = -(-len(starts) // chunks)  # <= batch_size, chunks as even as possible
     pad = -len(starts) % bs  # copies of the last window: every chunk has one shape, one trace

@@ -20,8 +20,8 @@ Exit codes:
 - ``EXIT_FAILED`` (1): the run failed (e.g. a NaN loss stopped it; the last finite state is
   written).
 - ``EXIT_BAD_INPUT`` (2): bad input (unknown model or layer, a contract that contradicts the
-  graph, an unreadable picture or contract file, an unwritable output folder): one
-  ``error: ...`` line on stderr.
+  graph, an unreadable picture or contract file, an unwritable output folder, an input that
+  would not fit in memory): one ``error: ...`` line on stderr.
 - ``EXIT_REFERENCE_UNAVAILABLE`` (3): kept for the cross-check (``converters.crosscheck``): the
   reference side (onnxruntime or PyTorch) cannot run the model, so nothing was compared.
 - ``EXIT_INTERRUPTED`` (130): Ctrl-C; what was reached is written.
@@ -283,15 +283,17 @@ def load_model(args: argparse.Namespace, path: str | Path | None = None, *,
 def error_types() -> tuple[type[BaseException], ...]:
     """The errors ``main`` prints as one ``error: ...`` line with exit status 2: ValueError
     (ContractError, OnnxImportError, the techniques' own), ModelZooError, ImageError,
-    OutputError and FileNotFoundError."""
+    MemoryPreflightError (the input would not fit in memory), OutputError and
+    FileNotFoundError."""
     from converters.onnx_to_tf import ContractError, OnnxImportError
     from model_zoo import ModelZooError
 
     from ..images import ImageError
+    from ..memory import MemoryPreflightError
     from ..report import OutputError
 
-    return (ValueError, ContractError, OnnxImportError, ModelZooError, ImageError, OutputError,
-            FileNotFoundError)
+    return (ValueError, ContractError, OnnxImportError, ModelZooError, ImageError,
+            MemoryPreflightError, OutputError, FileNotFoundError)
 
 
 # -- shared steps -----------------------------------------------------------------------------

@@ -53,7 +53,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--image", default="astronaut", help="bundled name, file or cifar10:K "
                    "(default: %(default)s)")
     p.add_argument("--size", type=at_least(16), default=None, help="resize the image to this "
-                   "(shorter side, centre crop; default 224, or the model's fixed input size)")
+                   "(shorter side, centre crop; default 224, or the model's fixed input size); a "
+                   "size that would not fit in memory is refused with the largest that does "
+                   "(TF_IMPL_MEMORY_LIMIT, e.g. 2G, plans for less)")
     p.add_argument("--steps", type=positive_int, default=d.optimize.steps)
     p.add_argument("--lr", type=float, default=d.optimize.learning_rate, help="Adam learning "
                    "rate (default %(default)s)")
@@ -75,6 +77,7 @@ def add_parsers(sub) -> None:
 
 def run_feature_inversion(args) -> int:
     from .. import images as imgs
+    from .. import memory
     from ..feature_inversion import FeatureInversionConfig, invert_features
 
     out = open_run_folder(args)  # refuse an unwritable folder before any work
@@ -89,7 +92,7 @@ def run_feature_inversion(args) -> int:
     for layer in layers:
         model.resolve(layer)
     size = working_size(args, model)
-    imgs.check_memory(model, (1, 3, size, size), layers)  # before decoding a picture
+    memory.check_memory(model, (1, 3, size, size), layers)  # before decoding a picture
     picture = imgs.load_image(args.image, size)
     for note in picture.notes:
         print(f"note: {args.image}: {note}", file=sys.stderr)

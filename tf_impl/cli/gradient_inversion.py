@@ -10,7 +10,10 @@
         --batch 1 --labels true --checkpoint runs/ig/run.npz --resume --out runs/ig
 
 Writes ``original_*.png``/``reconstruction_*.png``, ``comparison.png``, ``seeds.png``
-(GradInversion), ``history.csv``/``history.png`` and ``result.json``.
+(GradInversion; both figures show the first 16 images of a larger batch),
+``history.csv``/``history.png`` and ``result.json``. A batch that would not fit in memory is
+refused before anything is written, with the largest batch that fits (see
+``tf_impl.memory``; ``TF_IMPL_MEMORY_LIMIT=2G`` plans for less memory than the machine has).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from .common import (
 )
 
 ATTACKS = ("gradinversion", "dlg", "idlg", "inverting-gradients")
+FIGURE_COLUMNS = 16  # comparison.png and seeds.png show at most this many images
 
 
 def add_parsers(sub) -> None:
@@ -52,7 +56,9 @@ def add_parsers(sub) -> None:
                    "weights (a model early in training: its gradients leak far more than a "
                    "trained model's)")
     p.add_argument("--attack", choices=ATTACKS, default="gradinversion")
-    p.add_argument("--batch", type=positive_int, default=4, help="private batch size (default 4)")
+    p.add_argument("--batch", type=positive_int, default=4, help="private batch size (default "
+                   "4); a batch that would not fit in memory is refused with the largest that "
+                   "does (set TF_IMPL_MEMORY_LIMIT, e.g. 2G, to plan for less memory)")
     p.add_argument("--first", type=at_least(0), default=0, help="index of the first bundled image "
                    "(CIFAR-10 test set for 32x32 models, photos otherwise)")
     p.add_argument("--labels", choices=("restore", "true"), default="restore",
@@ -108,6 +114,18 @@ def _say_budget(cfg) -> None:
     print(f"{cfg.optimize.steps} steps x {runs} restart(s) with a {budget / 60:.1f}-minute "
           "budget: if the budget runs out first, the run stops there and keeps the best "
           "iterate so far (continue it later with --checkpoint FILE --resume)", file=sys.stderr)
+
+
+def _seeds(args) -> int:
+    """The images optimised together per private image: GradInversion's seeds, else 1."""
+    if args.attack != "gradinversion":
+        return 1
+    from ..gradient_inversion.gradinversion import GradInversionConfig
+
+    if args.seeds is not None:
+        return args.seeds
+    return GradInversionConfig.PAPER["seeds"] if args.preset == "paper" else \
+        GradInversionConfig().seeds
 
 
 _GI_TERMS = ("l2_weight", "bn_weight", "group_weight", "registration", "distance")
@@ -195,6 +213,7 @@ def run_gradient_inversion(args) -> int:
 
     from ..gradient_inversion import client_gradient
     from ..gradient_inversion.labels import label_accuracy, restore_labels
+    from ..gradient_inversion.preflight import check_batch_memory
     from ..gradient_inversion.private_batch import private_batch
     from ..gradient_inversion.scoring import score
 
@@ -208,6 +227,7 @@ def run_gradient_inversion(args) -> int:
                              f"({', '.join(model_zoo.available())})")
         args.model = str(model_zoo.load(args.model, pretrained=False))
     model = load_model(args, classifier="gradient inversion")
+    check_batch_memory(model, args.batch, copies=_seeds(args), scored=True, name=name)
     args.overwrite = args.overwrite or args.resume  # the resumed run replaces the stopped one
     out = open_run_folder(args)
     _stage_checkpoint(args, out)
@@ -249,15 +269,17 @@ def _figures(out, args, name, pixels, y, rec, s, seeds, order) -> None:
     for i in range(len(pixels)):
         out.write_png(f"original_{i}.png", pixels[i])
         out.write_png(f"reconstruction_{i}.png", rec[i])
-    panels = [(f"original, label {y[i]}", pixels[i]) for i in range(len(pixels))] + [
-        (f"PSNR {s['psnr'][i]:.1f}, LPIPS {s['lpips'][i]:.2f}", rec[i]) for i in range(len(rec))]
+    shown = min(len(pixels), FIGURE_COLUMNS)  # a figure stays a readable (and drawable) size
+    more = f" (the first {shown})" if shown < len(pixels) else ""
+    panels = [(f"original, label {y[i]}", pixels[i]) for i in range(shown)] + [
+        (f"PSNR {s['psnr'][i]:.1f}, LPIPS {s['lpips'][i]:.2f}", rec[i]) for i in range(shown)]
     out.write_figure("comparison.png", lambda p: image_grid_figure(
-        p, panels, ncols=len(pixels), size=1.8,
+        p, panels, ncols=shown, size=1.8,
         title=f"{args.attack} on {name}{' (untrained)' if args.untrained else ''}, batch "
-        f"{args.batch}\noriginals (top), "
+        f"{args.batch}{more}\noriginals (top), "
         "reconstructions (bottom)"))
     if seeds is not None:
         seed_panels = [(f"seed {g}" if i == 0 else "", seeds[g][order][i])
-                       for g in range(len(seeds)) for i in range(len(pixels))]
+                       for g in range(len(seeds)) for i in range(shown)]
         out.write_figure("seeds.png", lambda p: image_grid_figure(
-            p, seed_panels, ncols=len(pixels), size=1.6, title="every seed (rows)"))
+            p, seed_panels, ncols=shown, size=1.6, title="every seed (rows)"))

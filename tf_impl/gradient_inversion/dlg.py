@@ -30,6 +30,7 @@ from ..optimize import Optimization, OptimizeConfig, pixel_box, seeded_noise
 from ..priors import TotalVariation
 from ..result import Result
 from .matching import DISTANCES, GradientMatcher
+from .preflight import check_batch_memory
 from .victim import (
     GradientInversionError,
     SharedGradient,
@@ -116,6 +117,7 @@ def dlg(model, shared: SharedGradient, config: DLGConfig | None = None, *, label
     fc = fc_layer(model)
     shape = image_shape_of(model, image_shape)
     n = shared.batch_size
+    check_batch_memory(model, n, shape)
     mean, std = preprocessing or imgs.preprocessing_of(model)
     fixed = _labels_for(model, shared, config, labels)
     start = {"x": seeded_noise((n, *shape), config.seed, config.init_std)}

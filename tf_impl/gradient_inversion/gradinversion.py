@@ -190,7 +190,7 @@ def grad_inversion(model, shared: SharedGradient, config: GradInversionConfig | 
     """
     config = config or GradInversionConfig()
     model, shared, y, shape, (mean, std) = attack_inputs(model, shared, labels, image_shape,
-                                                         preprocessing)
+                                                         preprocessing, copies=config.seeds)
     n = shared.batch_size
     if config.bn_weight and not model.bn_layers:
         warnings.warn("this model has no BatchNormalization layers (Keras and Caffe exports "

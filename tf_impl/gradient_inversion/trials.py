@@ -31,16 +31,20 @@ from ..result import Result
 _FREE = ("progress", "compile", "max_seconds", "checkpoint_every", "snapshot_every")
 
 
-def attack_inputs(model, shared, labels, image_shape, preprocessing):
+def attack_inputs(model, shared, labels, image_shape, preprocessing, *, copies: int = 1):
     """What an optimisation attack starts from: the checked model and shared gradient, the
     labels (given, or restored from the FC gradient: column-wise minimum, or the
     duplicate-aware rule when the batch is larger than the number of classes), the image
-    shape (C, H, W) and the preprocessing (mean, std)."""
+    shape (C, H, W) and the preprocessing (mean, std). First refuses a batch (of ``copies``
+    optimised together) that would not fit in memory (:mod:`.preflight`)."""
     from . import labels as label_rules
+    from .preflight import check_batch_memory
     from .victim import check_gradient, check_labels, fc_layer, image_shape_of
 
     model = contract_model(model)
     shared = check_gradient(model, shared)
+    check_batch_memory(model, shared.batch_size, image_shape_of(model, image_shape),
+                       copies=copies)
     if labels is None:
         y = np.asarray(label_rules.restore_labels(model, shared), np.int64)
     else:

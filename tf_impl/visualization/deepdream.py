@@ -43,6 +43,7 @@ import tensorflow as tf
 from converters.onnx_to_tf import contract_model
 
 from .. import images as imgs
+from .. import memory
 from ..loop import run_steps
 from ..optimize import Optimization, OptimizeConfig
 from ..result import Result
@@ -288,7 +289,7 @@ def _picture_and_octaves(model, image, size: int, layers, config: DeepDreamConfi
         picture = imgs.as_pixels(image)
     original, name, notes = picture.pixels, picture.name, list(picture.notes)
     checks.check_image_size(model, original)
-    imgs.check_memory(model, original.shape, layers)
+    memory.check_memory(model, original.shape, layers)
     h, w = original.shape[-2:]
     if checks.fixed_size(model) is not None and config.octaves > 1:
         note = (f"this model takes only {h}x{w} inputs, so the {config.octaves} octaves "

@@ -11,6 +11,7 @@ import tensorflow as tf
 from converters.onnx_to_tf import contract_model
 
 from ... import images as imgs
+from ... import memory
 from ...result import Result
 from ..checks import (
     VisualizationError,
@@ -76,7 +77,7 @@ def synthesize_texture(
     shape = (1, source.shape[1], *out_hw)
     start = setup.start_pixels(init, shape, config)
     check_image_size(model, start)
-    imgs.check_memory(model, shape, list(config.layers))
+    memory.check_memory(model, shape, list(config.layers))
     weights = config.weights()
     objective = build_objective(model, grams, weights, config.style_weight,
                                 tv_weight=config.tv_weight, tv_beta=config.tv_beta)

@@ -11,6 +11,7 @@ import tensorflow as tf
 from converters.onnx_to_tf import contract_model
 
 from ... import images as imgs
+from ... import memory
 from ...result import Result
 from ..checks import (
     check_image_size,
@@ -70,7 +71,7 @@ def style_transfer(
     style_px = style_pic.pixels
     check_image_size(model, style_px)
     start = setup.start_pixels(init, content_px.shape, config, content_px, style_px)
-    imgs.check_memory(model, content_px.shape, list(config.content_layers + config.style_layers))
+    memory.check_memory(model, content_px.shape, list(config.content_layers + config.style_layers))
     mean, std = preprocessing or imgs.preprocessing_of(model)
     s_feats = setup.target_features(model, imgs.normalize(style_px, mean, std),
                                     config.style_layers, "style")

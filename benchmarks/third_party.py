@@ -142,8 +142,8 @@ def run_commands(row: dict, path: Path, layer: str, size: int, out: Path,
     name = row["model"]
     row.setdefault("commands", {})
     for command in commands:
-        argv = [command, "--model", str(path), "--out", str(out / name / command), "--quiet",
-                *command_args(command, layer, size)]
+        argv = [command, "--model", str(path), "--out", str(out / name / command),
+                "--overwrite", "--quiet", *command_args(command, layer, size)]  # a rerun replaces
         code, seconds, error = run_command(argv)
         written = sorted(p.name for p in (out / name / command).glob("*")) \
             if (out / name / command).is_dir() else []

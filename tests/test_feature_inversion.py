@@ -222,10 +222,12 @@ def test_ctrl_c_writes_what_was_reached(tmp_path):
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             deadline = time.time() + 300  # generous: CI machines may be busy
-            while not list(out.glob("snapshots/*step00003.png")) and time.time() < deadline:
+            # the run writes into its staging folder beside --out until it ends
+            staged = ".fi.partial-*/snapshots/*step00003.png"
+            while not list(tmp_path.glob(staged)) and time.time() < deadline:
                 assert proc.poll() is None, log.read_text()[-2000:]
                 time.sleep(0.2)
-            assert list(out.glob("snapshots/*step00003.png")), log.read_text()[-2000:]
+            assert list(tmp_path.glob(staged)), log.read_text()[-2000:]
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=120)
         finally:

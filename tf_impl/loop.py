@@ -24,7 +24,6 @@ returns a :class:`LoopOutcome` that says how many steps ran and why it stopped.
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -116,8 +115,9 @@ def run_steps(step: Callable[[int], Mapping[str, float]], total: int, *, start: 
     except interrupts.StopNow:
         raise  # a second signal: no time to keep anything
     except KeyboardInterrupt:
-        how = interrupts.signal_name(interrupts.requested() or signal.SIGINT)
-        stopped, message = "interrupted", f"{how}: stopped after {done} of {total} steps; {kept}"
+        asked = interrupts.requested()  # None: a plain KeyboardInterrupt (a library call)
+        how = "" if asked is None else f" by {interrupts.signal_name(asked)}"
+        stopped, message = "interrupted", f"interrupted{how} after {done} of {total} steps; {kept}"
         say(message)
     finally:
         if bar is not None:

@@ -19,6 +19,7 @@ clearly marked partial, and a refused run leaves nothing behind.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import os
 import shutil
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from .report import OutputDir, OutputError
 
-__all__ = ["MANIFEST", "RunFolder", "holds_run"]
+__all__ = ["MANIFEST", "RunFolder", "finish_args", "finishing", "holds_run"]
 
 MANIFEST = "run.json"
 STATUSES = ("complete", "interrupted", "failed", "crashed")
@@ -172,3 +173,47 @@ class RunFolder(OutputDir):
             shutil.rmtree(old, ignore_errors=True)
         self.path = t
         return t
+
+
+def finish_args(args, state: str, code: int) -> str:
+    """Finish the run folder a command opened (``args.run_folder``, if any) with ``state``
+    and exit ``code``; what was kept, in words."""
+    folder = getattr(args, "run_folder", None)
+    kept = None if folder is None else folder.finish(state, exit_code=code)
+    if kept is None:
+        return "nothing was written"
+    return (f"wrote {kept}/" if state == "complete"
+            else f"kept the {state} run in {kept}/ (marked so in its run.json)")
+
+
+def finishing(run, *, bad_input, states: dict, failed: int):
+    """``run(args)`` (a command) with its run folder finished when it returns: moved into
+    place with the state ``states`` gives its exit status (else "failed"), discarded when it
+    raises one of ``bad_input()``, kept as "crashed" on any other error, as "interrupted" on
+    :class:`tf_impl.interrupts.StopNow`. So any caller of ``args.run(args)`` (the command line,
+    a test, a notebook) gets the folder complete; ``args.kept`` says what was kept."""
+    from . import interrupts
+
+    @functools.wraps(run)
+    def finishing_run(args):
+        try:
+            status = run(args)
+        except interrupts.StopNow as stop:
+            args.kept = f"{stop.stage}: " + finish_args(args, "interrupted",
+                                                        interrupts.exit_code(stop.signum))
+            raise
+        except bad_input():
+            folder = getattr(args, "run_folder", None)
+            if folder is not None:
+                folder.discard()
+            args.kept = "nothing was written"
+            raise
+        except BaseException:
+            finish_args(args, "crashed", failed)
+            raise
+        asked = interrupts.requested()  # the exit status the command line gives (130 or 143)
+        args.kept = finish_args(args, states.get(status, "failed"),
+                                status if asked is None else interrupts.exit_code(asked))
+        return status
+
+    return finishing_run

@@ -405,7 +405,10 @@ def test_images():
     np.testing.assert_array_equal(lenet, data.image("chelsea", 32, normalize=False))
     with pytest.raises(ModelZooError) as err:
         data.image("no_such_picture")
-    assert "starry_night" in str(err.value) and "astronaut" in str(err.value)
+    assert "neither a file nor a bundled name" in str(err.value)
+    assert "astronaut" in str(err.value)  # where the names are: the folder, skimage's names
+    with pytest.raises(ModelZooError, match="did you mean starry_night"):
+        data.image("stary_night")
 
 
 def test_cli(zoo_cache, capsys):

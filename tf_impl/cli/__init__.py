@@ -40,7 +40,7 @@ import os
 import sys
 import time
 
-from .common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, error_types
+from .common import EXIT_BAD_INPUT, EXIT_OK, error_types
 
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
@@ -100,41 +100,23 @@ def main(argv: list[str] | None = None) -> int:
     elif status == EXIT_OK:
         print(f"done in {seconds}", file=sys.stderr)
     elif status != EXIT_BAD_INPUT:
-        print(f"stopped after {seconds}; {kept}", file=sys.stderr)
+        print(f"stopped after {seconds}" + (f"; {kept}" if kept else ""), file=sys.stderr)
     return status
 
 
 def _run(args) -> tuple[int, str]:
-    """``args.run(args)`` with its run folder finished (moved into place with its status) or
-    discarded (bad input, or nothing written): (exit status, what was kept, in words)."""
+    """``args.run(args)`` (its run folder finished by :func:`common.finishes_run_folder`):
+    (exit status, what was kept, in words); bad input prints its one ``error:`` line."""
     from .. import interrupts
 
     try:
         status = args.run(args)
     except interrupts.StopNow as stop:
-        kept = _finish(args, "interrupted", interrupts.exit_code(stop.signum))
-        return interrupts.exit_code(stop.signum), f"{stop.stage}: {kept}"
+        return interrupts.exit_code(stop.signum), getattr(args, "kept", "nothing was written")
     except error_types() as err:
-        folder = getattr(args, "run_folder", None)
-        if folder is not None:
-            folder.discard()
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT, "nothing was written"
-    except BaseException:
-        _finish(args, "crashed", EXIT_FAILED)
-        raise
-    state = {EXIT_OK: "complete", EXIT_INTERRUPTED: "interrupted"}.get(status, "failed")
-    asked = interrupts.requested()  # the exit status main will give (130 or 143)
-    return status, _finish(args, state, status if asked is None else interrupts.exit_code(asked))
-
-
-def _finish(args, state: str, code: int) -> str:
-    folder = getattr(args, "run_folder", None)
-    kept = None if folder is None else folder.finish(state, exit_code=code)
-    if kept is None:
-        return "nothing was written"
-    return (f"wrote {kept}/" if state == "complete"
-            else f"kept the {state} run in {kept}/ (marked so in its run.json)")
+    return status, getattr(args, "kept", "")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from .common import (
     class_names,
     epilog,
     exit_status,
+    finishes_run_folder,
     load_model,
     non_negative_int,
     open_run_folder,
@@ -157,6 +158,7 @@ def _write_history(out, name: str, result, title: str) -> None:
         out.write_history({name: result.history}, title, linear=True)
 
 
+@finishes_run_folder
 def run_class_viz(args) -> int:
     import numpy as np
 
@@ -222,6 +224,7 @@ def _attack_inputs(args, model):
     return pixels, (labels if labels is not None else y), names
 
 
+@finishes_run_folder
 def run_adversarial(args) -> int:
     import numpy as np
 
@@ -262,6 +265,7 @@ def run_adversarial(args) -> int:
     return exit_status(result)
 
 
+@finishes_run_folder
 def run_deepdream(args) -> int:
     import warnings
 

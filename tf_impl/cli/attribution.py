@@ -32,6 +32,7 @@ from .common import (
     check_pictures,
     class_names,
     epilog,
+    finishes_run_folder,
     load_model,
     load_picture,
     open_run_folder,
@@ -224,6 +225,7 @@ def _given(**values) -> dict:
 
 
 # -- the sub-commands ---------------------------------------------------------------------------
+@finishes_run_folder
 def run_integrated_gradients(args) -> int:
     from ..attribution.blur_ig import BlurIGConfig, blur_ig
     from ..attribution.guided_ig import GuidedIGConfig, guided_ig
@@ -258,6 +260,7 @@ def run_integrated_gradients(args) -> int:
     return _done(args, out, what, record)
 
 
+@finishes_run_folder
 def run_idgi(args) -> int:
     from ..attribution.idgi import IDGIConfig, path_points_and_gradients
     from ..attribution.integrated_gradients import draw_attributions
@@ -285,6 +288,7 @@ def run_idgi(args) -> int:
     return _done(args, out, "idgi", record)
 
 
+@finishes_run_folder
 def run_fullgrad(args) -> int:
     from .. import images as imgs
     from ..attribution.common import check_inputs

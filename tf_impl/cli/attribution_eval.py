@@ -20,6 +20,7 @@ from .common import (
     EXIT_OK,
     add_model_options,
     at_least,
+    finishes_run_folder,
     load_model,
     open_run_folder,
     positive_int,
@@ -87,6 +88,7 @@ def _images(args, model):
     return imgs.normalize(pixels, mean, std), None, photos[:args.n]
 
 
+@finishes_run_folder
 def run_attribution_eval(args) -> int:
     from pathlib import Path
 

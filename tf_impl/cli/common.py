@@ -62,6 +62,7 @@ __all__ = [
     "epilog",
     "error_types",
     "exit_status",
+    "finishes_run_folder",
     "load_model",
     "load_picture",
     "open_run_folder",
@@ -434,3 +435,12 @@ def open_run_folder(args: argparse.Namespace):
                     command=["python -m tf_impl", *getattr(args, "argv", [])])
     args.run_folder = out
     return out
+
+
+def finishes_run_folder(run):
+    """Decorates a command's run function: the run folder it opened is moved into place (or
+    discarded) when it returns or raises (:func:`tf_impl.run_folder.finishing`)."""
+    from ..run_folder import finishing
+
+    return finishing(run, bad_input=error_types, failed=EXIT_FAILED,
+                     states={EXIT_OK: "complete", EXIT_INTERRUPTED: "interrupted"})

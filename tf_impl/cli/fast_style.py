@@ -22,6 +22,7 @@ from .common import (
     EXIT_OK,
     at_least,
     check_pictures,
+    finishes_run_folder,
     non_negative_int,
     open_run_folder,
     positive_int,
@@ -115,6 +116,7 @@ def _blend(text: str) -> list[float]:
                          f"{text!r}") from None
 
 
+@finishes_run_folder
 def run_apply(args) -> int:
     from .. import images as imgs
     from ..visualization import fast_style as fs
@@ -152,6 +154,7 @@ def run_apply(args) -> int:
     return EXIT_OK
 
 
+@finishes_run_folder
 def run_train(args) -> int:
     from ..visualization import fast_style as fs
 

@@ -22,6 +22,7 @@ from .common import (
     check_pictures,
     epilog,
     exit_status,
+    finishes_run_folder,
     load_model,
     non_negative_int,
     open_run_folder,
@@ -75,6 +76,7 @@ def add_parsers(sub) -> None:
     p.set_defaults(run=run_feature_inversion)
 
 
+@finishes_run_folder
 def run_feature_inversion(args) -> int:
     from .. import images as imgs
     from .. import memory

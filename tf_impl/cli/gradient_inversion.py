@@ -26,6 +26,7 @@ from .common import (
     at_least,
     epilog,
     exit_status,
+    finishes_run_folder,
     load_model,
     open_run_folder,
     positive_int,
@@ -208,6 +209,7 @@ def _stage_checkpoint(args, out) -> None:
     args.checkpoint = str(staged)
 
 
+@finishes_run_folder
 def run_gradient_inversion(args) -> int:
     import numpy as np
 

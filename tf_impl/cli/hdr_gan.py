@@ -20,6 +20,7 @@ from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    finishes_run_folder,
     open_run_folder,
     positive_int,
 )
@@ -61,6 +62,7 @@ def add_parsers(sub) -> None:
     p.set_defaults(run=run_hdr_gan)
 
 
+@finishes_run_folder
 def run_hdr_gan(args) -> int:
     import numpy as np
 

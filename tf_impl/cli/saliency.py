@@ -19,6 +19,7 @@ from .common import (
     add_picture_command,
     check_pictures,
     class_names,
+    finishes_run_folder,
     load_model,
     load_picture,
     open_run_folder,
@@ -127,6 +128,7 @@ def _done(out, a) -> int:
 
 
 # -- the sub-commands ---------------------------------------------------------------------------
+@finishes_run_folder
 def run_saliency(args) -> int:
     from ..visualization.saliency import (
         GrabCutConfig,
@@ -161,6 +163,7 @@ def run_saliency(args) -> int:
     return _done(out, a)
 
 
+@finishes_run_folder
 def run_guided_backprop(args) -> int:
     from ..visualization.saliency import (
         GuidedBackpropConfig,
@@ -194,6 +197,7 @@ def _pair_arg(flag: str, values: list[int]):
     raise VisualizationError(f"{flag} takes one int or two (H W); got {len(values)} values")
 
 
+@finishes_run_folder
 def run_occlusion(args) -> int:
     from ..visualization.saliency import OcclusionConfig, colorize, draw_occlusion, occlusion
 

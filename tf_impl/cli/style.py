@@ -22,6 +22,7 @@ from .common import (
     check_pictures,
     epilog,
     exit_status,
+    finishes_run_folder,
     load_model,
     non_negative_int,
     open_run_folder,
@@ -158,6 +159,7 @@ def _finish(out, args, result, technique: str, extra: dict) -> int:
     return exit_status(result, prefix="  ")
 
 
+@finishes_run_folder
 def run_texture(args) -> int:
     from ..visualization.style import TextureConfig, draw_texture, synthesize_texture
 
@@ -185,6 +187,7 @@ def run_texture(args) -> int:
     return _finish(out, args, result, "texture", {"image": result.extra["texture"]})
 
 
+@finishes_run_folder
 def run_style_transfer(args) -> int:
     from .. import images as imgs
     from ..visualization.style import StyleTransferConfig, draw_style_transfer, style_transfer

@@ -59,6 +59,9 @@ COMMANDS: dict[str, list[str]] = {
     "fullgrad": [*R20, *PIC],
     "attribution-eval": [*LENET, "--n", "2", "--steps", "4", "--quiet"],
     "hdr-gan": ["--quick", "--steps", "{steps}", "--quiet"],
+    "fast-style": [*PIC, "--size", "64", "--quiet"],
+    "fast-style-train": ["--styles", "starry_night", "--steps", "{steps}", "--size", "32",
+                         "--batch", "2", "--quiet"],
 }
 ITERATIVE = {c for c, a in COMMANDS.items() if "{steps}" in a}
 MEMORY = {  # too large for a 1 GiB budget

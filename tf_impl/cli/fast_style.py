@@ -119,11 +119,13 @@ def _blend(text: str) -> list[float]:
 @finishes_run_folder
 def run_apply(args) -> int:
     from .. import images as imgs
+    from .. import interrupts
     from ..visualization import fast_style as fs
 
     check_pictures(args.image)  # a bad image before the model is loaded
     out = open_run_folder(args)  # refuse a folder holding a run before any work
     model = fs.load(args.model)
+    interrupts.check("while loading the model")  # Ctrl-C/SIGTERM so far: nothing to keep yet
     style = _blend(args.blend) if args.blend is not None else args.style
     weights = fs.style_weights(model, style)
     picture = imgs.load_image(args.image, args.size)

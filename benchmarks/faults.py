@@ -68,6 +68,9 @@ MEMORY = {  # too large for a 1 GiB budget
     "gradient-inversion": [*LENET, "--attack", "idlg", "--batch", "1000", "--steps", "1"],
     "feature-inversion": ["--model", "vgg16_features", "--layer", "conv3_1", "--image",
                           "astronaut", "--size", "4000", "--steps", "1", "--no-lpips"],
+    "class-viz": ["--model", "resnet18", "--class", ",".join(map(str, range(200))),
+                  "--steps", "1", "--quiet"],
+    "adversarial": ["--model", "resnet20_cifar", "--n", "1000", "--steps", "1"],
 }
 
 

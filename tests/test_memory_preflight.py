@@ -187,3 +187,25 @@ def test_deletion_curves_are_chunked_to_the_limit_with_the_same_values(
     monkeypatch.setenv(memory.ENV_LIMIT, _limit_for(2 * per_row, 7))  # half for the passes
     small = deletion(resnet20, cifar, attr)
     np.testing.assert_allclose(small.probabilities, full.probabilities, rtol=1e-5, atol=1e-7)
+
+
+def test_class_viz_and_adversarial_refuse_a_batch_that_does_not_fit(tmp_path, monkeypatch,
+                                                                      capsys):
+    """Both optimise all their images at once: the refusal names how many fit, and that many
+    is accepted."""
+    monkeypatch.setenv(memory.ENV_LIMIT, "1M")
+    out = tmp_path / "cv"
+    base = ["class-viz", "--model", "lenet_dlg10", "--steps", "1", "--no-compile", "--quiet",
+            "--out", str(out)]
+    assert cli_main([*base, "--class", ",".join(map(str, range(10)))]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and "1 MiB is available" in err[0], err
+    largest = int(re.search(r"give at most (\d+) classes at once", err[0]).group(1))
+    assert 1 <= largest < 10 and not out.exists()
+    assert cli_main([*base, "--class", ",".join(map(str, range(largest)))]) == 0
+    adv = ["adversarial", "--model", "lenet_dlg10", "--steps", "1", "--no-compile",
+           "--out", str(tmp_path / "adv")]
+    assert cli_main([*adv, "--n", "64"]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and re.search(r"give at most \d+ images at once", err[0]), err
+    assert not (tmp_path / "adv").exists()

@@ -132,11 +132,12 @@ def activation_bytes(model, shape, layers=None) -> float:
 
 
 def check_memory(model, shape, layers, *, factor: float = OPTIMIZE,
-                 available: int | None = None) -> float:
+                 available: int | None = None, items: str | None = None) -> float:
     """Refuse an input whose activations up to ``layers`` (times ``factor``) would not fit.
 
     Returns the estimate in bytes. The refusal names the largest square image size that fits
-    (at the same batch), or says that the model's fixed size does not fit.
+    (at the same batch), or, with ``items`` (what the batch holds, e.g. "classes"), the
+    largest batch.
     """
     n, c, h, w = shape
     need = factor * activation_bytes(model, shape, layers)
@@ -144,11 +145,16 @@ def check_memory(model, shape, layers, *, factor: float = OPTIMIZE,
     if need <= SHARE * free:
         return need
     side = int(math.sqrt(SHARE * free / need * h * w))
-    fix = (f"use a smaller image (--size {side} or less)" if side >= 8 else
-           "free memory or use a shallower layer")
+    largest = int(SHARE * free // (need / n))
+    if items and n > 1 and largest >= 1:
+        fix = f"give at most {largest} {items} at once"
+    else:
+        fix = (f"use a smaller image (--size {side} or less)" if side >= 8 else
+               "free memory or use a shallower layer")
+    upto = ", ".join(map(str, layers)) if layers else "the logits"
     raise MemoryPreflightError(
         f"an input of {n}x{c}x{h}x{w} needs about {format_bytes(need)} for the activations up "
-        f"to {', '.join(map(str, layers))} but {format_bytes(free)} is available: {fix}")
+        f"to {upto} but {format_bytes(free)} is available: {fix}")
 
 
 def check_batch(per_item: float, batch: int, *, what: str, fixed: float = 0.0,

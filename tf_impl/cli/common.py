@@ -418,6 +418,10 @@ def load_picture(args: argparse.Namespace, model):
         raise checks.VisualizationError(
             f"image {spec}: CIFAR-10 images are 32x32 and {args.model} takes {fixed[0]}x"
             f"{fixed[1]} inputs; give a file or a bundled name")
+    if fixed is None:  # a size the model does not fix: does a gradient through it fit?
+        from .. import memory
+
+        memory.check_memory(model, (1, 3, size, size), None, factor=memory.GRADIENT)
     picture = imgs.load_image(spec, size)
     for note in picture.notes:
         print(f"note: {spec}: {note}", file=sys.stderr)

@@ -40,6 +40,7 @@ import tensorflow as tf
 from converters.onnx_to_tf import contract_model
 
 from .. import images as imgs
+from .. import memory
 from ..optimize import Optimization, OptimizeConfig
 from ..result import Result
 from . import checks
@@ -294,6 +295,9 @@ def attack(model, images, labels=None, config: AdversarialConfig | None = None, 
     model = contract_model(model)
     if method not in _METHODS:
         raise checks.VisualizationError(f"method must be one of {_METHODS}; got {method!r}")
+    if getattr(images, "ndim", 0) == 4:  # the whole batch is attacked at once
+        memory.check_memory(model, tuple(images.shape), None, factor=memory.GRADIENT,
+                            items="images")
     if method == "fgsm":
         kwargs.pop("callback", None)
         return fgsm(model, images, labels, config, **kwargs)

@@ -41,6 +41,7 @@ import tensorflow as tf
 from converters.onnx_to_tf import contract_model
 
 from .. import images as imgs
+from .. import memory
 from ..attribution.common import target_scores
 from ..feature_inversion import gaussian_blur
 from ..optimize import Optimization, OptimizeConfig, pixel_box, seeded_noise
@@ -269,6 +270,7 @@ def class_visualization(
     config = config or ClassVizConfig()
     targets = _targets(model, target)
     hw = _image_size(model, size)
+    memory.check_memory(model, (len(targets), 3, *hw), None, items="classes")  # all at once
     mean, std = preprocessing or imgs.preprocessing_of(model)
     box = pixel_box(mean, std, channels=3)
     x0 = _start(init, config, (len(targets), 3, *hw), mean, std, box)

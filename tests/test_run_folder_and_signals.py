@@ -159,3 +159,17 @@ def test_a_signal_while_loading_ends_the_run_with_nothing_written(tmp_path):
     assert proc.returncode == 143, err
     assert "Traceback" not in err and "nothing was written" in err.strip().splitlines()[-1]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_second_signal_stops_at_once_without_a_traceback(tmp_path):
+    out = tmp_path / "gi"
+    proc = _start(["gradient-inversion", "--model", "lenet_dlg10", "--attack", "dlg",
+                   "--steps", "5", "--quiet"], out)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and "at once" in err.strip().splitlines()[-1]
+    assert list(tmp_path.iterdir()) == []

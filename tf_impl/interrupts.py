@@ -24,7 +24,8 @@ import signal
 import sys
 import threading
 
-__all__ = ["Stop", "StopNow", "check", "exit_code", "graceful_stop", "requested", "reset",
+__all__ = ["Stop", "StopNow", "at_once", "check", "exit_code", "graceful_stop", "requested",
+           "reset",
            "signal_name", "step_done", "stop_point"]
 
 _state: dict = {"signum": None, "count": 0, "active": False}
@@ -55,6 +56,11 @@ def stop_point() -> None:
     if not _state.get("steps"):
         raise StopNow(signum, "before the first step")
     raise KeyboardInterrupt
+
+
+def at_once() -> bool:
+    """A second signal came: whatever error it caused on its way out is the stop's."""
+    return _state["count"] >= 2
 
 
 def requested() -> int | None:

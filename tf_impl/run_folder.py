@@ -208,8 +208,10 @@ def finishing(run, *, bad_input, states: dict, failed: int):
                 folder.discard()
             args.kept = "nothing was written"
             raise
-        except BaseException:
-            finish_args(args, "crashed", failed)
+        except BaseException:  # a second signal can surface as any error from TensorFlow
+            stopped = interrupts.at_once()
+            finish_args(args, "interrupted" if stopped else "crashed",
+                        interrupts.exit_code(interrupts.requested()) if stopped else failed)
             raise
         asked = interrupts.requested()  # the exit status the command line gives (130 or 143)
         args.kept = finish_args(args, states.get(status, "failed"),

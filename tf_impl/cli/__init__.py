@@ -81,17 +81,23 @@ def main(argv: list[str] | None = None) -> int:
             return done
     from .. import interrupts
 
-    with interrupts.graceful_stop() as seen:  # from here on: no Ctrl-C traceback
-        import converters  # noqa: F401  (blocks a crashing triton import)
-        from converters.quiet_import import import_tensorflow
+    t0 = time.perf_counter()
+    try:
+        with interrupts.graceful_stop() as seen:  # from here on: no Ctrl-C traceback
+            import converters  # noqa: F401  (blocks a crashing triton import)
+            from converters.quiet_import import import_tensorflow
 
-        import_tensorflow()  # without TensorFlow's C++ start-up lines on stderr
+            import_tensorflow()  # without TensorFlow's C++ start-up lines on stderr
 
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        args.argv = argv
-        t0 = time.perf_counter()
-        status, kept = _run(args)
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            args.argv = argv
+            t0 = time.perf_counter()
+            status, kept = _run(args)
+    except interrupts.StopNow as stop:  # a second signal before the command started
+        print(f"{interrupts.signal_name(stop.signum)}: stopped at once; nothing was written",
+              file=sys.stderr)
+        return interrupts.exit_code(stop.signum)
     seconds = f"{time.perf_counter() - t0:.1f} s"
     if seen.signum is not None:  # asked to stop: the run kept what it reached (or ended)
         status = interrupts.exit_code(seen.signum)
@@ -114,8 +120,14 @@ def _run(args) -> tuple[int, str]:
     except interrupts.StopNow as stop:
         return interrupts.exit_code(stop.signum), getattr(args, "kept", "nothing was written")
     except error_types() as err:
+        if interrupts.at_once():  # a second signal, surfacing as TensorFlow's error
+            return interrupts.exit_code(interrupts.requested()), "at once: nothing was kept"
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT, "nothing was written"
+    except Exception:
+        if interrupts.at_once():
+            return interrupts.exit_code(interrupts.requested()), "at once: nothing was kept"
+        raise
     return status, getattr(args, "kept", "")
 
 

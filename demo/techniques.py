@@ -24,7 +24,7 @@ def run_feature_inversion(out: Path, quick: bool) -> dict:
     folder = out / "feature_inversion"
     argv = ["feature-inversion", "--model", "vgg16_features", "--layer", ",".join(FI_LAYERS),
             "--image", "astronaut", "--size", str(size), "--steps", str(steps), "--quiet",
-            "--out", str(folder)]
+            "--out", str(folder), "--overwrite"]  # a rerun of the demo replaces its runs
     t0 = time.perf_counter()
     code = tf_impl_main(argv)
     res = {"technique": "feature_inversion", "ok": code == 0, "exit_code": code,
@@ -73,7 +73,7 @@ def run_gradient_inversion(out: Path, quick: bool) -> dict:
     t0 = time.perf_counter()
     for name, extra in runs.items():
         folder = out / "gradient_inversion" / name
-        argv = ["gradient-inversion", *extra, "--quiet", "--out", str(folder)]
+        argv = ["gradient-inversion", *extra, "--quiet", "--out", str(folder), "--overwrite"]
         code = tf_impl_main(argv)
         entry = {"command": "python -m tf_impl " + " ".join(argv), "exit_code": code}
         if code == 0 and (folder / "result.json").is_file():
@@ -143,7 +143,7 @@ def run_visualization(out: Path, quick: bool, *, technique: str = "visualization
     t0 = time.perf_counter()
     for name, argv, full, small, figures in runs:
         folder = out / technique / name
-        cmd = [*argv, *(small if quick else full), "--quiet", "--out", str(folder)]
+        cmd = [*argv, *(small if quick else full), "--quiet", "--out", str(folder), "--overwrite"]
         t1 = time.perf_counter()
         code = tf_impl_main(cmd)
         entry = {"command": "python -m tf_impl " + " ".join(cmd), "exit_code": code,

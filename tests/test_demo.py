@@ -39,6 +39,10 @@ def test_demo_writes_page_report_and_figures(tmp_path):
     assert attr["ok"] and set(attr["runs"]) == {r[0] for r in techniques.ATTR_RUNS}
     assert "Attribution and HDR-GAN" in page
     assert "Feature inversion" in page and (tmp_path / "feature_inversion/comparison.png").is_file()
+    # a rerun of the demo replaces its own runs (a run folder refuses a second run otherwise)
+    commands = [fi["command"], *[e["command"] for r in (gi, vis, attr)
+                                 for e in r["runs"].values()]]
+    assert all(c.endswith("--overwrite") for c in commands), commands
 
 
 def test_unknown_model_names_the_valid_ones(tmp_path, capsys):

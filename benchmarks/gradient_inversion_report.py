@@ -187,10 +187,12 @@ def ablation_from_sweep(folder) -> list[dict]:
     its rows in the grid's order of ``terms``, each row's per-image scores over the batches
     (``first``) that every row finished, so that rows are compared image by image; a batch
     with an unfinished job is left out of its table and named in ``missing``."""
-    from tf_impl.sweep import Grid
+    from tf_impl.sweep import job_result, stored_grid
 
     folder = Path(folder)
-    grid = Grid.from_record(json.loads((folder / "grid.json").read_text()))
+    grid = stored_grid(folder)
+    if grid is None:
+        raise SystemExit(f"{folder} is not a sweep folder (no readable grid.json)")
     options = grid.options
     terms = [b.get("name", json.dumps(b, sort_keys=True)) for b in grid.grid["terms"]]
     cells: dict = {}
@@ -198,7 +200,7 @@ def ablation_from_sweep(folder) -> list[dict]:
         distance = p.argv[p.argv.index("--distance") + 1] if "--distance" in p.argv else "l2"
         key = (int(p.values.get("batch", options.get("batch", 4))), distance)
         cells.setdefault(key, {})[(p.values["terms"], p.values.get("first", 0))] = \
-            _sweep_job(folder, p)
+            job_result(folder, p)
     out = []
     for (batch, distance), jobs in sorted(cells.items()):
         firsts = sorted({f for _, f in jobs})
@@ -227,11 +229,3 @@ def ablation_from_sweep(folder) -> list[dict]:
                     "missing": [f"the batch from image {f}" for f in firsts
                                 if f not in complete]})
     return out
-
-
-def _sweep_job(folder: Path, point) -> dict | None:
-    """A finished job's ``result.json`` (None when it did not finish)."""
-    from tf_impl.sweep import is_finished, run_dir
-
-    job = folder / "jobs" / point.name
-    return json.loads((run_dir(job) / "result.json").read_text()) if is_finished(job) else None

@@ -306,20 +306,18 @@ def summary_metrics(setting: dict) -> dict:
 def from_sweep(folder: Path) -> dict:
     """The full result (``settings``, ``checks``, ``notes``) assembled from a sweep of
     ``benchmarks/grids/label_restoration.yaml``: one finished job per setting."""
-    from tf_impl.sweep import Grid, is_finished, run_dir
+    from tf_impl.sweep import job_result, stored_grid
 
-    try:
-        grid = Grid.from_record(json.loads((folder / "grid.json").read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError) as err:
-        raise SystemExit(f"{folder} is not a sweep folder ({err}); run python -m tf_impl "
-                         "sweep benchmarks/grids/label_restoration.yaml --out FOLDER") from None
+    grid = stored_grid(folder)
+    if grid is None:
+        raise SystemExit(f"{folder} is not a sweep folder (no readable grid.json); run python "
+                         "-m tf_impl sweep benchmarks/grids/label_restoration.yaml --out FOLDER")
     settings, checks, notes, meta, seconds = [], {}, {}, {}, 0.0
     for point in grid.points:
-        job_dir = folder / "jobs" / point.name
-        if not is_finished(job_dir):
+        job = job_result(folder, point)
+        if job is None:
             raise SystemExit(f"{folder}: the job {point.values} has not finished; rerun the "
                              "sweep to finish it")
-        job = json.loads((run_dir(job_dir) / "result.json").read_text(encoding="utf-8"))
         settings.append(job["setting"])
         checks.update(job["checks"])
         notes.update(job["notes"])

@@ -21,6 +21,31 @@ class OutputError(OSError):
     """The output folder cannot be used; the message says why and what to do."""
 
 
+def missing_folders(path) -> list[Path]:
+    """The folders on the way to ``path`` (itself first) that do not exist yet."""
+    missing, p = [], Path(path)
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    return missing
+
+
+def remove_empty(folders) -> None:
+    """Remove ``folders`` (innermost first, as :func:`missing_folders` lists them) while they
+    are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
+def unwritable(path, err: OSError) -> OutputError:
+    """The one-line error for an output folder that cannot be written."""
+    return OutputError(f"cannot write to the output folder {path} ({err.strerror or err}); "
+                       "choose another with --out (or fix its permissions)")
+
+
 class OutputDir:
     """A folder for a run's files, checked for writing when created.
 
@@ -32,26 +57,17 @@ class OutputDir:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
-        missing = []  # the folders this check creates, removed again: a run refused later
-        p = self.path  # (bad input) leaves nothing behind; the first write makes them
-        while not p.exists() and p != p.parent:
-            missing.append(p)
-            p = p.parent
+        # the folders this check creates are removed again: a run refused later (bad input)
+        # leaves nothing behind; the first write makes them
+        missing = missing_folders(self.path)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             probe = tempfile.NamedTemporaryFile(dir=self.path, prefix=".write-test-", delete=True)
             probe.close()
         except OSError as err:
-            raise OutputError(
-                f"cannot write to the output folder {self.path} ({err.strerror or err}); "
-                "choose another with --out (or fix its permissions)"
-            ) from err
+            raise unwritable(self.path, err) from err
         finally:
-            for folder in missing:
-                try:
-                    folder.rmdir()
-                except OSError:
-                    break
+            remove_empty(missing)
 
     @property
     def target(self) -> Path:

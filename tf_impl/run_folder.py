@@ -27,7 +27,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from .report import OutputDir, OutputError
+from .report import OutputDir, OutputError, missing_folders, remove_empty, unwritable
 
 __all__ = ["MANIFEST", "RunFolder", "finish_args", "finishing", "holds_run"]
 
@@ -71,21 +71,15 @@ class RunFolder(OutputDir):
         self.started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
         self._check_target()
         parent = self.target.parent
-        created = []  # parents made for the staging folder: removed again if the run is refused
-        p = parent
-        while not p.exists() and p != p.parent:
-            created.append(p)
-            p = p.parent
+        created = missing_folders(parent)  # made for the staging folder: removed if refused
         try:
             parent.mkdir(parents=True, exist_ok=True)
             self._remove_stale(parent)
             staging = tempfile.mkdtemp(dir=parent, prefix=f".{self.target.name}.partial-"
                                        f"{os.getpid()}-")
         except OSError as err:
-            self._remove_created(created)
-            raise OutputError(f"cannot write to the output folder {self.target} "
-                              f"({err.strerror or err}); choose another with --out (or fix "
-                              "its permissions)") from err
+            remove_empty(created)
+            raise unwritable(self.target, err) from err
         self._created = created
         self.done = False
         super().__init__(staging)
@@ -119,14 +113,6 @@ class RunFolder(OutputDir):
             if not _alive(pid) and p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)
 
-    @staticmethod
-    def _remove_created(created) -> None:
-        for folder in created:
-            try:
-                folder.rmdir()
-            except OSError:
-                break
-
     # -- the end ---------------------------------------------------------------------------
     def files(self) -> list[str]:
         """The run's files so far (relative to the folder), without ``run.json``."""
@@ -139,7 +125,7 @@ class RunFolder(OutputDir):
             return
         self.done = True
         shutil.rmtree(self.path, ignore_errors=True)
-        self._remove_created(self._created)
+        remove_empty(self._created)
 
     def finish(self, status: str, *, exit_code: int = 0, message: str = "") -> Path | None:
         """Move the run into ``target`` with its ``run.json``; returns ``target`` (None, and

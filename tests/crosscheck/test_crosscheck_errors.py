@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from cli_checks import one_error_line
 
 import model_zoo
 from converters.crosscheck import CrossCheckError, main
@@ -22,18 +23,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def lenet_file() -> Path:
     return Path(model_zoo.load("lenet_dlg10"))
 
-
-def _one_error_line(capsys, status: int, *needles: str, code: int = 2) -> str:
-    """The one ``error:`` line, after checking the status, that it is alone on stderr, and
-    that it holds every needle."""
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert status == code, captured.out + captured.err
-    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
-    assert "Traceback" not in captured.err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 def _set_location(model: onnx.ModelProto, location: str) -> None:
@@ -77,9 +66,9 @@ def external(lenet_file, tmp_path):
 
 # -- 1. a zoo-name typo ---------------------------------------------------------------------------
 def test_zoo_name_typo_says_did_you_mean(capsys):
-    _one_error_line(capsys, main(["resnet20_cifr"]), "resnet20_cifr",
+    one_error_line(capsys, main(["resnet20_cifr"]), "resnet20_cifr",
                     "did you mean resnet20_cifar")
-    _one_error_line(capsys, main(["lenet_dlg1"]), "did you mean lenet_dlg10")
+    one_error_line(capsys, main(["lenet_dlg1"]), "did you mean lenet_dlg10")
 
 
 # -- 2. external data onnxruntime (and our importer) refuse --------------------------------------
@@ -93,7 +82,7 @@ def test_zoo_name_typo_says_did_you_mean(capsys):
 def test_refused_external_data_names_the_model_its_data_and_the_fix(external, capsys, case,
                                                                     needles):
     path, data = external(case)
-    _one_error_line(capsys, main([str(path)]), str(path), data, *needles)
+    one_error_line(capsys, main([str(path)]), str(path), data, *needles)
 
 
 def test_the_reference_readers_name_refused_external_data(external, lenet_file):
@@ -116,7 +105,7 @@ def test_the_reference_readers_name_refused_external_data(external, lenet_file):
 def test_truncated_file_is_named_and_to_be_exported_again(lenet_file, tmp_path, capsys):
     trunc = tmp_path / "trunc.onnx"
     trunc.write_bytes(lenet_file.read_bytes()[:3000])
-    _one_error_line(capsys, main([str(trunc)]), str(trunc), "our importer cannot load it",
+    one_error_line(capsys, main([str(trunc)]), str(trunc), "our importer cannot load it",
                     "truncated or not an ONNX model", "export it again")
 
 
@@ -154,7 +143,7 @@ def test_paths_that_are_no_onnx_file(lenet_file, tmp_path, capsys, case, needles
         shutil.copy(lenet_file, path)  # a real ONNX graph, but not named as one
     elif case == "empty.onnx":
         path.touch()
-    _one_error_line(capsys, main([str(path)]), str(path), *needles)
+    one_error_line(capsys, main([str(path)]), str(path), *needles)
 
 
 # -- 6. bad option values: refused before any work ------------------------------------------------
@@ -169,7 +158,7 @@ def test_paths_that_are_no_onnx_file(lenet_file, tmp_path, capsys, case, needles
 ])
 def test_bad_option_values_are_one_line(tmp_path, capsys, flags, needles):
     flags = [f.format(tmp=tmp_path) for f in flags]
-    _one_error_line(capsys, main(["lenet_dlg10", *flags]), *needles)
+    one_error_line(capsys, main(["lenet_dlg10", *flags]), *needles)
 
 
 def test_exit_3_stays_for_an_unavailable_reference(tmp_path, capsys, monkeypatch):

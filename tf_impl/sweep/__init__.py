@@ -8,10 +8,19 @@
   option.
 """
 
-from .engine import JobOutcome, SweepOutcome, is_finished, run_dir, run_grid, run_job
+from .engine import (
+    JobOutcome,
+    SweepOutcome,
+    is_finished,
+    job_result,
+    run_dir,
+    run_grid,
+    run_job,
+    stored_grid,
+)
 from .grid import Grid, GridError, Point, load_grid, parse_grid
 from .table import collect_rows, write_table
 
 __all__ = ["Grid", "GridError", "JobOutcome", "Point", "SweepOutcome", "collect_rows",
-           "is_finished", "load_grid", "parse_grid", "run_dir", "run_grid", "run_job",
-           "write_table"]
+           "is_finished", "job_result", "load_grid", "parse_grid", "run_dir", "run_grid",
+           "run_job", "stored_grid", "write_table"]

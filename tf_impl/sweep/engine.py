@@ -30,11 +30,12 @@ from pathlib import Path
 from .. import interrupts
 from .grid import Grid, GridError, Point, is_module_command
 
-__all__ = ["JobOutcome", "SweepOutcome", "is_finished", "run_dir", "run_grid", "run_job",
-           "write_atomic"]
+__all__ = ["GRID_FILE", "JobOutcome", "SweepOutcome", "is_finished", "job_result", "run_dir",
+           "run_grid", "run_job", "stored_grid", "write_atomic"]
 
 JOB_FILE, RESULT_FILE, LOG_FILE, ATTEMPTS_FILE = "job.json", "result.json", "log.txt", "attempts"
 RUN_DIR = "run"  # the job's own run folder (its --out) inside the job's folder
+GRID_FILE = "grid.json"  # the checked grid with its points, in the sweep's folder
 
 
 def run_dir(folder) -> Path:
@@ -66,6 +67,21 @@ def is_finished(folder: Path) -> bool:
     job = _read_json(Path(folder) / JOB_FILE)
     return (isinstance(job, dict) and job.get("status") == "done"
             and _read_json(run_dir(folder) / RESULT_FILE) is not None)
+
+
+def stored_grid(out) -> Grid | None:
+    """The grid a sweep folder ``out`` ran (its ``grid.json``), or None when there is none."""
+    try:
+        return Grid.from_record(json.loads((Path(out) / GRID_FILE).read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def job_result(out, point: Point) -> dict | None:
+    """The ``result.json`` of ``point``'s job in the sweep folder ``out``, None when the job
+    has not finished."""
+    job = Path(out) / "jobs" / point.name
+    return _read_json(run_dir(job) / RESULT_FILE) if is_finished(job) else None
 
 
 class JobFailed(RuntimeError):
